@@ -1,0 +1,72 @@
+# Shared by scripts/run.sh and scripts/test.sh. Source it; do not run it.
+# Everything here is idempotent: it installs only what is missing.
+set -euo pipefail
+
+REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PG_MAJOR=15
+PG_BIN="/usr/lib/postgresql/${PG_MAJOR}/bin"
+PG_CONFIG="${PG_BIN}/pg_config"
+PGRX_VERSION=0.18.0
+# A warm target dir outside the clone: CI clones afresh each run, and a cold
+# build (pgrx + dependencies) takes minutes on 2 cores.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/omendb/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+log() { printf '\n==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# as_postgres CMD...: PostgreSQL refuses to run as root.
+as_postgres() {
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+ensure_apt_packages() {
+    local pkgs=(postgresql-15 postgresql-server-dev-15 libclang-dev clang pkg-config sudo)
+    local missing=()
+    for p in "${pkgs[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        [ "$(id -u)" = 0 ] || die "missing packages ${missing[*]}; run as root to install them"
+        log "installing apt packages: ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+    # Debian's package starts a "main" cluster on 5432; we never use it.
+}
+
+ensure_cargo_pgrx() {
+    export PATH="$HOME/.cargo/bin:$PATH"
+    if ! cargo pgrx --version 2>/dev/null | grep -q "$PGRX_VERSION"; then
+        log "installing cargo-pgrx $PGRX_VERSION"
+        cargo install cargo-pgrx --version "$PGRX_VERSION" --locked
+    fi
+    # `pgrx init` is offline when pointed at an existing pg_config.
+    local cfg="${PGRX_HOME:-$HOME/.pgrx}/config.toml"
+    if ! grep -qs "pg15 = \"$PG_CONFIG\"" "$cfg"; then
+        log "cargo pgrx init --pg15 $PG_CONFIG"
+        cargo pgrx init --pg15 "$PG_CONFIG"
+    fi
+}
+
+ensure_deps() {
+    ensure_apt_packages
+    ensure_cargo_pgrx
+    mkdir -p "$CARGO_TARGET_DIR"
+}
+
+# Build and install the extension into the system PostgreSQL 15.
+# $1: "release" or "debug".
+install_extension() {
+    local profile_flag=()
+    [ "${1:-release}" = release ] && profile_flag=(--release)
+    log "building and installing omendb (${1:-release}) into $("$PG_CONFIG" --pkglibdir)"
+    (cd "$REPO_DIR" && cargo pgrx install "${profile_flag[@]}" --pg-config "$PG_CONFIG")
+}
+
+# A directory the postgres user owns, recreated empty.
+fresh_postgres_dir() {
+    rm -rf "$1"
+    mkdir -p "$1"
+    chown postgres:postgres "$1"
+}
