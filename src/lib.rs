@@ -11,11 +11,18 @@
 
 use pgrx::prelude::*;
 
+mod error;
 mod guc;
+mod index;
 mod info;
 mod loading;
 
 ::pgrx::pg_module_magic!(name, version);
+
+// Everything the extension creates lives in schema omendb, created first so
+// hand-written SQL can name it; created by the script, it is dropped with the
+// extension.
+extension_sql!("CREATE SCHEMA IF NOT EXISTS omendb;", name = "omendb_schema", bootstrap);
 
 /// Called by PostgreSQL once per process that loads the library.
 #[pg_guard]

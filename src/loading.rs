@@ -23,11 +23,10 @@ pub(crate) fn preloaded() -> bool {
 #[allow(dead_code)] // first user: the shared-memory cache
 pub(crate) fn require_preload(feature: &str) {
     if !preloaded() {
-        ereport!(
-            PgLogLevel::ERROR,
+        crate::error::error_with_hint(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             format!("omendb {feature} requires omendb to be preloaded"),
-            "Add omendb to shared_preload_libraries in postgresql.conf and restart the server."
+            "Add omendb to shared_preload_libraries in postgresql.conf and restart the server.".into(),
         );
     }
 }

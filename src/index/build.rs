@@ -1,0 +1,112 @@
+//! CREATE INDEX: scan the table, sort (key, TID) pairs in Rust (no fmgr
+//! comparator calls), bulk load the learned index in memory, write its pages
+//! without WAL and then WAL-log them with one `log_newpage_range`.
+//!
+//! Memory: 16 bytes per row for the sort, plus the finished pages (about 20
+//! bytes per row), regardless of maintenance_work_mem.
+
+use super::handler::{PHASE_LOAD, PHASE_SCAN, PHASE_SORT, PHASE_WRITE};
+use super::keys::{entry_tid, KeyType, NULL_KEY};
+use super::storage::write_new_relation;
+use alex::{Alex, MemStore, PageStore, Tid};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+struct BuildState {
+    kind: KeyType,
+    entries: Vec<(u64, Tid)>,
+    heap_tuples: f64,
+}
+
+fn progress(param: u32, value: i64) {
+    // SAFETY: plain progress reporting from the backend running the build.
+    unsafe { pg_sys::pgstat_progress_update_param(param as i32, value) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn build_callback(
+    _index: pg_sys::Relation,
+    tid: pg_sys::ItemPointer,
+    values: *mut pg_sys::Datum,
+    isnull: *mut bool,
+    _tuple_is_alive: bool,
+    state: *mut std::ffi::c_void,
+) {
+    let state = &mut *(state as *mut BuildState);
+    let is_null = *isnull;
+    let key = if is_null { NULL_KEY } else { state.kind.encode(*values) };
+    state.entries.push((key, entry_tid(&*tid, is_null)));
+    state.heap_tuples += 1.0;
+}
+
+fn is_permanent(rel: pg_sys::Relation) -> bool {
+    // SAFETY: rd_rel of an open relation.
+    unsafe { (*(*rel).rd_rel).relpersistence == pg_sys::RELPERSISTENCE_PERMANENT as std::ffi::c_char }
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn ambuild(
+    heap: pg_sys::Relation,
+    index: pg_sys::Relation,
+    index_info: *mut pg_sys::IndexInfo,
+) -> *mut pg_sys::IndexBuildResult {
+    if super::storage::PgStore::new(index).nblocks() != 0 {
+        crate::error::error(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("alex index \"{}\" already contains data", super::relation_name(index)),
+        );
+    }
+    let mut state = BuildState { kind: KeyType::of_index(index), entries: Vec::new(), heap_tuples: 0.0 };
+
+    progress(pg_sys::PROGRESS_CREATEIDX_SUBPHASE, PHASE_SCAN);
+    let scan = (*(*heap).rd_tableam).index_build_range_scan.expect("table AM without index_build_range_scan");
+    scan(
+        heap,
+        index,
+        index_info,
+        true,  // allow_sync
+        false, // anyvisible
+        true,  // progress: report blocks scanned
+        0,
+        pg_sys::InvalidBlockNumber,
+        Some(build_callback),
+        &mut state as *mut BuildState as *mut std::ffi::c_void,
+        std::ptr::null_mut(),
+    );
+
+    progress(pg_sys::PROGRESS_CREATEIDX_SUBPHASE, PHASE_SORT);
+    progress(pg_sys::PROGRESS_CREATEIDX_TUPLES_TOTAL, state.entries.len() as i64);
+    state.entries.sort_unstable();
+
+    progress(pg_sys::PROGRESS_CREATEIDX_SUBPHASE, PHASE_LOAD);
+    let n_entries = state.entries.len();
+    let built = Alex::bulk_load(MemStore::new(), super::alex_options(state.kind), std::mem::take(&mut state.entries))
+        .unwrap_or_else(|e| super::raise(index, e));
+    let store = built.into_store();
+
+    progress(pg_sys::PROGRESS_CREATEIDX_SUBPHASE, PHASE_WRITE);
+    let pages: Vec<&alex::page::Page> = (0..store.nblocks()).filter_map(|b| store.page(b)).collect();
+    let per_page = n_entries.div_ceil(pages.len().max(1));
+    write_new_relation(index, pg_sys::ForkNumber::MAIN_FORKNUM, &pages, is_permanent(index), |done| {
+        if done % 64 == 0 || done == pages.len() {
+            progress(pg_sys::PROGRESS_CREATEIDX_TUPLES_DONE, (done * per_page).min(n_entries) as i64);
+        }
+    });
+
+    let mut result = PgBox::<pg_sys::IndexBuildResult>::alloc0();
+    result.heap_tuples = state.heap_tuples;
+    result.index_tuples = n_entries as f64;
+    result.into_pg()
+}
+
+/// The init fork of an index on an unlogged table: an empty index that
+/// replaces the main fork after a crash.
+#[pg_guard]
+pub unsafe extern "C-unwind" fn ambuildempty(index: pg_sys::Relation) {
+    let empty = Alex::create(MemStore::new(), super::alex_options(KeyType::of_index(index)))
+        .unwrap_or_else(|e| super::raise(index, e));
+    let store = empty.into_store();
+    let pages: Vec<&alex::page::Page> = (0..store.nblocks()).filter_map(|b| store.page(b)).collect();
+    // Init forks are always WAL-logged, so recovery can recreate them.
+    write_new_relation(index, pg_sys::ForkNumber::INIT_FORKNUM, &pages, true, |_| {});
+}

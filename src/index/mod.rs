@@ -1,0 +1,52 @@
+//! The `alex` index access method: binds `crates/alex` to PostgreSQL.
+//!
+//! One file per concern, as in contrib/bloom: `handler` (the routine table and
+//! SQL objects), `keys` (Datum <-> ordered u64), `storage` (the page store over
+//! shared buffers and GenericXLog), `build`, `insert`, `scan`, `vacuum`,
+//! `cost`, and `verify` (the SQL introspection functions).
+
+mod build;
+mod cost;
+mod handler;
+mod insert;
+mod keys;
+mod scan;
+mod storage;
+mod vacuum;
+mod verify;
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use storage::PgStore;
+
+/// Options for indexes built inside PostgreSQL: no exact key count, because
+/// it would put the metapage in every write group — an index-wide hot spot.
+fn alex_options(kind: keys::KeyType) -> alex::Options {
+    alex::Options { exact_count: false, key_kind: kind.kind_tag(), ..alex::Options::default() }
+}
+
+/// The index's name, for messages.
+fn relation_name(rel: pg_sys::Relation) -> String {
+    // SAFETY: `rel` is an open relation; rd_rel and its name are valid.
+    unsafe { pgrx::name_data_to_str(&(*(*rel).rd_rel).relname).to_string() }
+}
+
+/// Raise an alex core error as a PostgreSQL ERROR naming the index.
+fn raise(rel: pg_sys::Relation, e: alex::Error) -> ! {
+    let code = match e {
+        alex::Error::Corrupt { .. } | alex::Error::Invariant { .. } => PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,
+        alex::Error::NoSuchBlock { .. } => PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,
+        _ => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+    };
+    let name = relation_name(rel);
+    crate::error::error_with_hint(
+        code,
+        format!("alex index \"{name}\": {e}"),
+        format!("REINDEX INDEX \"{name}\" rebuilds it from the table; omendb.alex_verify('{name}') reports what is wrong."),
+    )
+}
+
+/// Open the index stored in `rel`.
+fn open(rel: pg_sys::Relation) -> alex::Alex<PgStore> {
+    alex::Alex::open(PgStore::new(rel)).unwrap_or_else(|e| raise(rel, e))
+}

@@ -1,0 +1,246 @@
+//! Index scans, index-only scans and bitmap scans.
+//!
+//! The scan keys (all ANDed) become one key range plus a NULL mode; the core's
+//! range iterator walks it forward or backward, copying one page's entries at
+//! a time, so no buffer stays pinned between calls.
+
+use super::keys::{heap_tid, is_null_entry, KeyType, NULL_KEY};
+use super::storage::PgStore;
+use alex::{Alex, Direction, RangeIter};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::PgMemoryContexts;
+use std::ops::Bound;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Nulls {
+    /// Only non-NULL entries (any comparison key implies this).
+    Exclude,
+    /// Only NULL entries (`IS NULL`).
+    Only,
+    /// Everything (no keys: a full ordered scan, NULLs last).
+    Include,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    lo: Bound<u64>,
+    hi: Bound<u64>,
+    nulls: Nulls,
+    /// The keys cannot match anything (e.g. `x = NULL`, or `x > 5 AND x < 3`).
+    empty: bool,
+}
+
+impl Plan {
+    fn everything() -> Plan {
+        Plan { lo: Bound::Unbounded, hi: Bound::Unbounded, nulls: Nulls::Include, empty: false }
+    }
+
+    fn raise_lo(&mut self, b: Bound<u64>) {
+        self.lo = match (self.lo, b) {
+            (Bound::Unbounded, b) => b,
+            (cur, Bound::Unbounded) => cur,
+            (cur, new) => {
+                if bound_value(new) > bound_value(cur) || (bound_value(new) == bound_value(cur) && matches!(new, Bound::Excluded(_))) {
+                    new
+                } else {
+                    cur
+                }
+            }
+        }
+    }
+
+    fn lower_hi(&mut self, b: Bound<u64>) {
+        self.hi = match (self.hi, b) {
+            (Bound::Unbounded, b) => b,
+            (cur, Bound::Unbounded) => cur,
+            (cur, new) => {
+                if bound_value(new) < bound_value(cur) || (bound_value(new) == bound_value(cur) && matches!(new, Bound::Excluded(_))) {
+                    new
+                } else {
+                    cur
+                }
+            }
+        }
+    }
+
+    /// Turn the scan keys into a plan.
+    unsafe fn from_keys(kind: KeyType, keys: &[pg_sys::ScanKeyData]) -> Plan {
+        let mut plan = Plan::everything();
+        for sk in keys {
+            let flags = sk.sk_flags as u32;
+            if flags & pg_sys::SK_ISNULL != 0 {
+                if flags & pg_sys::SK_SEARCHNULL != 0 {
+                    if plan.nulls == Nulls::Exclude {
+                        plan.empty = true;
+                    }
+                    plan.nulls = Nulls::Only;
+                } else if flags & pg_sys::SK_SEARCHNOTNULL != 0 {
+                    if plan.nulls == Nulls::Only {
+                        plan.empty = true;
+                    }
+                    plan.nulls = Nulls::Exclude;
+                } else {
+                    plan.empty = true; // comparison with NULL is never true
+                }
+                continue;
+            }
+            let Some(v) = kind.encode_arg(sk.sk_subtype, sk.sk_argument) else {
+                crate::error::error(
+                    PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                    format!("alex: unsupported comparison type {:?}", sk.sk_subtype),
+                );
+            };
+            if plan.nulls == Nulls::Only {
+                plan.empty = true;
+            }
+            plan.nulls = Nulls::Exclude;
+            match sk.sk_strategy {
+                1 => plan.lower_hi(Bound::Excluded(v)),
+                2 => plan.lower_hi(Bound::Included(v)),
+                3 => {
+                    plan.raise_lo(Bound::Included(v));
+                    plan.lower_hi(Bound::Included(v));
+                }
+                4 => plan.raise_lo(Bound::Included(v)),
+                5 => plan.raise_lo(Bound::Excluded(v)),
+                s => crate::error::error(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("alex: unknown strategy {s}")),
+            }
+        }
+        if plan.nulls == Nulls::Only {
+            plan.lo = Bound::Included(NULL_KEY);
+            plan.hi = Bound::Unbounded;
+        }
+        plan
+    }
+
+    fn wants(&self, key: u64, tid: alex::Tid) -> bool {
+        match self.nulls {
+            Nulls::Include => true,
+            Nulls::Exclude => !is_null_entry(key, tid),
+            Nulls::Only => is_null_entry(key, tid),
+        }
+    }
+}
+
+fn bound_value(b: Bound<u64>) -> u64 {
+    match b {
+        Bound::Included(v) | Bound::Excluded(v) => v,
+        Bound::Unbounded => 0,
+    }
+}
+
+/// Per-scan state, freed with the scan's memory context.
+struct ScanState {
+    // Declared before `ix`: it borrows it, so it must drop first.
+    iter: Option<RangeIter<'static, PgStore>>,
+    ix: Box<Alex<PgStore>>,
+    kind: KeyType,
+    plan: Plan,
+}
+
+impl ScanState {
+    fn start(&mut self, dir: Direction) {
+        // SAFETY: `ix` is boxed (stable address) and outlives `iter`, which
+        // is dropped first (field order) or replaced before `ix` changes.
+        let ix: &'static Alex<PgStore> = unsafe { &*(self.ix.as_ref() as *const Alex<PgStore>) };
+        self.iter = Some(ix.range(self.plan.lo, self.plan.hi, dir));
+    }
+
+    /// The next wanted entry, or None at the end.
+    fn next(&mut self, index: pg_sys::Relation) -> Option<(u64, alex::Tid)> {
+        let iter = self.iter.as_mut()?;
+        for r in iter.by_ref() {
+            let (key, tid) = r.unwrap_or_else(|e| super::raise(index, e));
+            if self.plan.wants(key, tid) {
+                return Some((key, tid));
+            }
+        }
+        None
+    }
+}
+
+unsafe fn state<'a>(scan: pg_sys::IndexScanDesc) -> &'a mut ScanState {
+    &mut *((*scan).opaque as *mut ScanState)
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn ambeginscan(index: pg_sys::Relation, nkeys: i32, norderbys: i32) -> pg_sys::IndexScanDesc {
+    let scan = pg_sys::RelationGetIndexScan(index, nkeys, norderbys);
+    let kind = KeyType::of_index(index);
+    let st = ScanState { iter: None, ix: Box::new(super::open(index)), kind, plan: Plan::everything() };
+    // Dropped when the executor's memory context goes, also after an ERROR.
+    (*scan).opaque = PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(st) as *mut std::ffi::c_void;
+    (*scan).xs_itupdesc = (*index).rd_att;
+    scan
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn amrescan(
+    scan: pg_sys::IndexScanDesc,
+    keys: pg_sys::ScanKey,
+    nkeys: i32,
+    _orderbys: pg_sys::ScanKey,
+    _norderbys: i32,
+) {
+    if !keys.is_null() && (*scan).numberOfKeys > 0 {
+        std::ptr::copy(keys, (*scan).keyData, (*scan).numberOfKeys as usize);
+    }
+    let _ = nkeys; // equals numberOfKeys, which beginscan fixed
+    let n = (*scan).numberOfKeys.max(0) as usize;
+    let key_slice = if n == 0 { &[][..] } else { std::slice::from_raw_parts((*scan).keyData, n) };
+    let st = state(scan);
+    st.plan = Plan::from_keys(st.kind, key_slice);
+    st.iter = None;
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn amgettuple(scan: pg_sys::IndexScanDesc, direction: pg_sys::ScanDirection::Type) -> bool {
+    let index = (*scan).indexRelation;
+    let st = state(scan);
+    if st.plan.empty {
+        return false;
+    }
+    if st.iter.is_none() {
+        let dir = if direction == pg_sys::ScanDirection::BackwardScanDirection { Direction::Backward } else { Direction::Forward };
+        st.start(dir);
+    }
+    let Some((key, tid)) = st.next(index) else { return false };
+    (*scan).xs_heaptid = heap_tid(tid);
+    (*scan).xs_recheck = false;
+    if (*scan).xs_want_itup {
+        let null = is_null_entry(key, tid);
+        let mut value = if null { pg_sys::Datum::from(0) } else { st.kind.decode(key) };
+        let mut isnull = null;
+        (*scan).xs_itup = pg_sys::index_form_tuple((*index).rd_att, &mut value, &mut isnull);
+    }
+    true
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn amgetbitmap(scan: pg_sys::IndexScanDesc, tbm: *mut pg_sys::TIDBitmap) -> i64 {
+    let index = (*scan).indexRelation;
+    let st = state(scan);
+    if st.plan.empty {
+        return 0;
+    }
+    st.start(Direction::Forward);
+    let mut n = 0i64;
+    while let Some((_, tid)) = st.next(index) {
+        let mut t = heap_tid(tid);
+        pg_sys::tbm_add_tuples(tbm, &mut t, 1, false);
+        n += 1;
+    }
+    n
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn amendscan(scan: pg_sys::IndexScanDesc) {
+    // The iterator holds no buffer; its memory goes with the scan's context.
+    state(scan).iter = None;
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn amcanreturn(index: pg_sys::Relation, _attno: i32) -> bool {
+    KeyType::of_index(index).returnable()
+}

@@ -1,0 +1,79 @@
+//! VACUUM: remove entries whose heap tuples are dead, and report sizes.
+
+use super::keys::heap_tid;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::ops::Bound;
+
+/// Walk every entry once; returns (live entries, dead entries found).
+unsafe fn scan_all(
+    index: pg_sys::Relation,
+    mut is_dead: impl FnMut(&mut pg_sys::ItemPointerData) -> bool,
+) -> (f64, Vec<(u64, alex::Tid)>) {
+    let ix = super::open(index);
+    let mut live = 0.0;
+    let mut dead = Vec::new();
+    for (n, r) in ix.range(Bound::Unbounded, Bound::Unbounded, alex::Direction::Forward).enumerate() {
+        let (key, tid) = r.unwrap_or_else(|e| super::raise(index, e));
+        let mut t = heap_tid(tid);
+        if is_dead(&mut t) {
+            dead.push((key, tid));
+        } else {
+            live += 1.0;
+        }
+        if n % 1024 == 0 {
+            pg_sys::vacuum_delay_point();
+        }
+    }
+    (live, dead)
+}
+
+unsafe fn fill_sizes(index: pg_sys::Relation, stats: *mut pg_sys::IndexBulkDeleteResult) {
+    (*stats).num_pages = pg_sys::RelationGetNumberOfBlocksInFork(index, pg_sys::ForkNumber::MAIN_FORKNUM);
+    (*stats).estimated_count = false;
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn ambulkdelete(
+    info: *mut pg_sys::IndexVacuumInfo,
+    stats: *mut pg_sys::IndexBulkDeleteResult,
+    callback: pg_sys::IndexBulkDeleteCallback,
+    callback_state: *mut std::ffi::c_void,
+) -> *mut pg_sys::IndexBulkDeleteResult {
+    let index = (*info).index;
+    let stats = if stats.is_null() { PgBox::<pg_sys::IndexBulkDeleteResult>::alloc0().into_pg() } else { stats };
+    let Some(callback) = callback else { return stats };
+    let (live, dead) = scan_all(index, |t| callback(t, callback_state));
+    let mut ix = super::open(index);
+    for (i, (key, tid)) in dead.iter().enumerate() {
+        ix.delete(*key, *tid).unwrap_or_else(|e| super::raise(index, e));
+        (*stats).tuples_removed += 1.0;
+        if i % 256 == 0 {
+            pg_sys::vacuum_delay_point();
+        }
+    }
+    (*stats).num_index_tuples = live;
+    fill_sizes(index, stats);
+    stats
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn amvacuumcleanup(
+    info: *mut pg_sys::IndexVacuumInfo,
+    stats: *mut pg_sys::IndexBulkDeleteResult,
+) -> *mut pg_sys::IndexBulkDeleteResult {
+    if (*info).analyze_only {
+        return stats;
+    }
+    let index = (*info).index;
+    if stats.is_null() {
+        // No bulk delete ran (nothing to remove): count the entries so
+        // pg_class.reltuples stays right.
+        let stats = PgBox::<pg_sys::IndexBulkDeleteResult>::alloc0().into_pg();
+        (*stats).num_index_tuples = scan_all(index, |_| false).0;
+        fill_sizes(index, stats);
+        return stats;
+    }
+    fill_sizes(index, stats);
+    stats
+}

@@ -1,0 +1,169 @@
+//! `omendb.alex_verify(regclass)` and `omendb.alex_stats(regclass)`.
+
+use super::keys::{entry_tid, KeyType, NULL_KEY};
+use super::storage::PgStore;
+use alex::{Alex, PageStore};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+/// An open alex index and its table, closed on drop.
+struct OpenIndex {
+    index: pg_sys::Relation,
+}
+
+impl OpenIndex {
+    unsafe fn open(oid: pg_sys::Oid) -> OpenIndex {
+        let relkind = pg_sys::get_rel_relkind(oid) as u8;
+        if relkind != pg_sys::RELKIND_INDEX {
+            let what = if relkind == 0 { format!("relation with OID {} does not exist", oid.to_u32()) } else { format!("\"{}\" is not an index", rel_name(oid)) };
+            crate::error::error_with_hint(PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE, what, "Pass an index created with USING alex.".into());
+        }
+        let index = pg_sys::index_open(oid, pg_sys::AccessShareLock as i32);
+        let guard = OpenIndex { index };
+        let am = pg_sys::get_index_am_oid(c"alex".as_ptr(), false);
+        if (*(*index).rd_rel).relam != am {
+            crate::error::error_with_hint(
+                PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+                format!("\"{}\" is not an alex index", super::relation_name(index)),
+                "Pass an index created with USING alex.".into(),
+            );
+        }
+        guard
+    }
+}
+
+unsafe fn rel_name(oid: pg_sys::Oid) -> String {
+    let name = pg_sys::get_rel_name(oid);
+    if name.is_null() {
+        return format!("OID {}", oid.to_u32());
+    }
+    std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned()
+}
+
+impl Drop for OpenIndex {
+    fn drop(&mut self) {
+        // SAFETY: opened with this lock mode in `open`.
+        unsafe { pg_sys::index_close(self.index, pg_sys::AccessShareLock as i32) };
+    }
+}
+
+struct HeapCheck<'a> {
+    ix: &'a Alex<PgStore>,
+    kind: KeyType,
+    checked: i64,
+    missing: i64,
+    first_missing: Option<(u32, u16)>,
+    index: pg_sys::Relation,
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn heap_check_callback(
+    _index: pg_sys::Relation,
+    tid: pg_sys::ItemPointer,
+    values: *mut pg_sys::Datum,
+    isnull: *mut bool,
+    _alive: bool,
+    state: *mut std::ffi::c_void,
+) {
+    let st = &mut *(state as *mut HeapCheck);
+    let null = *isnull;
+    let key = if null { NULL_KEY } else { st.kind.encode(*values) };
+    let t = entry_tid(&*tid, null);
+    st.checked += 1;
+    if !st.ix.contains(key, t).unwrap_or_else(|e| super::raise(st.index, e)) {
+        st.missing += 1;
+        st.first_missing.get_or_insert((t.block, (*tid).ip_posid));
+    }
+}
+
+#[pg_extern(sql = "
+CREATE FUNCTION omendb.alex_verify(index pg_catalog.regclass)
+RETURNS TABLE (keys bigint, data_pages integer, model_pages integer, levels integer, heap_tuples_checked bigint)
+STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
+REVOKE ALL ON FUNCTION omendb.alex_verify(pg_catalog.regclass) FROM PUBLIC;
+COMMENT ON FUNCTION omendb.alex_verify(pg_catalog.regclass) IS
+    'Check every structural invariant of an alex index, and that every visible heap tuple is found through it; ERROR on the first failure';
+")]
+fn alex_verify(
+    index: pg_sys::Oid,
+) -> TableIterator<'static, (name!(keys, i64), name!(data_pages, i32), name!(model_pages, i32), name!(levels, i32), name!(heap_tuples_checked, i64))> {
+    // SAFETY: index_open/table scan on the main thread inside a transaction.
+    unsafe {
+        let open = OpenIndex::open(index);
+        let rel = open.index;
+        let ix = super::open(rel);
+        let report = ix.verify().unwrap_or_else(|e| super::raise(rel, e));
+
+        let heap = pg_sys::table_open((*(*rel).rd_index).indrelid, pg_sys::AccessShareLock as i32);
+        let info = pg_sys::BuildIndexInfo(rel);
+        // An MVCC snapshot: every tuple it sees must have its entry.
+        (*info).ii_Concurrent = true;
+        let mut st = HeapCheck { ix: &ix, kind: KeyType::of_index(rel), checked: 0, missing: 0, first_missing: None, index: rel };
+        let scan = (*(*heap).rd_tableam).index_build_range_scan.expect("table AM without index_build_range_scan");
+        scan(heap, rel, info, true, false, false, 0, pg_sys::InvalidBlockNumber, Some(heap_check_callback),
+            &mut st as *mut HeapCheck as *mut std::ffi::c_void, std::ptr::null_mut());
+        pg_sys::table_close(heap, pg_sys::AccessShareLock as i32);
+        if let Some((blk, off)) = st.first_missing {
+            crate::error::error_with_hint(
+                PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,
+                format!(
+                    "alex index \"{}\" lacks {} of {} heap tuples, e.g. the one at ({blk},{off})",
+                    super::relation_name(rel),
+                    st.missing,
+                    st.checked
+                ),
+                format!("REINDEX INDEX \"{}\" rebuilds it.", super::relation_name(rel)),
+            );
+        }
+        let row = (report.keys as i64, report.data_pages as i32, report.model_pages as i32, report.levels as i32, st.checked);
+        TableIterator::once(row)
+    }
+}
+
+#[pg_extern(sql = "
+CREATE FUNCTION omendb.alex_stats(index pg_catalog.regclass)
+RETURNS TABLE (levels integer, pages integer, data_pages integer, model_pages integer, chain_pages integer,
+               incomplete_splits integer, keys bigint, data_bytes_per_key double precision,
+               model_bytes_per_key double precision, format_version integer)
+STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
+REVOKE ALL ON FUNCTION omendb.alex_stats(pg_catalog.regclass) FROM PUBLIC;
+COMMENT ON FUNCTION omendb.alex_stats(pg_catalog.regclass) IS 'Shape and size of an alex index';
+")]
+#[allow(clippy::type_complexity)]
+fn alex_stats(
+    index: pg_sys::Oid,
+) -> TableIterator<
+    'static,
+    (
+        name!(levels, i32),
+        name!(pages, i32),
+        name!(data_pages, i32),
+        name!(model_pages, i32),
+        name!(chain_pages, i32),
+        name!(incomplete_splits, i32),
+        name!(keys, i64),
+        name!(data_bytes_per_key, f64),
+        name!(model_bytes_per_key, f64),
+        name!(format_version, i32),
+    ),
+> {
+    // SAFETY: as in alex_verify.
+    unsafe {
+        let open = OpenIndex::open(index);
+        let ix = super::open(open.index);
+        let r = ix.verify().unwrap_or_else(|e| super::raise(open.index, e));
+        let pages = ix.store().nblocks() as i32;
+        TableIterator::once((
+            r.levels as i32,
+            pages,
+            r.data_pages as i32,
+            r.model_pages as i32,
+            r.chain_pages as i32,
+            r.incomplete_splits as i32,
+            r.keys as i64,
+            r.data_bytes_per_key(),
+            r.model_bytes_per_key(),
+            alex::page::FORMAT_VERSION as i32,
+        ))
+    }
+}
