@@ -1,0 +1,216 @@
+//! Range iteration in both directions from any bound.
+
+use std::ops::Bound;
+
+use crate::data_node::DataNode;
+use crate::error::{invariant, Error, Result};
+use crate::key::{Item, Tid};
+use crate::page::INVALID_BLOCK;
+use crate::search::bound_lt;
+use crate::store::{read_with, PageStore};
+use crate::Alex;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Forward,
+    Backward,
+}
+
+/// Iterator over `(key, tid)` in (key, tid) order (or reverse). Copies one page's matching
+/// entries at a time, so it holds no page between `next` calls.
+pub struct RangeIter<'a, S: PageStore> {
+    ix: &'a Alex<S>,
+    dir: Direction,
+    /// Forward: first item wanted. Backward: exclusive upper item (None = +inf).
+    lo: Item,
+    hi: Option<Item>,
+    buf: Vec<Item>,
+    pos: usize,
+    /// Forward: next page and the high key it must start at or after.
+    next: u32,
+    prev_high: Option<Item>,
+    started: bool,
+    done: bool,
+    pages: u32,
+}
+
+impl<S: PageStore> Alex<S> {
+    /// Entries with `lo <= key <= hi` per the bounds, in the given direction.
+    pub fn range(&self, lo: Bound<u64>, hi: Bound<u64>, dir: Direction) -> RangeIter<'_, S> {
+        let mut done = false;
+        let lo_item = match lo {
+            Bound::Included(k) => Item::key_start(k),
+            Bound::Excluded(k) if k == u64::MAX => {
+                done = true;
+                Item::MIN
+            }
+            Bound::Excluded(k) => Item::key_start(k + 1),
+            Bound::Unbounded => Item::MIN,
+        };
+        let hi_item = match hi {
+            Bound::Included(k) if k == u64::MAX => None,
+            Bound::Included(k) => Some(Item::key_start(k + 1)),
+            Bound::Excluded(k) => Some(Item::key_start(k)),
+            Bound::Unbounded => None,
+        };
+        if hi_item.is_some_and(|h| h <= lo_item) {
+            done = true;
+        }
+        RangeIter {
+            ix: self,
+            dir,
+            lo: lo_item,
+            hi: hi_item,
+            buf: Vec::new(),
+            pos: 0,
+            next: INVALID_BLOCK,
+            prev_high: None,
+            started: false,
+            done,
+            pages: 0,
+        }
+    }
+}
+
+impl<S: PageStore> RangeIter<'_, S> {
+    fn fill_forward(&mut self) -> Result<()> {
+        let blk = if !self.started {
+            self.started = true;
+            self.ix.find_leaf(self.lo)?.0
+        } else {
+            self.next
+        };
+        let (lo, prev_high) = (self.lo, self.prev_high);
+        let hi = self.hi;
+        let buf = &mut self.buf;
+        buf.clear();
+        self.pos = 0;
+        let (right, high, stop) = read_with(&self.ix.store, blk, |p| {
+            let n = DataNode::decode(p, blk)?;
+            if let Some(ph) = prev_high {
+                if n.low < ph {
+                    return invariant(blk, "right sibling starts below its left page's high key");
+                }
+            }
+            let (mut i, _) = n.find(p, lo);
+            let mut stop = false;
+            while let Some(j) = n.next_occ(p, i) {
+                let it = n.item(p, j);
+                if !hi.is_none_or(|h| it < h) {
+                    stop = true;
+                    break;
+                }
+                buf.push(it);
+                i = j + 1;
+            }
+            Ok((n.right, n.high, stop))
+        })?;
+        // Stop when the page's high key already reaches past the upper bound.
+        let beyond = match (high, hi) {
+            (None, _) => true,
+            (Some(h), Some(x)) => h >= x,
+            (Some(_), None) => false,
+        };
+        if stop || beyond || right == INVALID_BLOCK {
+            self.done = true;
+        }
+        self.next = right;
+        self.prev_high = high;
+        Ok(())
+    }
+
+    fn fill_backward(&mut self) -> Result<()> {
+        // Find the page holding the greatest entry < self.hi.
+        let key = match self.hi {
+            None => u64::MAX,
+            Some(x) if x.tid == Tid::MIN => {
+                if x.key == 0 {
+                    self.done = true;
+                    self.buf.clear();
+                    self.pos = 0;
+                    return Ok(());
+                }
+                x.key - 1
+            }
+            Some(x) => x.key,
+        };
+        let d = self.ix.descend(key)?;
+        let mut blk = d.leaf;
+        let limit = self.ix.store.nblocks();
+        let mut steps = 0;
+        loop {
+            let n = self.ix.data_header(blk)?;
+            if bound_lt(n.high, self.hi) {
+                steps += 1;
+                if n.right == INVALID_BLOCK || steps > limit {
+                    return invariant(blk, "backward scan ran off the right-link chain");
+                }
+                blk = n.right;
+                continue;
+            }
+            break;
+        }
+        let (lo, hi) = (self.lo, self.hi);
+        let buf = &mut self.buf;
+        buf.clear();
+        self.pos = 0;
+        let (low, stop) = read_with(&self.ix.store, blk, |p| {
+            let n = DataNode::decode(p, blk)?;
+            if hi.is_some_and(|h| h <= n.low) {
+                return invariant(blk, "backward scan landed right of its bound");
+            }
+            let end = match hi {
+                Some(h) => n.find(p, h).0,
+                None => n.cap,
+            };
+            let mut stop = false;
+            let mut i = end;
+            while let Some(j) = n.prev_occ(p, i) {
+                let it = n.item(p, j);
+                if it < lo {
+                    stop = true;
+                    break;
+                }
+                buf.push(it);
+                i = j;
+            }
+            Ok((n.low, stop))
+        })?;
+        if stop || low <= lo || low == Item::MIN {
+            self.done = true;
+        }
+        if !bound_lt(Some(low), self.hi) {
+            return invariant(blk, "backward scan did not make progress");
+        }
+        self.hi = Some(low);
+        Ok(())
+    }
+}
+
+impl<S: PageStore> Iterator for RangeIter<'_, S> {
+    type Item = Result<(u64, Tid)>;
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(it) = self.buf.get(self.pos) {
+                self.pos += 1;
+                return Some(Ok((it.key, it.tid)));
+            }
+            if self.done {
+                return None;
+            }
+            self.pages += 1;
+            if self.pages > self.ix.store.nblocks().saturating_add(1) {
+                self.done = true;
+                return Some(Err(Error::Invariant { blk: self.next, reason: "scan visited more pages than exist".into() }));
+            }
+            let r = match self.dir {
+                Direction::Forward => self.fill_forward(),
+                Direction::Backward => self.fill_backward(),
+            };
+            if let Err(e) = r {
+                self.done = true;
+                return Some(Err(e));
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! An updatable learned index in the style of ALEX (Ding et al., SIGMOD 2020), stored in
+//! fixed 8 KiB pages behind a [`PageStore`], with no PostgreSQL dependency.
+//!
+//! * Model nodes ([`model_node`]) route a key to a child by `children[floor(a·x + b)]`.
+//! * Data pages ([`data_node`]) hold a gapped, model-placed array of (key, TID) entries with an
+//!   occupancy bitmap, a high key and a right-link.
+//! * Bulk load ([`bulk`]) picks fanouts and page boundaries with a small cost model.
+//! * Inserts fill gaps in place; a full page is retrained, or split sideways (re-pointing
+//!   duplicated parent slots), downwards (a new model node), or along a duplicate chain.
+//!   Every split is a sequence of ≤4-page atomic groups; see [`concurrency`].
+//! * Keys are `u64`s in SQL order; [`Key`] maps i16/i32/i64/f64 (PostgreSQL's order) there.
+//!
+//! ```
+//! use alex::{Alex, MemStore, Options, Tid, Key};
+//! let mut ix = Alex::bulk_load(MemStore::new(), Options::default(),
+//!     (0..1000i64).map(|k| (k.to_ordered_u64(), Tid::new(k as u32, 1)))).unwrap();
+//! ix.insert(5i64.to_ordered_u64(), Tid::new(9, 9)).unwrap();
+//! assert_eq!(ix.get(5i64.to_ordered_u64()).unwrap().len(), 2);
+//! ix.verify().unwrap();
+//! ```
+
+pub mod bulk;
+pub mod concurrency;
+pub mod data_node;
+mod delete;
+pub mod error;
+#[doc(hidden)]
+pub mod gen;
+mod insert;
+pub mod iter;
+pub mod key;
+pub mod meta;
+pub mod model;
+pub mod model_node;
+pub mod page;
+mod search;
+pub mod store;
+pub mod verify;
+
+pub use error::{Error, Result};
+pub use iter::{Direction, RangeIter};
+pub use key::{Item, Key, Tid};
+pub use meta::Meta;
+pub use store::{MemStore, PageStore, WriteGroup, GROUP_LIMIT};
+pub use verify::VerifyReport;
+
+/// Build-time and tuning options (persisted in the metapage).
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Fraction of a data page's slots filled by bulk load (ALEX's initial density).
+    pub fill: f32,
+    /// A page whose next insert would exceed this density is split.
+    pub max_density: f32,
+    /// Keep an exact key count in the metapage (adds the metapage to every write group).
+    pub exact_count: bool,
+    /// Store keys as residuals from a per-page base in 1..=8 bytes (see README for the
+    /// measurement); `false` always uses 8 bytes.
+    pub residual_keys: bool,
+    /// Opaque key type tag recorded in the metapage (see [`Key::KIND`]).
+    pub key_kind: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { fill: 0.7, max_density: 0.9, exact_count: true, residual_keys: true, key_kind: 0 }
+    }
+}
+
+impl Options {
+    fn validate(&self) -> Result<()> {
+        if !(self.fill > 0.05 && self.fill <= 1.0 && self.max_density >= self.fill && self.max_density <= 1.0) {
+            return Err(Error::Invalid(format!("need 0.05 < fill <= max_density <= 1, got {self:?}")));
+        }
+        Ok(())
+    }
+}
+
+/// The index: an [`PageStore`] plus the algorithms. Readers take `&self`, writers `&mut self`;
+/// all shared state lives in the pages, so several `Alex` values over one shared store (one
+/// per backend) follow the protocol in [`concurrency`].
+pub struct Alex<S: PageStore> {
+    store: S,
+    /// Test hook: stop a split after its first atomic group, as a crash would.
+    #[doc(hidden)]
+    pub crash_after_split_group1: bool,
+}
+
+impl<S: PageStore> Alex<S> {
+    /// Create an empty index in an empty store.
+    pub fn create(store: S, opts: Options) -> Result<Self> {
+        Self::bulk_load(store, opts, std::iter::empty())
+    }
+
+    /// Open an existing index (checks the metapage).
+    pub fn open(store: S) -> Result<Self> {
+        let ix = Alex { store, crash_after_split_group1: false };
+        ix.meta()?;
+        Ok(ix)
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.store
+    }
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
+    /// The decoded metapage.
+    pub fn meta(&self) -> Result<Meta> {
+        store::read_with(&self.store, page::META_BLOCK, Meta::decode)
+    }
+}
+
+/// Convenience: i64 keys.
+pub fn i64_key(k: i64) -> u64 {
+    k.to_ordered_u64()
+}

@@ -1,0 +1,205 @@
+//! Page storage: the only interface between the index and where its pages live.
+//!
+//! The trait is object safe and deliberately small so the binding can implement it over
+//! PostgreSQL shared buffers:
+//! * `read`: `ReadBuffer` + `LockBuffer(SHARE)`, call `f` on `BufferGetPage`, unlock/release.
+//!   Readers hold one page at a time (Lehman–Yao), so `f` must not call back into the store.
+//! * `atomic`: `GenericXLogStart`; each `WriteGroup::modify` is `ReadBuffer` +
+//!   `LockBuffer(EXCLUSIVE)` + `GenericXLogRegisterBuffer`, `allocate` extends the relation
+//!   and registers with `GENERIC_XLOG_FULL_IMAGE`; `Ok` → `GenericXLogFinish`, `Err` →
+//!   `GenericXLogAbort`. At most [`GROUP_LIMIT`] pages (`MAX_GENERIC_XLOG_PAGES`).
+//! * `nblocks`: `RelationGetNumberOfBlocks`, used to bound walks over possibly corrupt links.
+
+use crate::error::{Error, Result};
+use crate::page::{Page, PAGE_SIZE};
+
+/// GenericXLog's `MAX_GENERIC_XLOG_PAGES`.
+pub const GROUP_LIMIT: usize = 4;
+
+pub trait PageStore {
+    /// Number of blocks (block 0 is the metapage).
+    fn nblocks(&self) -> u32;
+    /// Call `f` with a shared view of page `blk`.
+    fn read(&self, blk: u32, f: &mut dyn FnMut(&Page)) -> Result<()>;
+    /// Run `f`; all pages it modified or allocated become visible atomically if it returns
+    /// `Ok`, and none of its changes survive if it returns `Err`.
+    fn atomic(&mut self, f: &mut dyn FnMut(&mut dyn WriteGroup) -> Result<()>) -> Result<()>;
+}
+
+/// The pages of one atomic group.
+pub trait WriteGroup {
+    /// Register `blk` (once; later calls return the same image) and return it for writing.
+    fn modify(&mut self, blk: u32) -> Result<&mut Page>;
+    /// Extend the store by one zeroed page, registered in this group; returns its number.
+    fn allocate(&mut self) -> Result<u32>;
+}
+
+/// Read page `blk` through `f`, returning what `f` returns.
+pub fn read_with<S: PageStore + ?Sized, R>(s: &S, blk: u32, f: impl FnOnce(&Page) -> Result<R>) -> Result<R> {
+    let mut f = Some(f);
+    let mut out = None;
+    s.read(blk, &mut |p| {
+        if let Some(f) = f.take() {
+            out = Some(f(p));
+        }
+    })?;
+    out.unwrap_or_else(|| Err(Error::Storage(format!("read of block {blk} did not call back"))))
+}
+
+/// Run `f` in an atomic group and return its value.
+pub fn atomic_with<S: PageStore + ?Sized, R>(
+    s: &mut S,
+    f: impl FnOnce(&mut dyn WriteGroup) -> Result<R>,
+) -> Result<R> {
+    let mut f = Some(f);
+    let mut out = None;
+    s.atomic(&mut |g| {
+        let f = f.take().ok_or_else(|| Error::Storage("atomic group ran twice".into()))?;
+        out = Some(f(g)?);
+        Ok(())
+    })?;
+    out.ok_or_else(|| Error::Storage("atomic group did not run".into()))
+}
+
+/// In-memory store for tests and benchmarks. Single-threaded; atomicity by undo images.
+#[derive(Default, Clone)]
+pub struct MemStore {
+    pages: Vec<Box<Page>>,
+    spare: Vec<Box<Page>>,
+    /// Number of groups committed (for tests and space/WAL accounting).
+    pub groups: u64,
+    /// Pages registered over all committed groups.
+    pub pages_written: u64,
+}
+
+impl MemStore {
+    pub fn new() -> MemStore {
+        MemStore::default()
+    }
+    /// Raw access for corruption tests.
+    pub fn page_mut(&mut self, blk: u32) -> Option<&mut Page> {
+        self.pages.get_mut(blk as usize).map(|b| &mut **b)
+    }
+    pub fn page(&self, blk: u32) -> Option<&Page> {
+        self.pages.get(blk as usize).map(|b| &**b)
+    }
+}
+
+struct MemGroup<'a> {
+    store: &'a mut MemStore,
+    undo: Vec<(u32, Box<Page>)>,
+    allocated_from: u32,
+    touched: usize,
+}
+
+impl MemGroup<'_> {
+    fn register(&mut self, blk: u32) -> Result<()> {
+        if blk >= self.allocated_from || self.undo.iter().any(|(b, _)| *b == blk) {
+            return Ok(());
+        }
+        if self.touched >= GROUP_LIMIT {
+            return Err(Error::GroupTooLarge { blk, wanted: self.touched + 1, limit: GROUP_LIMIT });
+        }
+        let src = self
+            .store
+            .pages
+            .get(blk as usize)
+            .ok_or(Error::NoSuchBlock { blk, nblocks: self.store.pages.len() as u32 })?;
+        let mut copy = self.store.spare.pop().unwrap_or_else(|| Box::new([0u8; PAGE_SIZE]));
+        copy.copy_from_slice(&src[..]);
+        self.undo.push((blk, copy));
+        self.touched += 1;
+        Ok(())
+    }
+}
+
+impl WriteGroup for MemGroup<'_> {
+    fn modify(&mut self, blk: u32) -> Result<&mut Page> {
+        self.register(blk)?;
+        let n = self.store.pages.len() as u32;
+        self.store.pages.get_mut(blk as usize).map(|b| &mut **b).ok_or(Error::NoSuchBlock { blk, nblocks: n })
+    }
+    fn allocate(&mut self) -> Result<u32> {
+        let blk = self.store.pages.len() as u32;
+        if self.touched >= GROUP_LIMIT {
+            return Err(Error::GroupTooLarge { blk, wanted: self.touched + 1, limit: GROUP_LIMIT });
+        }
+        if blk == u32::MAX {
+            return Err(Error::Storage("store is full".into()));
+        }
+        let mut p = self.store.spare.pop().unwrap_or_else(|| Box::new([0u8; PAGE_SIZE]));
+        p.fill(0);
+        self.store.pages.push(p);
+        self.touched += 1;
+        Ok(blk)
+    }
+}
+
+impl PageStore for MemStore {
+    fn nblocks(&self) -> u32 {
+        self.pages.len() as u32
+    }
+    fn read(&self, blk: u32, f: &mut dyn FnMut(&Page)) -> Result<()> {
+        match self.pages.get(blk as usize) {
+            Some(p) => {
+                f(p);
+                Ok(())
+            }
+            None => Err(Error::NoSuchBlock { blk, nblocks: self.pages.len() as u32 }),
+        }
+    }
+    fn atomic(&mut self, f: &mut dyn FnMut(&mut dyn WriteGroup) -> Result<()>) -> Result<()> {
+        let allocated_from = self.pages.len() as u32;
+        let mut g = MemGroup { store: self, undo: Vec::with_capacity(GROUP_LIMIT), allocated_from, touched: 0 };
+        let r = f(&mut g);
+        let MemGroup { store, undo, touched, .. } = g;
+        match r {
+            Ok(()) => {
+                store.groups += 1;
+                store.pages_written += touched as u64;
+                store.spare.extend(undo.into_iter().map(|(_, p)| p));
+                Ok(())
+            }
+            Err(e) => {
+                for (blk, p) in undo {
+                    if let Some(dst) = store.pages.get_mut(blk as usize) {
+                        std::mem::swap(dst, &mut { p });
+                    }
+                }
+                while store.pages.len() as u32 > allocated_from {
+                    if let Some(p) = store.pages.pop() {
+                        store.spare.push(p);
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn group_limit_and_abort() {
+        let mut s = MemStore::new();
+        atomic_with(&mut s, |g| {
+            for _ in 0..4 {
+                g.allocate()?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(s.nblocks(), 4);
+        let r = atomic_with(&mut s, |g| {
+            for b in 0..4 {
+                g.modify(b)?[0] = 7;
+            }
+            g.allocate()?;
+            Ok(())
+        });
+        assert!(matches!(r, Err(Error::GroupTooLarge { .. })));
+        assert_eq!(s.nblocks(), 4);
+        assert!((0..4).all(|b| s.page(b).unwrap()[0] == 0), "aborted group must leave no trace");
+    }
+}
