@@ -4,8 +4,9 @@
 //! All integer types share the i64 domain and all float types the f64 domain,
 //! so cross-type comparisons (an int8 column against an int4 constant) need no
 //! conversion functions. NULLs are stored as key `u64::MAX` with the top bit of
-//! the TID's offset set: real heap offsets never use it, and (key, tid) order
-//! puts NULLs after every real key, which is PostgreSQL's default NULLS LAST.
+//! the TID's offset set (real heap offsets never use it). A real key can also
+//! map to `u64::MAX` (int8's maximum), so scans tell the two apart by the flag
+//! and return NULLs last (first, backward), as PostgreSQL orders them.
 
 use alex::{Key, Tid};
 use pgrx::pg_sys::{self, Datum, Oid};

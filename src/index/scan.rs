@@ -131,32 +131,68 @@ fn bound_value(b: Bound<u64>) -> u64 {
 }
 
 /// Per-scan state, freed with the scan's memory context.
+///
+/// NULL entries share key `NULL_KEY` with real keys that map to it (int8's
+/// maximum), interleaved in TID order, so a scan that returns both runs in two
+/// phases: the non-NULL range, then the NULLs (backward: the other way round).
 struct ScanState {
     // Declared before `ix`: it borrows it, so it must drop first.
     iter: Option<RangeIter<'static, PgStore>>,
     ix: Box<Alex<PgStore>>,
     kind: KeyType,
     plan: Plan,
+    dir: Direction,
+    /// Phases still to run after the current one.
+    pending: Vec<Plan>,
+    /// The current phase.
+    phase: Plan,
+    started: bool,
 }
 
 impl ScanState {
     fn start(&mut self, dir: Direction) {
+        self.started = true;
+        self.dir = dir;
+        let mut phases = if self.plan.nulls == Nulls::Include {
+            let values = Plan { nulls: Nulls::Exclude, ..self.plan };
+            let nulls = Plan { lo: Bound::Included(NULL_KEY), hi: Bound::Unbounded, nulls: Nulls::Only, empty: false };
+            match dir {
+                Direction::Forward => vec![values, nulls],
+                Direction::Backward => vec![nulls, values],
+            }
+        } else {
+            vec![self.plan]
+        };
+        phases.reverse(); // popped from the end
+        self.pending = phases;
+        self.next_phase();
+    }
+
+    fn next_phase(&mut self) -> bool {
+        self.iter = None;
+        let Some(phase) = self.pending.pop() else { return false };
+        self.phase = phase;
         // SAFETY: `ix` is boxed (stable address) and outlives `iter`, which
         // is dropped first (field order) or replaced before `ix` changes.
         let ix: &'static Alex<PgStore> = unsafe { &*(self.ix.as_ref() as *const Alex<PgStore>) };
-        self.iter = Some(ix.range(self.plan.lo, self.plan.hi, dir));
+        self.iter = Some(ix.range(phase.lo, phase.hi, self.dir));
+        true
     }
 
     /// The next wanted entry, or None at the end.
     fn next(&mut self, index: pg_sys::Relation) -> Option<(u64, alex::Tid)> {
-        let iter = self.iter.as_mut()?;
-        for r in iter.by_ref() {
-            let (key, tid) = r.unwrap_or_else(|e| super::raise(index, e));
-            if self.plan.wants(key, tid) {
-                return Some((key, tid));
+        loop {
+            let iter = self.iter.as_mut()?;
+            for r in iter.by_ref() {
+                let (key, tid) = r.unwrap_or_else(|e| super::raise(index, e));
+                if self.phase.wants(key, tid) {
+                    return Some((key, tid));
+                }
+            }
+            if !self.next_phase() {
+                return None;
             }
         }
-        None
     }
 }
 
@@ -168,7 +204,16 @@ unsafe fn state<'a>(scan: pg_sys::IndexScanDesc) -> &'a mut ScanState {
 pub unsafe extern "C-unwind" fn ambeginscan(index: pg_sys::Relation, nkeys: i32, norderbys: i32) -> pg_sys::IndexScanDesc {
     let scan = pg_sys::RelationGetIndexScan(index, nkeys, norderbys);
     let kind = KeyType::of_index(index);
-    let st = ScanState { iter: None, ix: Box::new(super::open(index)), kind, plan: Plan::everything() };
+    let st = ScanState {
+        iter: None,
+        ix: Box::new(super::open(index)),
+        kind,
+        plan: Plan::everything(),
+        dir: Direction::Forward,
+        pending: Vec::new(),
+        phase: Plan::everything(),
+        started: false,
+    };
     // Dropped when the executor's memory context goes, also after an ERROR.
     (*scan).opaque = PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(st) as *mut std::ffi::c_void;
     (*scan).xs_itupdesc = (*index).rd_att;
@@ -192,6 +237,8 @@ pub unsafe extern "C-unwind" fn amrescan(
     let st = state(scan);
     st.plan = Plan::from_keys(st.kind, key_slice);
     st.iter = None;
+    st.pending.clear();
+    st.started = false;
 }
 
 #[pg_guard]
@@ -201,7 +248,7 @@ pub unsafe extern "C-unwind" fn amgettuple(scan: pg_sys::IndexScanDesc, directio
     if st.plan.empty {
         return false;
     }
-    if st.iter.is_none() {
+    if !st.started {
         let dir = if direction == pg_sys::ScanDirection::BackwardScanDirection { Direction::Backward } else { Direction::Forward };
         st.start(dir);
     }
