@@ -11,6 +11,8 @@
 use postgres::{Client, NoTls};
 use std::time::{Duration, Instant};
 
+pub mod alex_vs_btree;
+pub mod pgbench;
 pub mod workloads;
 
 pub struct Variant {
@@ -19,6 +21,9 @@ pub struct Variant {
     pub session_sql: String,
     /// The timed statement.
     pub query: String,
+    /// EXPLAIN of the query must mention this (e.g. the index name), so a
+    /// variant cannot silently measure a different plan.
+    pub plan_contains: Option<String>,
 }
 
 pub struct Workload {
@@ -29,6 +34,9 @@ pub struct Workload {
     /// A query whose single text result must be equal for all variants, so
     /// a fast wrong answer cannot win.
     pub check_sql: Option<Vec<String>>,
+    /// Facts reported under the timings (e.g. index sizes): label, SQL
+    /// returning one text value.
+    pub facts: Vec<(String, String)>,
 }
 
 pub struct VariantResult {
@@ -55,6 +63,7 @@ pub fn median(samples: &[Duration]) -> Duration {
 pub struct Report {
     pub workload: String,
     pub results: Vec<VariantResult>,
+    pub facts: Vec<(String, String)>,
 }
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -87,6 +96,13 @@ pub fn run(dsn: &str, w: &Workload, runs: usize) -> Result<Report, Error> {
     for v in &w.variants {
         let mut c = Client::connect(dsn, NoTls)?;
         c.batch_execute(&v.session_sql).map_err(describe)?;
+        if let Some(want) = &v.plan_contains {
+            let plan: Vec<String> =
+                c.query(&format!("EXPLAIN {}", v.query), &[]).map_err(describe)?.iter().map(|r| r.get(0)).collect();
+            if !plan.iter().any(|l| l.contains(want.as_str())) {
+                return Err(format!("{} / {}: plan does not use {want}:\n{}", w.name, v.label, plan.join("\n")).into());
+            }
+        }
         c.batch_execute(&v.query).map_err(describe)?; // warm-up: caches, plans
         sessions.push(c);
     }
@@ -99,7 +115,12 @@ pub fn run(dsn: &str, w: &Workload, runs: usize) -> Result<Report, Error> {
             results[i].samples.push(t.elapsed());
         }
     }
-    Ok(Report { workload: w.name.clone(), results })
+    let mut facts = Vec::new();
+    for (label, sql) in &w.facts {
+        let value = setup.query_one(sql.as_str(), &[]).map_err(describe)?.get::<_, String>(0);
+        facts.push((label.clone(), value));
+    }
+    Ok(Report { workload: w.name.clone(), results, facts })
 }
 
 impl Report {
@@ -126,6 +147,12 @@ impl Report {
                 ratio
             );
         }
+        for (label, value) in &self.facts {
+            out += &format!("\n{label}: {value}");
+        }
+        if !self.facts.is_empty() {
+            out += "\n";
+        }
         out
     }
 }
@@ -151,9 +178,11 @@ mod tests {
                 VariantResult { label: "base".into(), samples: vec![ms(10), ms(10), ms(10)] },
                 VariantResult { label: "fast".into(), samples: vec![ms(5), ms(5), ms(6)] },
             ],
+            facts: vec![("size".into(), "1 MB".into())],
         };
         let md = r.markdown();
         assert!(md.contains("| base | 10.000 |"), "{md}");
         assert!(md.contains("| 0.50 |"), "{md}");
+        assert!(md.contains("size: 1 MB"), "{md}");
     }
 }

@@ -26,12 +26,23 @@ pub fn point_probes(rows: u64, probes: u64) -> Workload {
             "VACUUM ANALYZE bench_probe_btree, bench_probe_hash, bench_probe_keys".into(),
         ],
         variants: vec![
-            Variant { label: "btree".into(), session_sql: session.into(), query: probe_query("bench_probe_btree") },
-            Variant { label: "hash".into(), session_sql: session.into(), query: probe_query("bench_probe_hash") },
+            Variant {
+                label: "btree".into(),
+                session_sql: session.into(),
+                query: probe_query("bench_probe_btree"),
+                plan_contains: Some("bench_probe_btree_id_idx".into()),
+            },
+            Variant {
+                label: "hash".into(),
+                session_sql: session.into(),
+                query: probe_query("bench_probe_hash"),
+                plan_contains: Some("bench_probe_hash_id_idx".into()),
+            },
         ],
         check_sql: Some(vec![
             format!("SELECT ({})::text", probe_query("bench_probe_btree")),
             format!("SELECT ({})::text", probe_query("bench_probe_hash")),
         ]),
+        facts: vec![],
     }
 }

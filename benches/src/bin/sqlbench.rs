@@ -1,35 +1,100 @@
 //! `sqlbench`: run the harness's workloads against a live server.
 //!
-//! Usage: sqlbench [--dsn DSN] [--runs N] [--rows N] [--probes N]
+//! Usage: sqlbench [SUITE] [--dsn DSN] [--runs N] [--rows N] [--probes N]
+//!                 [--dists a,b] [--insert-seconds N]
+//! SUITE: `alex` (alex vs btree, the default) or `harness` (btree vs hash).
 //! DSN defaults to the demo cluster that scripts/run.sh starts.
 
-use omendb_bench::{run, workloads};
+use omendb_bench::{alex_vs_btree as ab, pgbench, run, workloads, Workload};
+use postgres::{Client, NoTls};
 
-fn main() {
-    let mut dsn = "host=127.0.0.1 port=5499 user=postgres dbname=omendb_demo".to_string();
-    let (mut runs, mut rows, mut probes) = (7usize, 1_000_000u64, 100_000u64);
+struct Args {
+    suite: String,
+    dsn: String,
+    runs: usize,
+    rows: u64,
+    probes: u64,
+    dists: Vec<String>,
+    insert_seconds: u32,
+}
+
+fn parse() -> Args {
+    let mut a = Args {
+        suite: "alex".into(),
+        dsn: "host=127.0.0.1 port=5499 user=postgres dbname=omendb_demo".into(),
+        runs: 5,
+        rows: 1_000_000,
+        probes: 100_000,
+        dists: ab::DISTS.iter().map(|d| d.name.to_string()).collect(),
+        insert_seconds: 10,
+    };
     let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = || args.next().unwrap_or_else(|| usage(&format!("{a} needs a value")));
-        match a.as_str() {
-            "--dsn" => dsn = value(),
-            "--runs" => runs = value().parse().unwrap_or_else(|_| usage("--runs takes a number")),
-            "--rows" => rows = value().parse().unwrap_or_else(|_| usage("--rows takes a number")),
-            "--probes" => probes = value().parse().unwrap_or_else(|_| usage("--probes takes a number")),
-            _ => usage(&format!("unknown argument {a}")),
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().unwrap_or_else(|| usage(&format!("{arg} needs a value")));
+        let num = |v: String| v.parse::<u64>().unwrap_or_else(|_| usage(&format!("{arg} takes a number")));
+        match arg.as_str() {
+            "alex" | "harness" => a.suite = arg.clone(),
+            "--dsn" => a.dsn = value(),
+            "--runs" => a.runs = num(value()) as usize,
+            "--rows" => a.rows = num(value()),
+            "--probes" => a.probes = num(value()),
+            "--insert-seconds" => a.insert_seconds = num(value()) as u32,
+            "--dists" => a.dists = value().split(',').map(str::to_string).collect(),
+            _ => usage(&format!("unknown argument {arg}")),
         }
     }
-    let workload = workloads::point_probes(rows, probes);
-    match run(&dsn, &workload, runs) {
-        Ok(report) => print!("{}", report.markdown()),
-        Err(e) => {
-            eprintln!("sqlbench: {e}");
-            std::process::exit(1);
-        }
+    a
+}
+
+fn main() {
+    let a = parse();
+    let result = match a.suite.as_str() {
+        "harness" => report(&a, &workloads::point_probes(a.rows, a.probes)),
+        _ => alex_suite(&a),
+    };
+    if let Err(e) = result {
+        eprintln!("sqlbench: {e}");
+        std::process::exit(1);
     }
 }
 
+fn report(a: &Args, w: &Workload) -> Result<(), String> {
+    let r = run(&a.dsn, w, a.runs).map_err(|e| e.to_string())?;
+    println!("{}", r.markdown());
+    Ok(())
+}
+
+fn alex_suite(a: &Args) -> Result<(), String> {
+    println!("## alex vs btree: {} rows, {} probes, {} runs each (medians)\n", a.rows, a.probes, a.runs);
+    let mut client = Client::connect(&a.dsn, NoTls).map_err(|e| e.to_string())?;
+    client.batch_execute("CREATE EXTENSION IF NOT EXISTS omendb").map_err(|e| e.to_string())?;
+    for name in &a.dists {
+        let d = ab::dist(name).ok_or_else(|| format!("unknown distribution {name}"))?;
+        for stmt in ab::setup(d, a.rows, a.probes) {
+            client.batch_execute(&stmt).map_err(|e| format!("{stmt}: {e}"))?;
+        }
+        report(a, &ab::build(d))?;
+        report(a, &ab::probes(d))?;
+        report(a, &ab::ranges(d, (a.probes / 10).max(1)))?;
+        for stmt in ab::insert_setup(d) {
+            client.batch_execute(&stmt).map_err(|e| format!("{stmt}: {e}"))?;
+        }
+        let (bt, ax) = ab::insert_scripts(d);
+        println!("### {} — single-row inserts (pgbench, {} s per run)\n", d.name, a.insert_seconds);
+        println!("| clients | btree tps | alex tps | ratio alex/btree |\n|---:|---:|---:|---:|");
+        for clients in [1, 2] {
+            let b = pgbench::tps(&a.dsn, &bt, clients, a.insert_seconds)?;
+            let x = pgbench::tps(&a.dsn, &ax, clients, a.insert_seconds)?;
+            println!("| {clients} | {b:.0} | {x:.0} | {:.2} |", x / b);
+        }
+        println!();
+    }
+    Ok(())
+}
+
 fn usage(msg: &str) -> ! {
-    eprintln!("sqlbench: {msg}\nusage: sqlbench [--dsn DSN] [--runs N] [--rows N] [--probes N]");
+    eprintln!(
+        "sqlbench: {msg}\nusage: sqlbench [alex|harness] [--dsn DSN] [--runs N] [--rows N] [--probes N] [--dists a,b] [--insert-seconds N]"
+    );
     std::process::exit(2);
 }
