@@ -15,7 +15,6 @@ use pgrx::prelude::*;
 struct BuildState {
     kind: KeyType,
     entries: Vec<(u64, Tid)>,
-    heap_tuples: f64,
 }
 
 fn progress(param: u32, value: i64) {
@@ -35,8 +34,36 @@ unsafe extern "C-unwind" fn build_callback(
     let state = &mut *(state as *mut BuildState);
     let is_null = *isnull;
     let key = if is_null { NULL_KEY } else { state.kind.encode(*values) };
+    if state.entries.try_reserve(1).is_err() {
+        crate::error::error_with_hint(
+            PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY,
+            format!("out of memory sorting {} keys for an alex index", state.entries.len()),
+            "An alex build needs about 40 bytes of memory per row.".into(),
+        );
+    }
     state.entries.push((key, entry_tid(&*tid, is_null)));
-    state.heap_tuples += 1.0;
+}
+
+/// `table_index_build_scan`: calls `callback` for each row to index and
+/// returns the table's live row count. The table AM's function may ERROR
+/// (cancel, a failing expression): cross the boundary the way pgrx requires.
+pub(super) unsafe fn scan_table(
+    heap: pg_sys::Relation,
+    index: pg_sys::Relation,
+    index_info: *mut pg_sys::IndexInfo,
+    progress: bool,
+    callback: pg_sys::IndexBuildCallback,
+    state: *mut std::ffi::c_void,
+) -> f64 {
+    let Some(scan) = (*(*heap).rd_tableam).index_build_range_scan else {
+        crate::error::error(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("table \"{}\" cannot be scanned to build an index", super::relation_name(heap)),
+        );
+    };
+    pg_sys::ffi::pg_guard_ffi_boundary(|| {
+        scan(heap, index, index_info, true, false, progress, 0, pg_sys::InvalidBlockNumber, callback, state, std::ptr::null_mut())
+    })
 }
 
 fn is_permanent(rel: pg_sys::Relation) -> bool {
@@ -56,23 +83,18 @@ pub unsafe extern "C-unwind" fn ambuild(
             format!("alex index \"{}\" already contains data", super::relation_name(index)),
         );
     }
-    let mut state = BuildState { kind: KeyType::of_index(index), entries: Vec::new(), heap_tuples: 0.0 };
+    // The scan returns rows in index order; only ASC NULLS LAST is supported.
+    if *(*index).rd_indoption != 0 {
+        crate::error::error_with_hint(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("alex index \"{}\" must be in ascending order with NULLS LAST", super::relation_name(index)),
+            "Remove DESC / NULLS FIRST: the index serves ORDER BY ... DESC by scanning backward.".into(),
+        );
+    }
+    let mut state = BuildState { kind: KeyType::of_index(index), entries: Vec::new() };
 
     progress(pg_sys::PROGRESS_CREATEIDX_SUBPHASE, PHASE_SCAN);
-    let scan = (*(*heap).rd_tableam).index_build_range_scan.expect("table AM without index_build_range_scan");
-    scan(
-        heap,
-        index,
-        index_info,
-        true,  // allow_sync
-        false, // anyvisible
-        true,  // progress: report blocks scanned
-        0,
-        pg_sys::InvalidBlockNumber,
-        Some(build_callback),
-        &mut state as *mut BuildState as *mut std::ffi::c_void,
-        std::ptr::null_mut(),
-    );
+    let heap_tuples = scan_table(heap, index, index_info, true, Some(build_callback), &mut state as *mut BuildState as *mut std::ffi::c_void);
 
     progress(pg_sys::PROGRESS_CREATEIDX_SUBPHASE, PHASE_SORT);
     progress(pg_sys::PROGRESS_CREATEIDX_TUPLES_TOTAL, state.entries.len() as i64);
@@ -94,7 +116,7 @@ pub unsafe extern "C-unwind" fn ambuild(
     });
 
     let mut result = PgBox::<pg_sys::IndexBuildResult>::alloc0();
-    result.heap_tuples = state.heap_tuples;
+    result.heap_tuples = heap_tuples;
     result.index_tuples = n_entries as f64;
     result.into_pg()
 }

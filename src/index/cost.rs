@@ -2,9 +2,10 @@
 //!
 //! alex answers the same operators as btree in the same order, so btree's
 //! estimator gives the right selectivity, heap-fetch cost and correlation
-//! (from the column's pg_statistic). What differs is the descent: the model
-//! levels are arithmetic over a few cached pages, so a probe costs one data
-//! page — told to btcostestimate as a tree of height 0.
+//! (from the column's pg_statistic). What differs is the descent: a probe
+//! reads the model pages on its path and then one data page. Until backends
+//! cache the model levels, that path is as long as the index's model levels,
+//! so that is the tree height btcostestimate is told.
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -22,6 +23,14 @@ unsafe extern "C-unwind" {
     );
 }
 
+/// Model levels above the data pages, from the metapage.
+unsafe fn model_levels(index_oid: pg_sys::Oid) -> i32 {
+    let rel = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as i32);
+    let levels = super::open(rel).meta().map(|m| m.levels).unwrap_or(1);
+    pg_sys::index_close(rel, pg_sys::AccessShareLock as i32);
+    levels.saturating_sub(1).min(i32::MAX as u32) as i32
+}
+
 #[pg_guard]
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "C-unwind" fn amcostestimate(
@@ -34,7 +43,8 @@ pub unsafe extern "C-unwind" fn amcostestimate(
     correlation: *mut f64,
     pages: *mut f64,
 ) {
-    (*(*path).indexinfo).tree_height = 0;
+    let info = (*path).indexinfo;
+    (*info).tree_height = model_levels((*info).indexoid);
     // btcostestimate may ERROR: cross the FFI boundary as pgrx requires.
     pg_sys::ffi::pg_guard_ffi_boundary(|| {
         btcostestimate(root, path, loop_count, startup, total, selectivity, correlation, pages)

@@ -66,12 +66,6 @@ impl KeyType {
         matches!(self, KeyType::Float4 | KeyType::Float8)
     }
 
-    /// Index-only scans need the exact value back. Floats cannot give it:
-    /// -0.0 and 0.0 share a key, as they are equal in SQL.
-    pub fn returnable(self) -> bool {
-        !self.is_float()
-    }
-
     /// Encode a non-NULL datum of this type.
     pub fn encode(self, d: Datum) -> u64 {
         let v = d.value();
@@ -84,17 +78,17 @@ impl KeyType {
         }
     }
 
-    /// The datum for a key (index-only scans; integer and date/time types).
-    pub fn decode(self, key: u64) -> Datum {
+    /// The datum for a key, for index tuples handed to index-only scans.
+    /// Exact for integer and date/time types; floats are None (-0 and 0
+    /// share a key), so amcanreturn is false for them.
+    pub fn decode(self, key: u64) -> Option<Datum> {
         let i = i64::from_ordered_u64(key);
-        match self {
+        Some(match self {
             KeyType::Int2 => Datum::from(i as i16),
-            KeyType::Int4 => Datum::from(i as i32),
-            KeyType::Date => Datum::from(i as i32),
+            KeyType::Int4 | KeyType::Date => Datum::from(i as i32),
             KeyType::Int8 | KeyType::Timestamp | KeyType::TimestampTz => Datum::from(i),
-            KeyType::Float4 => Datum::from((f64::from_ordered_u64(key) as f32).to_bits()),
-            KeyType::Float8 => Datum::from(f64::from_ordered_u64(key).to_bits()),
-        }
+            KeyType::Float4 | KeyType::Float8 => return None,
+        })
     }
 
     /// Encode a comparison argument of type `arg_type` (a cross-type operator's
@@ -121,6 +115,12 @@ fn type_name(index: pg_sys::Relation) -> String {
 
 /// The stored TID for a heap TID, with the NULL flag when the value is NULL.
 pub fn entry_tid(heap_tid: &pg_sys::ItemPointerData, is_null: bool) -> Tid {
+    if heap_tid.ip_posid & NULL_FLAG != 0 {
+        crate::error::error(
+            pgrx::PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("alex cannot index a row whose tuple offset {} is 32768 or more", heap_tid.ip_posid),
+        );
+    }
     let block = ((heap_tid.ip_blkid.bi_hi as u32) << 16) | heap_tid.ip_blkid.bi_lo as u32;
     let offset = heap_tid.ip_posid | if is_null { NULL_FLAG } else { 0 };
     Tid::new(block, offset)

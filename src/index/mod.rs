@@ -42,7 +42,7 @@ fn raise(rel: pg_sys::Relation, e: alex::Error) -> ! {
     crate::error::error_with_hint(
         code,
         format!("alex index \"{name}\": {e}"),
-        format!("REINDEX INDEX \"{name}\" rebuilds it from the table; omendb.alex_verify('{name}') reports what is wrong."),
+        "REINDEX the index to rebuild it from the table; omendb.alex_verify reports what is wrong.".to_string(),
     )
 }
 

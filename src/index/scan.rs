@@ -130,26 +130,67 @@ fn bound_value(b: Bound<u64>) -> u64 {
     }
 }
 
-/// Per-scan state, freed with the scan's memory context.
+/// Per-scan state.
 ///
 /// NULL entries share key `NULL_KEY` with real keys that map to it (int8's
 /// maximum), interleaved in TID order, so a scan that returns both runs in two
 /// phases: the non-NULL range, then the NULLs (backward: the other way round).
 struct ScanState {
-    // Declared before `ix`: it borrows it, so it must drop first.
+    /// Borrows `*ix`; dropped before it (see `Drop`).
     iter: Option<RangeIter<'static, PgStore>>,
-    ix: Box<Alex<PgStore>>,
+    /// Owned; a raw pointer so `iter` may borrow it without aliasing a Box.
+    ix: *mut Alex<PgStore>,
     kind: KeyType,
     plan: Plan,
     dir: Direction,
-    /// Phases still to run after the current one.
+    /// Phases still to run after the current one (popped from the end).
     pending: Vec<Plan>,
     /// The current phase.
     phase: Plan,
     started: bool,
+    /// Holds the index tuple returned to an index-only scan; reset per tuple.
+    tuple_cxt: pg_sys::MemoryContext,
+}
+
+impl Drop for ScanState {
+    fn drop(&mut self) {
+        self.iter = None;
+        // SAFETY: `ix` came from Box::into_raw in `new` and nothing borrows it now.
+        unsafe { drop(Box::from_raw(self.ix)) };
+    }
 }
 
 impl ScanState {
+    fn new(index: pg_sys::Relation) -> ScanState {
+        ScanState {
+            iter: None,
+            ix: Box::into_raw(Box::new(super::open(index))),
+            kind: KeyType::of_index(index),
+            plan: Plan::everything(),
+            dir: Direction::Forward,
+            pending: Vec::new(),
+            phase: Plan::everything(),
+            started: false,
+            // SAFETY: a child of the scan's context, deleted along with it.
+            tuple_cxt: unsafe {
+                pg_sys::AllocSetContextCreateInternal(
+                    pg_sys::CurrentMemoryContext,
+                    c"alex index-only tuples".as_ptr(),
+                    pg_sys::ALLOCSET_SMALL_MINSIZE as usize,
+                    pg_sys::ALLOCSET_SMALL_INITSIZE as usize,
+                    pg_sys::ALLOCSET_SMALL_MAXSIZE as usize,
+                )
+            },
+        }
+    }
+
+    fn restart(&mut self, plan: Plan) {
+        self.iter = None;
+        self.pending.clear();
+        self.started = false;
+        self.plan = plan;
+    }
+
     fn start(&mut self, dir: Direction) {
         self.started = true;
         self.dir = dir;
@@ -163,7 +204,7 @@ impl ScanState {
         } else {
             vec![self.plan]
         };
-        phases.reverse(); // popped from the end
+        phases.reverse();
         self.pending = phases;
         self.next_phase();
     }
@@ -172,9 +213,8 @@ impl ScanState {
         self.iter = None;
         let Some(phase) = self.pending.pop() else { return false };
         self.phase = phase;
-        // SAFETY: `ix` is boxed (stable address) and outlives `iter`, which
-        // is dropped first (field order) or replaced before `ix` changes.
-        let ix: &'static Alex<PgStore> = unsafe { &*(self.ix.as_ref() as *const Alex<PgStore>) };
+        // SAFETY: `ix` lives until Drop, which ends `iter` first.
+        let ix: &'static Alex<PgStore> = unsafe { &*self.ix };
         self.iter = Some(ix.range(phase.lo, phase.hi, self.dir));
         true
     }
@@ -196,27 +236,21 @@ impl ScanState {
     }
 }
 
+/// `scan->opaque`: a slot the scan's memory context drops if the scan ends
+/// by ERROR; `amendscan` empties it at once, so scans begun per row (exclusion
+/// constraints) do not pile up until the end of the statement.
+type Slot = Option<ScanState>;
+
 unsafe fn state<'a>(scan: pg_sys::IndexScanDesc) -> &'a mut ScanState {
-    &mut *((*scan).opaque as *mut ScanState)
+    let slot = &mut *((*scan).opaque as *mut Slot);
+    slot.as_mut().unwrap_or_else(|| crate::error::error(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, "alex: scan used after it ended".into()))
 }
 
 #[pg_guard]
 pub unsafe extern "C-unwind" fn ambeginscan(index: pg_sys::Relation, nkeys: i32, norderbys: i32) -> pg_sys::IndexScanDesc {
     let scan = pg_sys::RelationGetIndexScan(index, nkeys, norderbys);
-    let kind = KeyType::of_index(index);
-    let st = ScanState {
-        iter: None,
-        ix: Box::new(super::open(index)),
-        kind,
-        plan: Plan::everything(),
-        dir: Direction::Forward,
-        pending: Vec::new(),
-        phase: Plan::everything(),
-        started: false,
-    };
-    // Dropped when the executor's memory context goes, also after an ERROR.
-    (*scan).opaque = PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(st) as *mut std::ffi::c_void;
-    (*scan).xs_itupdesc = (*index).rd_att;
+    let slot: Slot = Some(ScanState::new(index));
+    (*scan).opaque = PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(slot) as *mut std::ffi::c_void;
     scan
 }
 
@@ -235,10 +269,8 @@ pub unsafe extern "C-unwind" fn amrescan(
     let n = (*scan).numberOfKeys.max(0) as usize;
     let key_slice = if n == 0 { &[][..] } else { std::slice::from_raw_parts((*scan).keyData, n) };
     let st = state(scan);
-    st.plan = Plan::from_keys(st.kind, key_slice);
-    st.iter = None;
-    st.pending.clear();
-    st.started = false;
+    let plan = Plan::from_keys(st.kind, key_slice);
+    st.restart(plan);
 }
 
 #[pg_guard]
@@ -256,10 +288,16 @@ pub unsafe extern "C-unwind" fn amgettuple(scan: pg_sys::IndexScanDesc, directio
     (*scan).xs_heaptid = heap_tid(tid);
     (*scan).xs_recheck = false;
     if (*scan).xs_want_itup {
-        let null = is_null_entry(key, tid);
-        let mut value = if null { pg_sys::Datum::from(0) } else { st.kind.decode(key) };
-        let mut isnull = null;
-        (*scan).xs_itup = pg_sys::index_form_tuple((*index).rd_att, &mut value, &mut isnull);
+        // The planner picks an index-only scan whenever no column is needed
+        // (count(*)), even when amcanreturn is false: hand it a tuple, with
+        // the value when it is exact.
+        let value = if is_null_entry(key, tid) { None } else { st.kind.decode(key) };
+        let (mut datum, mut isnull) = (value.unwrap_or(pg_sys::Datum::from(0)), value.is_none());
+        pg_sys::MemoryContextReset(st.tuple_cxt);
+        let old = pg_sys::MemoryContextSwitchTo(st.tuple_cxt);
+        (*scan).xs_itup = pg_sys::index_form_tuple((*index).rd_att, &mut datum, &mut isnull);
+        pg_sys::MemoryContextSwitchTo(old);
+        (*scan).xs_itupdesc = (*index).rd_att;
     }
     true
 }
@@ -277,17 +315,24 @@ pub unsafe extern "C-unwind" fn amgetbitmap(scan: pg_sys::IndexScanDesc, tbm: *m
         let mut t = heap_tid(tid);
         pg_sys::tbm_add_tuples(tbm, &mut t, 1, false);
         n += 1;
+        if n % 4096 == 0 {
+            pgrx::check_for_interrupts!();
+        }
     }
     n
 }
 
 #[pg_guard]
 pub unsafe extern "C-unwind" fn amendscan(scan: pg_sys::IndexScanDesc) {
-    // The iterator holds no buffer; its memory goes with the scan's context.
-    state(scan).iter = None;
+    *((*scan).opaque as *mut Slot) = None;
 }
 
+/// No index-only scans yet. A scan copies a page's entries and keeps no pin,
+/// so VACUUM could remove an entry (and the heap could mark its page
+/// all-visible) between the copy and its return; an index-only scan would
+/// then return a removed row. nbtree prevents that with a pin held during the
+/// scan and a cleanup lock in VACUUM; alex will do the same.
 #[pg_guard]
-pub unsafe extern "C-unwind" fn amcanreturn(index: pg_sys::Relation, _attno: i32) -> bool {
-    KeyType::of_index(index).returnable()
+pub unsafe extern "C-unwind" fn amcanreturn(_index: pg_sys::Relation, _attno: i32) -> bool {
+    false
 }

@@ -22,6 +22,7 @@ unsafe fn scan_all(
             live += 1.0;
         }
         if n % 1024 == 0 {
+            pgrx::check_for_interrupts!();
             pg_sys::vacuum_delay_point();
         }
     }
@@ -43,11 +44,14 @@ pub unsafe extern "C-unwind" fn ambulkdelete(
     let index = (*info).index;
     let stats = if stats.is_null() { PgBox::<pg_sys::IndexBulkDeleteResult>::alloc0().into_pg() } else { stats };
     let Some(callback) = callback else { return stats };
-    let (live, dead) = scan_all(index, |t| callback(t, callback_state));
+    // The callback is PostgreSQL's (e.g. CREATE INDEX CONCURRENTLY's, which
+    // may ERROR): call it across a guarded boundary.
+    let (live, dead) = scan_all(index, |t| pg_sys::ffi::pg_guard_ffi_boundary(|| callback(t, callback_state)));
     let mut ix = super::open(index);
     for (i, (key, tid)) in dead.iter().enumerate() {
-        ix.delete(*key, *tid).unwrap_or_else(|e| super::raise(index, e));
-        (*stats).tuples_removed += 1.0;
+        if ix.delete(*key, *tid).unwrap_or_else(|e| super::raise(index, e)) {
+            (*stats).tuples_removed += 1.0;
+        }
         if i % 256 == 0 {
             pg_sys::vacuum_delay_point();
         }

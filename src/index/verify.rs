@@ -6,10 +6,14 @@ use alex::{Alex, PageStore};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
-/// An open alex index and its table, closed on drop.
+/// An open alex index and its table, closed on drop. Both are ShareLocked,
+/// table first (PostgreSQL's order), so no writer changes them meanwhile.
 struct OpenIndex {
+    heap: pg_sys::Relation,
     index: pg_sys::Relation,
 }
+
+const LOCK: i32 = pg_sys::ShareLock as i32;
 
 impl OpenIndex {
     unsafe fn open(oid: pg_sys::Oid) -> OpenIndex {
@@ -18,8 +22,9 @@ impl OpenIndex {
             let what = if relkind == 0 { format!("relation with OID {} does not exist", oid.to_u32()) } else { format!("\"{}\" is not an index", rel_name(oid)) };
             crate::error::error_with_hint(PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE, what, "Pass an index created with USING alex.".into());
         }
-        let index = pg_sys::index_open(oid, pg_sys::AccessShareLock as i32);
-        let guard = OpenIndex { index };
+        let heap = pg_sys::table_open(pg_sys::IndexGetRelation(oid, false), LOCK);
+        let index = pg_sys::index_open(oid, LOCK);
+        let guard = OpenIndex { heap, index };
         let am = pg_sys::get_index_am_oid(c"alex".as_ptr(), false);
         if (*(*index).rd_rel).relam != am {
             crate::error::error_with_hint(
@@ -42,8 +47,11 @@ unsafe fn rel_name(oid: pg_sys::Oid) -> String {
 
 impl Drop for OpenIndex {
     fn drop(&mut self) {
-        // SAFETY: opened with this lock mode in `open`.
-        unsafe { pg_sys::index_close(self.index, pg_sys::AccessShareLock as i32) };
+        // SAFETY: opened with this lock mode in `open`; closed in reverse order.
+        unsafe {
+            pg_sys::index_close(self.index, LOCK);
+            pg_sys::table_close(self.heap, LOCK);
+        }
     }
 }
 
@@ -94,15 +102,11 @@ fn alex_verify(
         let ix = super::open(rel);
         let report = ix.verify().unwrap_or_else(|e| super::raise(rel, e));
 
-        let heap = pg_sys::table_open((*(*rel).rd_index).indrelid, pg_sys::AccessShareLock as i32);
         let info = pg_sys::BuildIndexInfo(rel);
         // An MVCC snapshot: every tuple it sees must have its entry.
         (*info).ii_Concurrent = true;
         let mut st = HeapCheck { ix: &ix, kind: KeyType::of_index(rel), checked: 0, missing: 0, first_missing: None, index: rel };
-        let scan = (*(*heap).rd_tableam).index_build_range_scan.expect("table AM without index_build_range_scan");
-        scan(heap, rel, info, true, false, false, 0, pg_sys::InvalidBlockNumber, Some(heap_check_callback),
-            &mut st as *mut HeapCheck as *mut std::ffi::c_void, std::ptr::null_mut());
-        pg_sys::table_close(heap, pg_sys::AccessShareLock as i32);
+        super::build::scan_table(open.heap, rel, info, false, Some(heap_check_callback), &mut st as *mut HeapCheck as *mut std::ffi::c_void);
         if let Some((blk, off)) = st.first_missing {
             crate::error::error_with_hint(
                 PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,

@@ -219,7 +219,11 @@ impl Cluster {
     pub fn sql(&self, sql: &str) -> Result<Vec<String>> {
         let mut client = self.connect()?;
         let mut rows = Vec::new();
-        for msg in client.simple_query(sql)? {
+        let messages = client.simple_query(sql).map_err(|e| match e.as_db_error() {
+            Some(db) => format!("{}: {}{}", db.severity(), db.message(), db.hint().map(|h| format!(" (hint: {h})")).unwrap_or_default()),
+            None => e.to_string(),
+        })?;
+        for msg in messages {
             match msg {
                 postgres::SimpleQueryMessage::Row(r) => rows.push(r.get(0).unwrap_or("").to_string()),
                 postgres::SimpleQueryMessage::CommandComplete(_) => {}
