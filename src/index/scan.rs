@@ -164,7 +164,7 @@ impl ScanState {
     fn new(index: pg_sys::Relation) -> ScanState {
         ScanState {
             iter: None,
-            ix: Box::into_raw(Box::new(super::open(index))),
+            ix: Box::into_raw(Box::new(alex::Alex::open(PgStore::for_scan(index)).unwrap_or_else(|e| super::raise(index, e)))),
             kind: KeyType::of_index(index),
             plan: Plan::everything(),
             dir: Direction::Forward,
@@ -324,15 +324,19 @@ pub unsafe extern "C-unwind" fn amgetbitmap(scan: pg_sys::IndexScanDesc, tbm: *m
 
 #[pg_guard]
 pub unsafe extern "C-unwind" fn amendscan(scan: pg_sys::IndexScanDesc) {
-    *((*scan).opaque as *mut Slot) = None;
+    let slot = &mut *((*scan).opaque as *mut Slot);
+    if let Some(st) = slot.as_ref() {
+        (*st.ix).store().release_pin();
+    }
+    *slot = None;
 }
 
-/// No index-only scans yet. A scan copies a page's entries and keeps no pin,
-/// so VACUUM could remove an entry (and the heap could mark its page
-/// all-visible) between the copy and its return; an index-only scan would
-/// then return a removed row. nbtree prevents that with a pin held during the
-/// scan and a cleanup lock in VACUUM; alex will do the same.
+/// Index-only scans return the key itself: exact for integer and date/time
+/// keys, not for floats (-0 and 0 share a key). The VACUUM interlock (see
+/// storage.rs) keeps copied entries valid on a primary; a hot standby
+/// replays VACUUM without a cleanup lock (GenericXLog redo takes an exclusive
+/// one), so there index-only scans are not offered.
 #[pg_guard]
-pub unsafe extern "C-unwind" fn amcanreturn(_index: pg_sys::Relation, _attno: i32) -> bool {
-    false
+pub unsafe extern "C-unwind" fn amcanreturn(index: pg_sys::Relation, _attno: i32) -> bool {
+    KeyType::of_index(index).decode(0).is_some() && !pg_sys::RecoveryInProgress()
 }

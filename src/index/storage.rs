@@ -6,19 +6,63 @@
 //! page changed). [`XLogGroup`] is an RAII guard: if Rust unwinds through it
 //! (a panic, or a PostgreSQL ERROR turned into one by pgrx) it aborts the
 //! record and releases the buffers, so no half-written page escapes.
+//!
+//! VACUUM interlock (nbtree's): a scan keeps a pin on the data page whose
+//! entries it is returning, from the read that copied them until its next
+//! read; VACUUM deletes entries from a data page only under a cleanup lock,
+//! which waits for such pins. So an entry a scan has copied cannot be removed
+//! (and its heap line pointer reused) before the scan has returned it. A scan
+//! drops its pin before it waits for any other lock, so the two cannot
+//! deadlock.
 
-use alex::page::{Page, PAGE_SIZE};
+use alex::page::{Kind, Page, PAGE_SIZE, SPECIAL_OFF};
 use alex::{Error, PageStore, Result, WriteGroup, GROUP_LIMIT};
 use pgrx::pg_sys;
+use std::cell::Cell;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Plain,
+    /// Keep a pin on the last data page read (index scans).
+    Scan,
+    /// Take cleanup locks on data pages it modifies (VACUUM).
+    Vacuum,
+}
 
 pub struct PgStore {
     rel: pg_sys::Relation,
+    mode: Mode,
+    held: Cell<Option<pg_sys::Buffer>>,
 }
 
 impl PgStore {
     pub fn new(rel: pg_sys::Relation) -> PgStore {
-        PgStore { rel }
+        PgStore { rel, mode: Mode::Plain, held: Cell::new(None) }
     }
+
+    pub fn for_scan(rel: pg_sys::Relation) -> PgStore {
+        PgStore { mode: Mode::Scan, ..PgStore::new(rel) }
+    }
+
+    pub fn for_vacuum(rel: pg_sys::Relation) -> PgStore {
+        PgStore { mode: Mode::Vacuum, ..PgStore::new(rel) }
+    }
+
+    /// Drop the scan's pin. Called when the scan ends normally; after an
+    /// ERROR the resource owner releases it instead.
+    pub fn release_pin(&self) {
+        if let Some(b) = self.held.take() {
+            // SAFETY: we pinned `b` in `read` and have not released it.
+            unsafe { pg_sys::ReleaseBuffer(b) };
+        }
+    }
+}
+
+/// Pages never change kind once written, so the kind byte may be read from a
+/// pinned buffer without its content lock.
+fn is_data_page(page: *const Page) -> bool {
+    // SAFETY: a pinned buffer's page is BLCKSZ bytes.
+    unsafe { (*page)[SPECIAL_OFF] == Kind::Data as u8 }
 }
 
 /// A pinned, locked buffer, unlocked and released on drop.
@@ -49,19 +93,32 @@ impl PageStore for PgStore {
         if blk >= nblocks {
             return Err(Error::NoSuchBlock { blk, nblocks });
         }
+        // Never wait for a lock while holding the scan's pin (see module docs).
+        self.release_pin();
         // SAFETY: blk exists; the guard releases the pin and lock.
         let buf = unsafe {
             let b = pg_sys::ReadBuffer(self.rel, blk);
             pg_sys::LockBuffer(b, pg_sys::BUFFER_LOCK_SHARE as i32);
             LockedBuffer(b)
         };
+        let page = page_of(buf.0);
         // SAFETY: share-locked page; `f` only reads it.
-        f(unsafe { &*page_of(buf.0) });
+        f(unsafe { &*page });
+        if self.mode == Mode::Scan && is_data_page(page) {
+            // Keep the pin, drop the lock: the entries just copied stay safe
+            // from VACUUM until the scan reads its next page.
+            let b = buf.0;
+            std::mem::forget(buf);
+            // SAFETY: we hold the share lock taken above.
+            unsafe { pg_sys::LockBuffer(b, pg_sys::BUFFER_LOCK_UNLOCK as i32) };
+            self.held.set(Some(b));
+        }
         Ok(())
     }
 
     fn atomic(&mut self, f: &mut dyn FnMut(&mut dyn WriteGroup) -> Result<()>) -> Result<()> {
-        let mut group = XLogGroup::start(self.rel);
+        self.release_pin();
+        let mut group = XLogGroup::start(self.rel, self.mode == Mode::Vacuum);
         let result = f(&mut group);
         match result {
             Ok(()) => {
@@ -76,6 +133,8 @@ impl PageStore for PgStore {
 /// One GenericXLog record in progress.
 struct XLogGroup {
     rel: pg_sys::Relation,
+    /// Lock data pages with cleanup locks (VACUUM).
+    cleanup: bool,
     state: *mut pg_sys::GenericXLogState,
     /// (block, buffer guard, registered image). Guards drop after the record
     /// is finished or aborted, as GenericXLog requires.
@@ -83,10 +142,10 @@ struct XLogGroup {
 }
 
 impl XLogGroup {
-    fn start(rel: pg_sys::Relation) -> XLogGroup {
+    fn start(rel: pg_sys::Relation, cleanup: bool) -> XLogGroup {
         // SAFETY: starting a record on an open relation.
         let state = unsafe { pg_sys::GenericXLogStart(rel) };
-        XLogGroup { rel, state, pages: Vec::with_capacity(GROUP_LIMIT) }
+        XLogGroup { rel, cleanup, state, pages: Vec::with_capacity(GROUP_LIMIT) }
     }
 
     fn register(&mut self, blk: u32, buf: LockedBuffer, flags: i32) -> *mut Page {
@@ -137,7 +196,11 @@ impl WriteGroup for XLogGroup {
         // left before right), which keeps backends from deadlocking.
         let buf = unsafe {
             let b = pg_sys::ReadBuffer(self.rel, blk);
-            pg_sys::LockBuffer(b, pg_sys::BUFFER_LOCK_EXCLUSIVE as i32);
+            if self.cleanup && is_data_page(page_of(b)) {
+                pg_sys::LockBufferForCleanup(b);
+            } else {
+                pg_sys::LockBuffer(b, pg_sys::BUFFER_LOCK_EXCLUSIVE as i32);
+            }
             LockedBuffer(b)
         };
         // SAFETY: the registered image is valid until finish/abort.

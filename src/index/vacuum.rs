@@ -47,7 +47,8 @@ pub unsafe extern "C-unwind" fn ambulkdelete(
     // The callback is PostgreSQL's (e.g. CREATE INDEX CONCURRENTLY's, which
     // may ERROR): call it across a guarded boundary.
     let (live, dead) = scan_all(index, |t| pg_sys::ffi::pg_guard_ffi_boundary(|| callback(t, callback_state)));
-    let mut ix = super::open(index);
+    // Cleanup locks on data pages: wait out scans still returning entries.
+    let mut ix = alex::Alex::open(super::storage::PgStore::for_vacuum(index)).unwrap_or_else(|e| super::raise(index, e));
     for (i, (key, tid)) in dead.iter().enumerate() {
         if ix.delete(*key, *tid).unwrap_or_else(|e| super::raise(index, e)) {
             (*stats).tuples_removed += 1.0;
