@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 pub mod alex_vs_btree;
 pub mod pgbench;
+pub mod plot;
 pub mod workloads;
 
 pub struct Variant {
@@ -124,6 +125,14 @@ pub fn run(dsn: &str, w: &Workload, runs: usize) -> Result<Report, Error> {
 }
 
 impl Report {
+    /// Median of the last variant over the first (alex over btree).
+    pub fn ratio(&self) -> f64 {
+        match (self.results.first(), self.results.last()) {
+            (Some(a), Some(b)) if !a.median().is_zero() => b.median().as_secs_f64() / a.median().as_secs_f64(),
+            _ => f64::NAN,
+        }
+    }
+
     /// A markdown table: variant, median, min, max, ratio to the baseline.
     pub fn markdown(&self) -> String {
         let base = self.results.first().map(|r| r.median()).unwrap_or_default();

@@ -1,7 +1,7 @@
 //! `sqlbench`: run the harness's workloads against a live server.
 //!
 //! Usage: sqlbench [SUITE] [--dsn DSN] [--runs N] [--rows N] [--probes N]
-//!                 [--dists a,b] [--insert-seconds N]
+//!                 [--dists a,b] [--insert-seconds N] [--plot FILE.svg]
 //! SUITE: `alex` (alex vs btree, the default) or `harness` (btree vs hash).
 //! DSN defaults to the demo cluster that scripts/run.sh starts.
 
@@ -16,6 +16,7 @@ struct Args {
     probes: u64,
     dists: Vec<String>,
     insert_seconds: u32,
+    plot: Option<String>,
 }
 
 fn parse() -> Args {
@@ -27,6 +28,7 @@ fn parse() -> Args {
         probes: 100_000,
         dists: ab::DISTS.iter().map(|d| d.name.to_string()).collect(),
         insert_seconds: 10,
+        plot: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -39,6 +41,7 @@ fn parse() -> Args {
             "--rows" => a.rows = num(value()),
             "--probes" => a.probes = num(value()),
             "--insert-seconds" => a.insert_seconds = num(value()) as u32,
+            "--plot" => a.plot = Some(value()),
             "--dists" => a.dists = value().split(',').map(str::to_string).collect(),
             _ => usage(&format!("unknown argument {arg}")),
         }
@@ -49,7 +52,7 @@ fn parse() -> Args {
 fn main() {
     let a = parse();
     let result = match a.suite.as_str() {
-        "harness" => report(&a, &workloads::point_probes(a.rows, a.probes)),
+        "harness" => report(&a, &workloads::point_probes(a.rows, a.probes)).map(|_| ()),
         _ => alex_suite(&a),
     };
     if let Err(e) = result {
@@ -58,24 +61,31 @@ fn main() {
     }
 }
 
-fn report(a: &Args, w: &Workload) -> Result<(), String> {
+fn report(a: &Args, w: &Workload) -> Result<f64, String> {
     let r = run(&a.dsn, w, a.runs).map_err(|e| e.to_string())?;
     println!("{}", r.markdown());
-    Ok(())
+    Ok(r.ratio())
 }
 
 fn alex_suite(a: &Args) -> Result<(), String> {
     println!("## alex vs btree: {} rows, {} probes, {} runs each (medians)\n", a.rows, a.probes, a.runs);
     let mut client = Client::connect(&a.dsn, NoTls).map_err(|e| e.to_string())?;
+    // (label, time ratio alex/btree): below 1 alex is faster or smaller.
+    let mut ratios: Vec<(String, f64)> = Vec::new();
     client.batch_execute("CREATE EXTENSION IF NOT EXISTS omendb").map_err(|e| e.to_string())?;
     for name in &a.dists {
         let d = ab::dist(name).ok_or_else(|| format!("unknown distribution {name}"))?;
         for stmt in ab::setup(d, a.rows, a.probes) {
             client.batch_execute(&stmt).map_err(|e| format!("{stmt}: {e}"))?;
         }
-        report(a, &ab::build(d))?;
-        report(a, &ab::probes(d))?;
-        report(a, &ab::ranges(d, (a.probes / 10).max(1)))?;
+        ratios.push((format!("{} build time", d.name), report(a, &ab::build(d))?));
+        let size: f64 = client
+            .query_one(&format!("SELECT pg_relation_size('ab_{n}_ax_k')::float8 / pg_relation_size('ab_{n}_bt_k')", n = d.name), &[])
+            .map_err(|e| e.to_string())?
+            .get(0);
+        ratios.push((format!("{} index size", d.name), size));
+        ratios.push((format!("{} point probes", d.name), report(a, &ab::probes(d))?));
+        ratios.push((format!("{} 100-row ranges", d.name), report(a, &ab::ranges(d, (a.probes / 10).max(1)))?));
         for stmt in ab::insert_setup(d) {
             client.batch_execute(&stmt).map_err(|e| format!("{stmt}: {e}"))?;
         }
@@ -86,8 +96,15 @@ fn alex_suite(a: &Args) -> Result<(), String> {
             let b = pgbench::tps(&a.dsn, &bt, clients, a.insert_seconds)?;
             let x = pgbench::tps(&a.dsn, &ax, clients, a.insert_seconds)?;
             println!("| {clients} | {b:.0} | {x:.0} | {:.2} |", x / b);
+            // As a time ratio, like the others: btree tps / alex tps.
+            ratios.push((format!("{} insert time, {clients} client(s)", d.name), b / x));
         }
         println!();
+    }
+    if let Some(path) = &a.plot {
+        let title = format!("alex / btree, {} rows (below 1.0: alex faster or smaller)", a.rows);
+        std::fs::write(path, omendb_bench::plot::ratio_chart(&title, &ratios)).map_err(|e| format!("{path}: {e}"))?;
+        println!("plot written to {path}");
     }
     Ok(())
 }
