@@ -2,16 +2,17 @@
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS omendb;
 
--- The sensors example grows here as features land: today a heap table with a
--- btree index; the alex index and omen_columnar storage replace them.
+-- The sensors example: readings indexed by time with the alex learned index.
+-- (omen_columnar storage for the readings comes with its issue.)
 CREATE TABLE IF NOT EXISTS sensor_readings (
     sensor_id  int         NOT NULL,
     ts         timestamptz NOT NULL,
     reading    float8      NOT NULL
 );
-CREATE INDEX IF NOT EXISTS sensor_readings_ts ON sensor_readings (ts);
+DROP INDEX IF EXISTS sensor_readings_ts;  -- the btree of earlier demos
+CREATE INDEX IF NOT EXISTS sensor_readings_ts_alex ON sensor_readings USING alex (ts);
 INSERT INTO sensor_readings
 SELECT s, timestamptz '2026-01-01' + make_interval(secs => n * 10), 20 + 5 * sin(n / 100.0) + s
-FROM generate_series(1, 10) s, generate_series(0, 999) n
+FROM generate_series(1, 10) s, generate_series(0, 9999) n
 WHERE NOT EXISTS (SELECT 1 FROM sensor_readings);
 ANALYZE sensor_readings;
