@@ -7,6 +7,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 DEMO_DIR="${OMENDB_DEMO_DIR:-/var/lib/omendb/demo}"
 DEMO_PORT="${OMENDB_PORT:-5499}"
 DEMO_DB=omendb_demo
+# Benchmarks want the data cached: OMENDB_SHARED_BUFFERS=2GB scripts/run.sh
+SHARED_BUFFERS="${OMENDB_SHARED_BUFFERS:-256MB}"
 
 ensure_deps
 install_extension release
@@ -23,6 +25,7 @@ port = $DEMO_PORT
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '/tmp'
 shared_preload_libraries = 'omendb'
+shared_buffers = '$SHARED_BUFFERS'
 CONF
 chown postgres:postgres "$DEMO_DIR/omendb.conf"
 grep -q "^include_if_exists = 'omendb.conf'" "$DEMO_DIR/postgresql.conf" ||
