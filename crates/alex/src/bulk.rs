@@ -334,7 +334,7 @@ impl<S: PageStore> Alex<S> {
             meta.encode(g.modify(0)?);
             Ok(())
         })?;
-        Ok(Alex { store, crash_after_split_group1: false })
+        Ok(Alex::wrap(store))
     }
 }
 

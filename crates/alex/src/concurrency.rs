@@ -1,46 +1,68 @@
 //! # Concurrency and crash-safety protocol
 //!
-//! The index is written for PostgreSQL's model: many backends, page-level locks, a WAL in
-//! which one record (GenericXLog) may cover at most 4 pages. The in-memory store is
-//! single-threaded, but the code paths below are the ones a multi-backend binding runs.
+//! The index is written for PostgreSQL's model: many backends, each with its own `Alex` value
+//! over the same pages, page-level locks, and a WAL in which one record (GenericXLog) may
+//! cover at most 4 pages. `tests/common` has a thread-safe store with exactly these semantics
+//! (page read locks for `read`, page write locks held to the end of a group, all-or-nothing
+//! install), and `tests/concurrent.rs` runs 4 writers/readers over it.
 //!
 //! ## Invariants that make it work
 //! * **Pages never move or change kind, and never merge.** A split keeps the left half in the
 //!   original block and puts the right half in a new block; a split-down builds a *new* model
-//!   page. So any block number a reader learned earlier still names a page covering some
-//!   key range that is never *left* of where it used to be (Lehman–Yao).
+//!   page; a root grow builds a new root above the old one. So any block number a reader
+//!   learned earlier still names a page covering some key range that is never *left* of where
+//!   it used to be, and every route, however stale, ends at or left of the right page
+//!   (Lehman–Yao). Readers may therefore cache the root and the model levels (`cache.rs`).
+//! * A page's low key never changes; its high key only decreases (splits). So "same low,
+//!   high, right-link and entries" means "not split, not changed" — what groups re-check.
 //! * Every data page carries `[low, high)` as (key, tid) items and a right-link to the page
 //!   holding `high`. Model nodes route a key to the *head* of a run of data pages; the
 //!   pages after the head up to the next head are reachable only by right-links (a run of
 //!   one duplicated key, or a split the parent does not know about yet).
 //!
 //! ## Readers (Lehman–Yao move-right)
-//! A reader holds one share lock at a time. It descends model pages by arithmetic, reads the
-//! data page, and if the wanted item is `>= high` it releases the page and follows the
-//! right-link, repeating until `low <= item < high` (see `search::find_leaf`). A split
-//! that happened after the reader read the parent but before it read the data page moved
-//! the upper half to a right sibling reachable by exactly this rule. Forward scans save the
-//! right-link they saw when they copied a page's entries, so entries moved right by a later
-//! split are not returned twice (nbtree's approach); backward scans re-descend with the low
-//! key of the page just returned and move right to the page holding its predecessor.
+//! A reader holds one share lock at a time. It descends model pages by arithmetic and reads
+//! the data page; if the wanted item is `>= high` it follows the right-link, until
+//! `low <= item < high`. Whatever it then does with the page (search, collect duplicates,
+//! note the right-link to continue at) happens **inside that same read** (`search::at_leaf`):
+//! a header decoded in one read is never applied to the bytes of another, because a split in
+//! between may have rewritten the page. Forward scans continue at the right-link they saw
+//! when they copied a page's entries, so entries moved right by a later split are neither
+//! lost nor returned twice (nbtree's approach); backward scans re-descend with the low key of
+//! the page just returned and move right, in the same read that collects, to the page
+//! holding its predecessor.
 //!
-//! ## Writers: splits as sequences of atomic groups
-//! Every group touches at most [`crate::GROUP_LIMIT`] pages and leaves a valid index:
-//! 1. **Group 1** rewrites the full page `D` with its lower half (`high` = split key, right-link
-//!    = new page `D'`), writes `D'` with the upper half (old `high`, old right-link), bumps
-//!    the metapage counters and sets `F_INCOMPLETE` on `D`. For a split-down the new model
-//!    page `M` (children `D`, `D'`) is written in the same group, not yet linked. After this
-//!    group the parent still routes `D'`'s keys to `D`, and readers move right: valid.
-//! 2. **Group 2** re-points the parent (the run of duplicated slots from the recorded slot on,
-//!    or the whole run to `M`; the metapage root for a root split) and clears the flag.
+//! ## Writers: plan from reads, decide inside the group
+//! A writer plans from share-locked reads, then opens a group, `modify`s (exclusively locks)
+//! the pages and re-decides from what it finds there. If the plan went stale it aborts the
+//! group with `Error::Retry` — before allocating anything — and starts over from the root.
+//! It never holds more than one group's locks.
+//! * In-place insert / delete: the page must still cover the item and not be flagged; the
+//!   gap search, density limit and key-width checks run on the locked page.
+//! * Rebuild (wider keys): entries are re-read from the locked page.
+//! * Split group 1 (`split::split_write`): the page must hold exactly the entries the split
+//!   was planned from, with the same range and right-link. It then rewrites the page with
+//!   its lower half (`high` = split key, right-link = new page, `F_INCOMPLETE`), writes the
+//!   new right page, for a split-down or root grow also the new (unlinked) model page, and
+//!   bumps the metapage. After this group the parent still routes the right half's keys to
+//!   the page, and readers move right: valid.
+//! * Split group 2 (`split::try_finish_split`): locks the flagged page; if the flag is
+//!   already clear, another writer finished the split and this one does nothing. Otherwise
+//!   it locks the parent found by a fresh descent, re-decodes it, re-locates the run of
+//!   slots that point at the page, checks that the recorded slot is inside that run and
+//!   starts at the split key (sideways), or that the pending model's domain equals the run's
+//!   range (down), or that the new root's first child is the current root (grow); then it
+//!   re-points the slots (or the metapage root) and clears the flag. A parent that no longer
+//!   routes to the page aborts with `Retry`; a run that contradicts the flag is corruption.
 //!
-//! If the process dies between the groups (or a binding's transaction aborts), the flag
-//! stays set and the next writer that lands on `D` finishes group 2 before doing anything
-//! else (nbtree's incomplete-split handling); `verify` accepts and counts such pages.
-//! Splits of runs of a single duplicated key need no group 2 at all: the parent cannot
-//! separate equal keys, so the new page stays reachable only by right-link.
+//! If the process dies between the groups (or a transaction aborts), the flag stays set and
+//! the next writer that lands on the page finishes group 2 before doing anything else
+//! (nbtree's incomplete-split handling); `verify` accepts and counts such pages. Splits of
+//! runs of one duplicated key need no group 2: the new page stays reachable by right-link.
 //!
-//! A writer plans from a shared-lock read, then re-reads inside its group (exclusive locks)
-//! and, if the page no longer covers the item or was split meanwhile, aborts the group
-//! (`Error::Retry`) and starts over — never holding more than one group's locks.
-//! Lock order inside a group is child before parent, left before right (nbtree's order).
+//! ## Lock order (no deadlocks between writers)
+//! Within a group: the data page first, then pages it allocates (unreachable by anyone
+//! else), then its parent model page, then the metapage — always last. Data pages are leaves
+//! and no group locks two existing data pages or two model pages, so the waits-for graph
+//! goes data page → model page → metapage and has no cycle. Readers never wait while
+//! holding a lock. The `SharedStore` test panics if a lock wait exceeds 20 s.

@@ -45,7 +45,15 @@ const KNOWN_FLAGS: u16 = F_HIGH_INF | F_INCOMPLETE | F_PENDING_DOWN;
 
 /// Bytes needed for a residual (at least 1).
 pub fn width_for(span: u64) -> usize {
-    (((64 - span.leading_zeros()) as usize + 7) / 8).max(1)
+    ((64 - span.leading_zeros()) as usize).div_ceil(8).max(1)
+}
+
+fn mask_for(width: usize) -> u64 {
+    if width >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (8 * width)) - 1
+    }
 }
 
 /// (keys offset, pd_lower, pd_upper) for a page of `cap` slots of `width`-byte keys.
@@ -54,16 +62,23 @@ fn layout(cap: usize, width: usize) -> (usize, usize, usize) {
     (keys, keys + cap * width, SPECIAL_OFF - cap * TID_SIZE)
 }
 
-/// Most slots that fit one page at this key width.
+/// Most slots that fit one page at this key width (1..=8; 0 for anything else).
+#[inline]
 pub fn max_capacity(width: usize) -> usize {
-    let mut c = (SPECIAL_OFF - OFF_BITMAP) / (width + TID_SIZE);
-    while c > 0 && {
-        let (_, lo, up) = layout(c, width);
-        lo > up
-    } {
-        c -= 1;
-    }
-    c
+    const CAPS: [usize; 9] = {
+        let mut t = [0usize; 9];
+        let mut w = 1;
+        while w <= 8 {
+            let mut c = (SPECIAL_OFF - OFF_BITMAP) / (w + TID_SIZE);
+            while c > 0 && OFF_BITMAP + c.div_ceil(64) * 8 + c * w > SPECIAL_OFF - c * TID_SIZE {
+                c -= 1;
+            }
+            t[w] = c;
+            w += 1;
+        }
+        t
+    };
+    CAPS.get(width).copied().unwrap_or(0)
 }
 
 /// Residual base and width for a page holding `entries` with bounds `[low, high)`.
@@ -80,10 +95,19 @@ pub fn choose_layout(entries: &[Item], low: Item, high: Option<Item>, residual: 
         None => max,
     }
     .max(max);
+    // Cover the range up to `high` only as far as the entries' own width reaches: a far
+    // high key (an empty slot opened for a stream, a root grown above) must not widen every
+    // key; a later key beyond the reach rebuilds the page wider (or splits it).
+    let reach = mask_for(width_for(max - min));
+    let upper = upper.min(min.saturating_add(reach));
     let w_low = width_for(upper - low.key.min(min));
     let w_min = width_for(upper - min);
     if w_low == w_min {
         (low.key.min(min), w_low)
+    } else if high.is_some() && low.key == 0 {
+        // Leftmost page: put the spare residual range below `min`, so descending inserts
+        // do not force a rebuild each (the rightmost page keeps its spare range above).
+        (upper.saturating_sub(mask_for(w_min)).max(low.key).min(min), w_min)
     } else {
         (min, w_min)
     }
@@ -123,7 +147,9 @@ impl DataNode {
     /// Validate the header and layout. Never panics; everything later indexes within bounds
     /// established here.
     pub fn decode(p: &Page, blk: u32) -> Result<DataNode> {
-        page::expect(p, blk, Kind::Data)?;
+        if page::kind_fast(p, blk)? != Kind::Data {
+            return page::expect(p, blk, Kind::Data).and_then(|_| corrupt(blk, "not a data page"));
+        }
         let width = p[OFF_WIDTH] as usize;
         if !(1..=8).contains(&width) {
             return corrupt(blk, format!("bad key width {width}"));
@@ -362,8 +388,16 @@ impl DataNode {
             a -= 1;
         }
         let q = if a < i {
-            // A gap run [a, i) sits right where the entry goes: model-based placement in it.
-            let q = pred.clamp(a, i - 1);
+            // A gap run [a, i) sits right where the entry goes: model-based placement in it,
+            // except past either end of the page's entries, where the entry goes next to its
+            // neighbour so a stream continuing in that direction keeps the rest of the run.
+            let q = if a == 0 && i < self.cap {
+                i - 1
+            } else if i == self.cap && a > 0 {
+                a
+            } else {
+                pred.clamp(a, i - 1)
+            };
             for j in a..q {
                 self.set_rkey(p, j, r);
             }
@@ -461,7 +495,14 @@ impl DataSpec<'_> {
         }
         let (keys_off, lower, upper) = layout(cap, width);
         page::init(p, Kind::Data, lower, upper);
-        let scale = if n > 0 { cap as f64 / n as f64 } else { 1.0 };
+        // A page with more room above its entries than they span (the rightmost page, or
+        // the head of an ascending stream inside the key space) mostly grows at its end:
+        // spread its entries over the first 3/4 of the slots so appends find free slots
+        // instead of shifting and retraining. Other pages spread over all slots.
+        let (min, max) = (self.entries.first().map_or(0, |e| e.key), self.entries.last().map_or(0, |e| e.key));
+        let open_above = self.high.is_none_or(|h| h.key - max > max - min);
+        let used = if open_above && n > 0 { (cap * 3 / 4).max(n) } else { cap };
+        let scale = if n > 0 { used as f64 / n as f64 } else { 1.0 };
         let model = LinearModel::fit_ranks(self.entries.iter().map(|e| e.key), base, scale);
         let node = DataNode {
             model,

@@ -5,21 +5,22 @@ use crate::data_node::DataNode;
 use crate::error::{invariant, Error, Result};
 use crate::insert::bump_meta;
 use crate::key::{Item, Tid};
-use crate::store::{atomic_with, read_with, PageStore};
+use crate::store::{atomic_with, PageStore};
 use crate::Alex;
 
 impl<S: PageStore> Alex<S> {
     /// Remove the entry (key, tid). Returns `false` if it was not present.
     pub fn delete(&mut self, key: u64, tid: Tid) -> Result<bool> {
         let item = Item::new(key, tid);
-        for _ in 0..1000 {
+        for _ in 0..100_000 {
             let exact = self.meta()?.exact_count();
-            let (blk, node) = self.find_leaf(item)?;
-            if node.incomplete() {
+            // Presence is judged in the same read that checks the page covers the item.
+            let (blk, (incomplete, present)) = self.find_leaf_with(item, |n, p| Ok((n.incomplete(), n.find(p, item).1)))?;
+            if incomplete {
                 self.finish_split(blk)?;
                 continue;
             }
-            if !read_with(&self.store, blk, |p| Ok(node.find(p, item).1))? {
+            if !present {
                 return Ok(false);
             }
             let r = atomic_with(&mut self.store, |g| {

@@ -76,7 +76,8 @@ impl<S: PageStore> RangeIter<'_, S> {
     fn fill_forward(&mut self) -> Result<()> {
         let blk = if !self.started {
             self.started = true;
-            self.ix.find_leaf(self.lo)?.0
+            // A split after this read moves entries right; the read below follows right-links.
+            self.ix.read_leaf_with(self.lo, |_, _| Ok(()))?.0
         } else {
             self.next
         };
@@ -96,7 +97,7 @@ impl<S: PageStore> RangeIter<'_, S> {
             let mut stop = false;
             while let Some(j) = n.next_occ(p, i) {
                 let it = n.item(p, j);
-                if !hi.is_none_or(|h| it < h) {
+                if hi.is_some_and(|h| it >= h) {
                     stop = true;
                     break;
                 }
@@ -134,48 +135,55 @@ impl<S: PageStore> RangeIter<'_, S> {
             }
             Some(x) => x.key,
         };
-        let d = self.ix.descend(key)?;
-        let mut blk = d.leaf;
-        let limit = self.ix.store.nblocks();
-        let mut steps = 0;
-        loop {
-            let n = self.ix.data_header(blk)?;
-            if bound_lt(n.high, self.hi) {
-                steps += 1;
-                if n.right == INVALID_BLOCK || steps > limit {
-                    return invariant(blk, "backward scan ran off the right-link chain");
-                }
-                blk = n.right;
-                continue;
-            }
-            break;
-        }
+        let mut blk = self.ix.reader_head(key)?;
         let (lo, hi) = (self.lo, self.hi);
         let buf = &mut self.buf;
-        buf.clear();
         self.pos = 0;
-        let (low, stop) = read_with(&self.ix.store, blk, |p| {
-            let n = DataNode::decode(p, blk)?;
-            if hi.is_some_and(|h| h <= n.low) {
-                return invariant(blk, "backward scan landed right of its bound");
-            }
-            let end = match hi {
-                Some(h) => n.find(p, h).0,
-                None => n.cap,
-            };
-            let mut stop = false;
-            let mut i = end;
-            while let Some(j) = n.prev_occ(p, i) {
-                let it = n.item(p, j);
-                if it < lo {
-                    stop = true;
-                    break;
+        let limit = self.ix.store.nblocks();
+        let mut steps = 0;
+        // Move right and collect in the same read: a split between two reads could move
+        // entries below `hi` to a right sibling we would never visit.
+        let (low, stop) = loop {
+            buf.clear();
+            let r = read_with(&self.ix.store, blk, |p| {
+                let n = DataNode::decode(p, blk)?;
+                if bound_lt(n.high, hi) {
+                    if n.right == INVALID_BLOCK {
+                        return invariant(blk, "backward scan ran off the right-link chain");
+                    }
+                    return Ok(Err(n.right));
                 }
-                buf.push(it);
-                i = j;
+                if hi.is_some_and(|h| h <= n.low) {
+                    return invariant(blk, "backward scan landed right of its bound");
+                }
+                let end = match hi {
+                    Some(h) => n.find(p, h).0,
+                    None => n.cap,
+                };
+                let mut stop = false;
+                let mut i = end;
+                while let Some(j) = n.prev_occ(p, i) {
+                    let it = n.item(p, j);
+                    if it < lo {
+                        stop = true;
+                        break;
+                    }
+                    buf.push(it);
+                    i = j;
+                }
+                Ok(Ok((n.low, stop)))
+            })?;
+            match r {
+                Ok(x) => break x,
+                Err(right) => {
+                    steps += 1;
+                    if steps > limit {
+                        return invariant(blk, "backward scan ran off the right-link chain");
+                    }
+                    blk = right;
+                }
             }
-            Ok((n.low, stop))
-        })?;
+        };
         if stop || low <= lo || low == Item::MIN {
             self.done = true;
         }

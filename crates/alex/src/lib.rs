@@ -6,8 +6,12 @@
 //!   occupancy bitmap, a high key and a right-link.
 //! * Bulk load ([`bulk`]) picks fanouts and page boundaries with a small cost model.
 //! * Inserts fill gaps in place; a full page is retrained, or split sideways (re-pointing
-//!   duplicated parent slots), downwards (a new model node), or along a duplicate chain.
-//!   Every split is a sequence of ≤4-page atomic groups; see [`concurrency`].
+//!   duplicated parent slots), downwards (a new model node), along a duplicate chain, or —
+//!   for an ascending stream at the top of the key space — under a new root grown above the
+//!   old one. Every split is a sequence of ≤4-page atomic groups, planned from shared reads
+//!   and re-decided under the groups' exclusive locks; see [`concurrency`].
+//! * Readers cache the root and (after enough lookups) a copy of the model levels in the
+//!   `Alex` value; stale copies stay correct because pages never move (`cache.rs`).
 //! * Keys are `u64`s in SQL order; [`Key`] maps i16/i32/i64/f64 (PostgreSQL's order) there.
 //!
 //! ```
@@ -20,6 +24,7 @@
 //! ```
 
 pub mod bulk;
+mod cache;
 pub mod concurrency;
 pub mod data_node;
 mod delete;
@@ -34,6 +39,7 @@ pub mod model;
 pub mod model_node;
 pub mod page;
 mod search;
+mod split;
 pub mod store;
 pub mod verify;
 
@@ -80,9 +86,36 @@ impl Options {
 /// per backend) follow the protocol in [`concurrency`].
 pub struct Alex<S: PageStore> {
     store: S,
+    /// Reader-side caches, shareable between `Alex` values over the same index.
+    readers: std::sync::Arc<ReaderCache>,
     /// Test hook: stop a split after its first atomic group, as a crash would.
     #[doc(hidden)]
     pub crash_after_split_group1: bool,
+}
+
+/// What readers cache about an index: the root block and a copy of the model levels. Stale
+/// contents are safe (pages never move: see `cache`), so several `Alex` values over one index
+/// — e.g. the scans and inserts of one PostgreSQL backend, across statements — can share one
+/// and pay for building it once. A cache must only be used with the index it was built for.
+pub struct ReaderCache {
+    /// Root block for readers (`INVALID_BLOCK` = read the metapage). A stale value is safe
+    /// (see `search::reader_root`); writers always read the metapage.
+    pub(crate) root: std::sync::atomic::AtomicU32,
+    /// Copy of the model levels for readers (see `cache`).
+    pub(crate) slot: cache::CacheSlot,
+}
+
+impl Default for ReaderCache {
+    fn default() -> Self {
+        ReaderCache { root: std::sync::atomic::AtomicU32::new(page::INVALID_BLOCK), slot: Default::default() }
+    }
+}
+
+impl ReaderCache {
+    pub(crate) fn invalidate(&self) {
+        self.root.store(page::INVALID_BLOCK, std::sync::atomic::Ordering::Relaxed);
+        self.slot.invalidate();
+    }
 }
 
 impl<S: PageStore> Alex<S> {
@@ -93,15 +126,32 @@ impl<S: PageStore> Alex<S> {
 
     /// Open an existing index (checks the metapage).
     pub fn open(store: S) -> Result<Self> {
-        let ix = Alex { store, crash_after_split_group1: false };
+        let ix = Alex::wrap(store);
         ix.meta()?;
         Ok(ix)
+    }
+
+    /// Open an existing index, sharing reader caches with other `Alex` values over it.
+    pub fn open_with_cache(store: S, readers: std::sync::Arc<ReaderCache>) -> Result<Self> {
+        let ix = Alex { readers, ..Alex::wrap(store) };
+        ix.meta()?;
+        Ok(ix)
+    }
+
+    /// This value's reader caches, to share with later `Alex` values over the same index.
+    pub fn reader_cache(&self) -> std::sync::Arc<ReaderCache> {
+        self.readers.clone()
+    }
+
+    fn wrap(store: S) -> Self {
+        Alex { store, readers: Default::default(), crash_after_split_group1: false }
     }
 
     pub fn store(&self) -> &S {
         &self.store
     }
     pub fn store_mut(&mut self) -> &mut S {
+        self.readers.invalidate();
         &mut self.store
     }
     pub fn into_store(self) -> S {

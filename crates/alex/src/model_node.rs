@@ -64,6 +64,20 @@ impl ModelNode {
         Ok(ModelNode { model, low, high, level: get_u16(p, OFF_LEVEL), fanout })
     }
 
+    /// Route `key` on model page `p` (the read path; the caller checked the kind with
+    /// `page::kind_fast`). Only what indexing depends on is validated: the fanout bound keeps
+    /// the child read inside the page, and a corrupt model can only pick a wrong slot (the
+    /// float-to-int cast saturates), which move-right and `verify` catch.
+    #[inline]
+    pub fn route(p: &Page, blk: u32, key: u64) -> Result<u32> {
+        let fanout = get_u32(p, OFF_FANOUT) as usize;
+        if fanout == 0 || fanout > MAX_FANOUT {
+            return corrupt(blk, format!("bad fanout {fanout}"));
+        }
+        let model = LinearModel { base: get_u64(p, OFF_BASE), slope: get_f64(p, OFF_SLOPE), intercept: get_f64(p, OFF_INTERCEPT) };
+        Ok(get_u32(p, OFF_CHILDREN + 4 * model.slot(key, fanout)))
+    }
+
     /// Slot a key routes to.
     #[inline]
     pub fn slot(&self, key: u64) -> usize {

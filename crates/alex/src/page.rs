@@ -120,6 +120,22 @@ pub fn check(p: &Page, blk: u32) -> Result<Kind> {
     }
 }
 
+/// The page kind from the special area alone (magic, format version, kind byte): the check
+/// the read path makes. Decoders that need more validate what they index by themselves;
+/// `check` (used by `verify`) also checks the PostgreSQL header fields.
+#[inline]
+pub fn kind_fast(p: &Page, blk: u32) -> Result<Kind> {
+    if get_u16(p, PAGE_SIZE - 2) != PAGE_MAGIC || p[SPECIAL_OFF + 1] != FORMAT_VERSION {
+        return check(p, blk); // slow path: builds the precise error
+    }
+    match p[SPECIAL_OFF] {
+        1 => Ok(Kind::Meta),
+        2 => Ok(Kind::Model),
+        3 => Ok(Kind::Data),
+        _ => check(p, blk),
+    }
+}
+
 pub fn expect(p: &Page, blk: u32, want: Kind) -> Result<()> {
     let k = check(p, blk)?;
     if k != want {

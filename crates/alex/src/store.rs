@@ -163,7 +163,7 @@ impl PageStore for MemStore {
             Err(e) => {
                 for (blk, p) in undo {
                     if let Some(dst) = store.pages.get_mut(blk as usize) {
-                        std::mem::swap(dst, &mut { p });
+                        *dst = p;
                     }
                 }
                 while store.pages.len() as u32 > allocated_from {

@@ -73,7 +73,8 @@ fn crash_between_split_groups_leaves_a_valid_index() {
         let k = r.next_u64();
         ix.insert(k, t(1)).unwrap();
         keys.push(k);
-        incomplete = ix.verify().map(|r| r.incomplete_splits).unwrap_or(0);
+        // Writers that land on a flagged page finish it, so the count goes up and down.
+        incomplete = incomplete.max(ix.verify().unwrap().incomplete_splits);
         if incomplete >= 3 {
             break;
         }

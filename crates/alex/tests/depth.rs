@@ -1,0 +1,70 @@
+//! Appends at the edges of the key space (ids, timestamps; ascending and descending) must
+//! not deepen the tree by a level per split.
+
+use alex::gen::{keys, Dist, Rng};
+use alex::{Alex, Key, MemStore, Options, Tid};
+
+const MAX_LEVELS: u32 = 6;
+
+fn n() -> usize {
+    if cfg!(debug_assertions) {
+        100_000
+    } else {
+        1_000_000
+    }
+}
+
+fn tid(i: usize) -> Tid {
+    Tid::new((i / 1000) as u32, (i % 1000) as u16 + 1)
+}
+
+/// Bulk-load `base`, insert `more` in order; check depth and contents.
+fn check(name: &str, base: &[u64], more: &[u64]) {
+    let t0 = std::time::Instant::now();
+    let mut ix = Alex::bulk_load(MemStore::new(), Options::default(), base.iter().enumerate().map(|(i, &k)| (k, tid(i)))).unwrap();
+    for (i, &k) in more.iter().enumerate() {
+        ix.insert(k, tid(base.len() + i)).unwrap();
+    }
+    let rep = ix.verify().unwrap();
+    eprintln!("{name}: {rep:?} meta levels {} in {:?}", ix.meta().unwrap().levels, t0.elapsed());
+    assert_eq!(rep.keys, (base.len() + more.len()) as u64, "{name}");
+    assert!(rep.levels <= MAX_LEVELS, "{name}: {} levels", rep.levels);
+    for (i, &k) in more.iter().enumerate().step_by(101) {
+        assert!(ix.get(k).unwrap().contains(&tid(base.len() + i)), "{name}: key {k}");
+    }
+}
+
+fn ids(r: std::ops::Range<i64>) -> Vec<u64> {
+    r.map(|k| k.to_ordered_u64()).collect()
+}
+
+#[test]
+fn ascending_ids() {
+    let n = n() as i64;
+    check("ascending into empty", &[], &ids(0..n));
+    check("ascending onto bulk", &ids(0..n), &ids(n..2 * n));
+}
+
+#[test]
+fn descending_ids() {
+    let n = n() as i64;
+    let down = |a: i64, b: i64| ids(a..b).into_iter().rev().collect::<Vec<_>>();
+    check("descending into empty", &[], &down(-n, 0));
+    check("descending onto bulk", &ids(0..n), &down(-n, 0));
+}
+
+#[test]
+fn jittered_timestamps() {
+    let n = n();
+    let ts = keys(Dist::Timestamps, 2 * n, 1);
+    check("timestamps into empty", &[], &ts[..n]);
+    check("timestamps onto bulk", &ts[..n], &ts[n..]);
+}
+
+#[test]
+fn ascending_stream_inside_random_keys() {
+    let n = n() / 2;
+    let mut r = Rng(3);
+    let ks: Vec<u64> = (0..n).map(|i| if i % 3 == 0 { r.next_u64() } else { 1 << 40 | i as u64 }).collect();
+    check("ascending amid random", &[], &ks);
+}
