@@ -50,7 +50,7 @@ pub fn setup(d: &Dist, rows: u64, probes: u64) -> Vec<String> {
     vec![
         format!("DROP TABLE IF EXISTS {bt}, {ax}, ab_{n}_probes", n = d.name),
         "SELECT setseed(0.42)".into(),
-        format!("CREATE TABLE {bt} AS SELECT {k}::{t} AS k FROM generate_series(1, {rows}) i", k = d.key_sql, t = d.sql_type),
+        format!("CREATE TABLE {bt} AS SELECT ({k})::{t} AS k FROM generate_series(1, {rows}) i", k = d.key_sql, t = d.sql_type),
         format!("CREATE TABLE {ax} AS TABLE {bt}"),
         format!("CREATE TABLE ab_{n}_probes AS SELECT k FROM {bt} ORDER BY random() LIMIT {probes}", n = d.name),
         format!("VACUUM ANALYZE {bt}"),
