@@ -29,6 +29,7 @@ extension_sql!("CREATE SCHEMA IF NOT EXISTS omendb;", name = "omendb_schema", bo
 pub extern "C-unwind" fn _PG_init() {
     loading::init();
     guc::init();
+    index::init();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -10,6 +10,7 @@ mod cost;
 mod handler;
 mod insert;
 mod keys;
+mod readers;
 mod scan;
 mod storage;
 mod vacuum;
@@ -46,7 +47,18 @@ fn raise(rel: pg_sys::Relation, e: alex::Error) -> ! {
     )
 }
 
+/// Open the index stored in `rel` through `store`, with this backend's reader
+/// caches for it.
+fn open_with(rel: pg_sys::Relation, store: PgStore) -> alex::Alex<PgStore> {
+    alex::Alex::open_with_cache(store, readers::for_index(rel)).unwrap_or_else(|e| raise(rel, e))
+}
+
 /// Open the index stored in `rel`.
 fn open(rel: pg_sys::Relation) -> alex::Alex<PgStore> {
-    alex::Alex::open(PgStore::new(rel)).unwrap_or_else(|e| raise(rel, e))
+    open_with(rel, PgStore::new(rel))
+}
+
+/// Called from _PG_init.
+pub(crate) fn init() {
+    readers::init();
 }

@@ -164,7 +164,7 @@ impl ScanState {
     fn new(index: pg_sys::Relation) -> ScanState {
         ScanState {
             iter: None,
-            ix: Box::into_raw(Box::new(alex::Alex::open(PgStore::for_scan(index)).unwrap_or_else(|e| super::raise(index, e)))),
+            ix: Box::into_raw(Box::new(super::open_with(index, PgStore::for_scan(index)))),
             kind: KeyType::of_index(index),
             plan: Plan::everything(),
             dir: Direction::Forward,

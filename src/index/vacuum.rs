@@ -48,7 +48,7 @@ pub unsafe extern "C-unwind" fn ambulkdelete(
     // may ERROR): call it across a guarded boundary.
     let (live, dead) = scan_all(index, |t| pg_sys::ffi::pg_guard_ffi_boundary(|| callback(t, callback_state)));
     // Cleanup locks on data pages: wait out scans still returning entries.
-    let mut ix = alex::Alex::open(super::storage::PgStore::for_vacuum(index)).unwrap_or_else(|e| super::raise(index, e));
+    let mut ix = super::open_with(index, super::storage::PgStore::for_vacuum(index));
     for (i, (key, tid)) in dead.iter().enumerate() {
         if ix.delete(*key, *tid).unwrap_or_else(|e| super::raise(index, e)) {
             (*stats).tuples_removed += 1.0;
