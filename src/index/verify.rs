@@ -127,11 +127,12 @@ fn alex_verify(
 #[pg_extern(sql = "
 CREATE FUNCTION omendb.alex_stats(index pg_catalog.regclass)
 RETURNS TABLE (levels integer, pages integer, data_pages integer, model_pages integer, chain_pages integer,
-               incomplete_splits integer, keys bigint, data_bytes_per_key double precision,
+               free_pages integer, incomplete_splits integer, keys bigint, fill double precision,
+               avg_model_error double precision, max_model_error bigint, data_bytes_per_key double precision,
                model_bytes_per_key double precision, format_version integer)
 STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
 REVOKE ALL ON FUNCTION omendb.alex_stats(pg_catalog.regclass) FROM PUBLIC;
-COMMENT ON FUNCTION omendb.alex_stats(pg_catalog.regclass) IS 'Shape and size of an alex index';
+COMMENT ON FUNCTION omendb.alex_stats(pg_catalog.regclass) IS 'Shape and size of an alex index: levels, pages, keys, fill of the data pages, and how far entries sit from the slot their page model predicts';
 ")]
 #[allow(clippy::type_complexity)]
 fn alex_stats(
@@ -144,8 +145,12 @@ fn alex_stats(
         name!(data_pages, i32),
         name!(model_pages, i32),
         name!(chain_pages, i32),
+        name!(free_pages, i32),
         name!(incomplete_splits, i32),
         name!(keys, i64),
+        name!(fill, f64),
+        name!(avg_model_error, f64),
+        name!(max_model_error, i64),
         name!(data_bytes_per_key, f64),
         name!(model_bytes_per_key, f64),
         name!(format_version, i32),
@@ -163,8 +168,12 @@ fn alex_stats(
             r.data_pages as i32,
             r.model_pages as i32,
             r.chain_pages as i32,
+            r.free_pages as i32,
             r.incomplete_splits as i32,
             r.keys as i64,
+            r.fill(),
+            r.avg_model_error(),
+            r.model_error_max as i64,
             r.data_bytes_per_key(),
             r.model_bytes_per_key(),
             alex::page::FORMAT_VERSION as i32,

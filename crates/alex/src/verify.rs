@@ -24,6 +24,11 @@ pub struct VerifyReport {
     pub incomplete_splits: u32,
     /// All-zero blocks: allocated by aborted or crash-cut groups, never used.
     pub free_pages: u32,
+    /// Slots of all data pages (gaps included): `keys / slots` is the fill.
+    pub slots: u64,
+    /// Sum and maximum over entries of |slot the page model predicts − slot it is in|.
+    pub model_error_sum: f64,
+    pub model_error_max: u64,
 }
 
 impl<S: PageStore> Alex<S> {
@@ -39,6 +44,15 @@ impl<S: PageStore> Alex<S> {
 }
 
 impl VerifyReport {
+    /// Fraction of data-page slots holding an entry.
+    pub fn fill(&self) -> f64 {
+        self.keys as f64 / self.slots.max(1) as f64
+    }
+    /// Mean distance in slots between where a page's model predicts an entry and where it is.
+    pub fn avg_model_error(&self) -> f64 {
+        self.model_error_sum / self.keys.max(1) as f64
+    }
+
     pub fn data_bytes_per_key(&self) -> f64 {
         self.data_pages as f64 * PAGE_SIZE as f64 / self.keys.max(1) as f64
     }
@@ -166,11 +180,22 @@ impl<S: PageStore> Alex<S> {
         }
         // 3. Contents, and every key routed to a page at or before the one holding it.
         for (i, &blk) in order.iter().enumerate() {
-            let entries = read_with(&self.store, blk, |p| {
+            let (entries, cap, err_sum, err_max) = read_with(&self.store, blk, |p| {
                 page::check(p, blk)?; // the PG header fields the read path skips
                 let n = DataNode::decode(p, blk)?;
-                check_contents(&n, p, blk)
+                let entries = check_contents(&n, p, blk)?;
+                let (mut sum, mut max, mut i) = (0f64, 0u64, 0);
+                while let Some(j) = n.next_occ(p, i) {
+                    let err = n.model.slot(n.item(p, j).key, n.cap).abs_diff(j) as u64;
+                    sum += err as f64;
+                    max = max.max(err);
+                    i = j + 1;
+                }
+                Ok((entries, n.cap, sum, max))
             })?;
+            rep.slots += cap as u64;
+            rep.model_error_sum += err_sum;
+            rep.model_error_max = rep.model_error_max.max(err_max);
             rep.keys += entries.len() as u64;
             let mut last = None;
             for it in &entries {

@@ -101,7 +101,10 @@ SELECT keys, heap_tuples_checked FROM omendb.alex_verify('ax_id');
 SELECT heap_tuples_checked FROM omendb.alex_verify('ax_f8');
 
 -- Introspection.
-SELECT levels >= 1 AS has_levels, keys > 0 AS has_keys, format_version FROM omendb.alex_stats('ax_id');
+SELECT s.keys = (SELECT count(*) FROM ax) AS keys_match, s.pages = pg_relation_size('ax_id') / 8192 AS pages_match,
+       s.fill > 0 AND s.fill <= 1 AS fill_ok, s.avg_model_error <= s.max_model_error AS error_ok,
+       s.data_pages + s.model_pages + s.free_pages + 1 = s.pages AS pages_accounted, s.format_version
+FROM omendb.alex_stats('ax_id') s;
 
 -- Errors.
 CREATE TABLE ax_text (t text);
