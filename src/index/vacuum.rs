@@ -1,4 +1,5 @@
-//! VACUUM: remove entries whose heap tuples are dead, and report sizes.
+//! VACUUM: remove entries whose heap tuples are dead (one WAL record per
+//! data page), and report sizes.
 
 use super::keys::heap_tid;
 use pgrx::pg_sys;
@@ -48,14 +49,13 @@ pub unsafe extern "C-unwind" fn ambulkdelete(
     // may ERROR): call it across a guarded boundary.
     let (live, dead) = scan_all(index, |t| pg_sys::ffi::pg_guard_ffi_boundary(|| callback(t, callback_state)));
     // Cleanup locks on data pages: wait out scans still returning entries.
+    // One WAL record per data page, not per entry; `dead` is in index order.
     let mut ix = super::open_with(index, super::storage::PgStore::for_vacuum(index));
-    for (i, (key, tid)) in dead.iter().enumerate() {
-        if ix.delete(*key, *tid).unwrap_or_else(|e| super::raise(index, e)) {
-            (*stats).tuples_removed += 1.0;
-        }
-        if i % 256 == 0 {
-            pg_sys::vacuum_delay_point();
-        }
+    let items: Vec<alex::Item> = dead.iter().map(|&(k, t)| alex::Item::new(k, t)).collect();
+    for chunk in items.chunks(4096) {
+        pgrx::check_for_interrupts!();
+        pg_sys::vacuum_delay_point();
+        (*stats).tuples_removed += ix.delete_many(chunk).unwrap_or_else(|e| super::raise(index, e)) as f64;
     }
     (*stats).num_index_tuples = live;
     fill_sizes(index, stats);

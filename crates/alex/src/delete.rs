@@ -44,4 +44,59 @@ impl<S: PageStore> Alex<S> {
         }
         invariant(0, "delete did not converge")
     }
+
+    /// Remove many entries, given in ascending (key, tid) order, with one atomic group per
+    /// data page rather than per entry (VACUUM). Returns how many were present and removed.
+    pub fn delete_many(&mut self, items: &[Item]) -> Result<u64> {
+        if items.windows(2).any(|w| w[0] > w[1]) {
+            return Err(Error::Invalid("delete_many needs items in ascending order".into()));
+        }
+        let mut removed = 0u64;
+        let mut rest = items;
+        let mut attempts = 0u64;
+        while let Some(&first) = rest.first() {
+            attempts += 1;
+            if attempts > 100_000 + 4 * items.len() as u64 {
+                return invariant(0, "delete_many did not converge");
+            }
+            let exact = self.meta()?.exact_count();
+            let (blk, incomplete) = self.find_leaf_with(first, |n, _| Ok(n.incomplete()))?;
+            if incomplete {
+                self.finish_split(blk)?;
+                continue;
+            }
+            let r = atomic_with(&mut self.store, |g| {
+                let p = g.modify(blk)?;
+                let mut n = DataNode::decode(p, blk)?;
+                if !n.covers(first) {
+                    return Err(Error::Retry { blk });
+                }
+                // Every leading item this page covers is settled here, present or not.
+                let mut settled = 0;
+                let mut gone = 0u64;
+                for &it in rest {
+                    if !n.covers(it) {
+                        break;
+                    }
+                    settled += 1;
+                    if n.remove(p, it) {
+                        gone += 1;
+                    }
+                }
+                if exact && gone > 0 {
+                    bump_meta(g, |m| m.n_keys = m.n_keys.saturating_sub(gone))?;
+                }
+                Ok((settled, gone))
+            });
+            match r {
+                Err(Error::Retry { .. }) => continue,
+                Err(e) => return Err(e),
+                Ok((settled, gone)) => {
+                    removed += gone;
+                    rest = &rest[settled..];
+                }
+            }
+        }
+        Ok(removed)
+    }
 }
