@@ -84,7 +84,9 @@ impl<S: PageStore> Alex<S> {
     /// Plans from share-locked reads; every group re-decides from its exclusively locked pages.
     fn try_insert(&mut self, item: Item) -> Result<Option<bool>> {
         let meta = self.meta()?;
-        let (blk, (node, exists)) = self.find_leaf_with(item, |n, p| Ok((n.clone(), n.find(p, item).1)))?;
+        // Routed like a reader (cached model levels, move-right): a stale route lands at or
+        // left of the right page, and every write below re-checks the page under its lock.
+        let (blk, (node, exists)) = self.read_leaf_with(item, |n, p| Ok((n.clone(), n.find(p, item).1)))?;
         if node.incomplete() {
             self.finish_split(blk)?;
             return Ok(None);
