@@ -6,7 +6,9 @@ use pgrx::prelude::*;
 
 /// `ereport(ERROR)` with a hint. Never returns.
 pub(crate) fn error_with_hint(code: PgSqlErrorCode, message: String, hint: String) -> ! {
-    ErrorReport::new(code, message, "omendb").set_hint(hint).report(PgLogLevel::ERROR);
+    ErrorReport::new(code, message, "omendb")
+        .set_hint(hint)
+        .report(PgLogLevel::ERROR);
     unreachable!("ereport(ERROR) returned")
 }
 

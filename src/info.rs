@@ -7,7 +7,11 @@ const GIT_COMMIT: &str = match option_env!("OMENDB_GIT_COMMIT") {
     Some(c) => c,
     None => "unknown",
 };
-const PROFILE: &str = if cfg!(debug_assertions) { "debug" } else { "release" };
+const PROFILE: &str = if cfg!(debug_assertions) {
+    "debug"
+} else {
+    "release"
+};
 
 fn pg_major() -> u32 {
     pgrx::pg_sys::PG_VERSION_NUM / 10000

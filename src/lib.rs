@@ -22,7 +22,11 @@ mod loading;
 // Everything the extension creates lives in schema omendb, created first so
 // hand-written SQL can name it; created by the script, it is dropped with the
 // extension.
-extension_sql!("CREATE SCHEMA IF NOT EXISTS omendb;", name = "omendb_schema", bootstrap);
+extension_sql!(
+    "CREATE SCHEMA IF NOT EXISTS omendb;",
+    name = "omendb_schema",
+    bootstrap
+);
 
 /// Called by PostgreSQL once per process that loads the library.
 #[pg_guard]
@@ -50,15 +54,17 @@ mod tests {
 
     #[pg_test]
     fn build_info_reports_the_server_major_version() {
-        let major = Spi::get_one::<String>(
-            "SELECT value FROM omendb.build_info() WHERE key = 'pg_major'",
-        )
-        .expect("SPI failed")
-        .expect("no pg_major row");
+        let major =
+            Spi::get_one::<String>("SELECT value FROM omendb.build_info() WHERE key = 'pg_major'")
+                .expect("SPI failed")
+                .expect("no pg_major row");
         let server = Spi::get_one::<String>("SHOW server_version_num")
             .expect("SPI failed")
             .expect("no server_version_num");
-        assert_eq!(major, (server.parse::<i32>().expect("numeric version") / 10000).to_string());
+        assert_eq!(
+            major,
+            (server.parse::<i32>().expect("numeric version") / 10000).to_string()
+        );
     }
 
     #[pg_test(error = "invalid configuration parameter name \"omendb.no_such_setting\"")]

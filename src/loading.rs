@@ -26,7 +26,8 @@ pub(crate) fn require_preload(feature: &str) {
         crate::error::error_with_hint(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             format!("omendb {feature} requires omendb to be preloaded"),
-            "Add omendb to shared_preload_libraries in postgresql.conf and restart the server.".into(),
+            "Add omendb to shared_preload_libraries in postgresql.conf and restart the server."
+                .into(),
         );
     }
 }

@@ -17,7 +17,9 @@ fn point_lookup(c: &mut Criterion) {
              CREATE INDEX ON crit_probe (id); ANALYZE crit_probe;",
         )
         .expect("setup");
-    let stmt = client.prepare("SELECT id FROM crit_probe WHERE id = $1").expect("prepare");
+    let stmt = client
+        .prepare("SELECT id FROM crit_probe WHERE id = $1")
+        .expect("prepare");
     let mut key = 1i32;
     c.bench_function("btree point lookup (live server)", |b| {
         b.iter(|| {

@@ -50,9 +50,16 @@ pub fn setup(d: &Dist, rows: u64, probes: u64) -> Vec<String> {
     vec![
         format!("DROP TABLE IF EXISTS {bt}, {ax}, ab_{n}_probes", n = d.name),
         "SELECT setseed(0.42)".into(),
-        format!("CREATE TABLE {bt} AS SELECT ({k})::{t} AS k FROM generate_series(1, {rows}) i", k = d.key_sql, t = d.sql_type),
+        format!(
+            "CREATE TABLE {bt} AS SELECT ({k})::{t} AS k FROM generate_series(1, {rows}) i",
+            k = d.key_sql,
+            t = d.sql_type
+        ),
         format!("CREATE TABLE {ax} AS TABLE {bt}"),
-        format!("CREATE TABLE ab_{n}_probes AS SELECT k FROM {bt} ORDER BY random() LIMIT {probes}", n = d.name),
+        format!(
+            "CREATE TABLE ab_{n}_probes AS SELECT k FROM {bt} ORDER BY random() LIMIT {probes}",
+            n = d.name
+        ),
         format!("VACUUM ANALYZE {bt}"),
         format!("VACUUM ANALYZE {ax}"),
         format!("VACUUM ANALYZE ab_{n}_probes", n = d.name),
@@ -62,16 +69,38 @@ pub fn setup(d: &Dist, rows: u64, probes: u64) -> Vec<String> {
 const FORCE_INDEX: &str = "SET enable_seqscan = off; SET enable_bitmapscan = off; SET enable_hashjoin = off; \
      SET enable_mergejoin = off; SET enable_material = off; SET max_parallel_workers_per_gather = 0; SET jit = off;";
 
-fn pair(d: &Dist, name: &str, session: &str, query: impl Fn(&str) -> String, check: bool, facts: Vec<(String, String)>) -> Workload {
+fn pair(
+    d: &Dist,
+    name: &str,
+    session: &str,
+    query: impl Fn(&str) -> String,
+    check: bool,
+    facts: Vec<(String, String)>,
+) -> Workload {
     let (bt, ax) = tables(d);
     Workload {
         name: format!("{} — {name}", d.name),
         setup_sql: vec![],
         variants: vec![
-            Variant { label: "btree".into(), session_sql: session.into(), query: query(&bt), plan_contains: Some(format!("{bt}_k")) },
-            Variant { label: "alex".into(), session_sql: session.into(), query: query(&ax), plan_contains: Some(format!("{ax}_k")) },
+            Variant {
+                label: "btree".into(),
+                session_sql: session.into(),
+                query: query(&bt),
+                plan_contains: Some(format!("{bt}_k")),
+            },
+            Variant {
+                label: "alex".into(),
+                session_sql: session.into(),
+                query: query(&ax),
+                plan_contains: Some(format!("{ax}_k")),
+            },
         ],
-        check_sql: check.then(|| vec![format!("SELECT ({})::text", query(&bt)), format!("SELECT ({})::text", query(&ax))]),
+        check_sql: check.then(|| {
+            vec![
+                format!("SELECT ({})::text", query(&bt)),
+                format!("SELECT ({})::text", query(&ax)),
+            ]
+        }),
         facts,
     }
 }
@@ -96,8 +125,18 @@ pub fn build(d: &Dist) -> Workload {
         name: format!("{} — CREATE INDEX", d.name),
         setup_sql: vec![],
         variants: vec![
-            Variant { label: "btree".into(), session_sql: "SET maintenance_work_mem = '1GB'".into(), query: btq, plan_contains: None },
-            Variant { label: "alex".into(), session_sql: "SET maintenance_work_mem = '1GB'".into(), query: axq, plan_contains: None },
+            Variant {
+                label: "btree".into(),
+                session_sql: "SET maintenance_work_mem = '1GB'".into(),
+                query: btq,
+                plan_contains: None,
+            },
+            Variant {
+                label: "alex".into(),
+                session_sql: "SET maintenance_work_mem = '1GB'".into(),
+                query: axq,
+                plan_contains: None,
+            },
         ],
         check_sql: None,
         facts,
@@ -107,7 +146,14 @@ pub fn build(d: &Dist) -> Workload {
 /// Index-only point probes: a nested loop of random existing keys.
 pub fn probes(d: &Dist) -> Workload {
     let n = d.name;
-    pair(d, "index-only point probes (nested loop)", FORCE_INDEX, |t| format!("SELECT count(*) FROM ab_{n}_probes p JOIN {t} t ON t.k = p.k"), true, vec![])
+    pair(
+        d,
+        "index-only point probes (nested loop)",
+        FORCE_INDEX,
+        |t| format!("SELECT count(*) FROM ab_{n}_probes p JOIN {t} t ON t.k = p.k"),
+        true,
+        vec![],
+    )
 }
 
 /// 100-row ordered range scans starting at random existing keys.

@@ -81,12 +81,18 @@ fn describe(e: postgres::Error) -> Error {
 pub fn run(dsn: &str, w: &Workload, runs: usize) -> Result<Report, Error> {
     let mut setup = Client::connect(dsn, NoTls)?;
     for stmt in &w.setup_sql {
-        setup.batch_execute(stmt).map_err(|e| format!("setup `{stmt}`: {}", describe(e)))?;
+        setup
+            .batch_execute(stmt)
+            .map_err(|e| format!("setup `{stmt}`: {}", describe(e)))?;
     }
     if let Some(checks) = &w.check_sql {
         let answers: Vec<String> = checks
             .iter()
-            .map(|q| setup.query_one(q.as_str(), &[]).map(|r| r.get::<_, String>(0)))
+            .map(|q| {
+                setup
+                    .query_one(q.as_str(), &[])
+                    .map(|r| r.get::<_, String>(0))
+            })
             .collect::<Result<_, _>>()
             .map_err(describe)?;
         if answers.windows(2).any(|p| p[0] != p[1]) {
@@ -98,17 +104,33 @@ pub fn run(dsn: &str, w: &Workload, runs: usize) -> Result<Report, Error> {
         let mut c = Client::connect(dsn, NoTls)?;
         c.batch_execute(&v.session_sql).map_err(describe)?;
         if let Some(want) = &v.plan_contains {
-            let plan: Vec<String> =
-                c.query(&format!("EXPLAIN {}", v.query), &[]).map_err(describe)?.iter().map(|r| r.get(0)).collect();
+            let plan: Vec<String> = c
+                .query(&format!("EXPLAIN {}", v.query), &[])
+                .map_err(describe)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
             if !plan.iter().any(|l| l.contains(want.as_str())) {
-                return Err(format!("{} / {}: plan does not use {want}:\n{}", w.name, v.label, plan.join("\n")).into());
+                return Err(format!(
+                    "{} / {}: plan does not use {want}:\n{}",
+                    w.name,
+                    v.label,
+                    plan.join("\n")
+                )
+                .into());
             }
         }
         c.batch_execute(&v.query).map_err(describe)?; // warm-up: caches, plans
         sessions.push(c);
     }
-    let mut results: Vec<VariantResult> =
-        w.variants.iter().map(|v| VariantResult { label: v.label.clone(), samples: Vec::new() }).collect();
+    let mut results: Vec<VariantResult> = w
+        .variants
+        .iter()
+        .map(|v| VariantResult {
+            label: v.label.clone(),
+            samples: Vec::new(),
+        })
+        .collect();
     for _ in 0..runs {
         for (i, v) in w.variants.iter().enumerate() {
             let t = Instant::now();
@@ -118,17 +140,26 @@ pub fn run(dsn: &str, w: &Workload, runs: usize) -> Result<Report, Error> {
     }
     let mut facts = Vec::new();
     for (label, sql) in &w.facts {
-        let value = setup.query_one(sql.as_str(), &[]).map_err(describe)?.get::<_, String>(0);
+        let value = setup
+            .query_one(sql.as_str(), &[])
+            .map_err(describe)?
+            .get::<_, String>(0);
         facts.push((label.clone(), value));
     }
-    Ok(Report { workload: w.name.clone(), results, facts })
+    Ok(Report {
+        workload: w.name.clone(),
+        results,
+        facts,
+    })
 }
 
 impl Report {
     /// Median of the last variant over the first (alex over btree).
     pub fn ratio(&self) -> f64 {
         match (self.results.first(), self.results.last()) {
-            (Some(a), Some(b)) if !a.median().is_zero() => b.median().as_secs_f64() / a.median().as_secs_f64(),
+            (Some(a), Some(b)) if !a.median().is_zero() => {
+                b.median().as_secs_f64() / a.median().as_secs_f64()
+            }
             _ => f64::NAN,
         }
     }
@@ -145,7 +176,11 @@ impl Report {
             let ms = |d: Duration| d.as_secs_f64() * 1e3;
             let min = r.samples.iter().min().copied().unwrap_or_default();
             let max = r.samples.iter().max().copied().unwrap_or_default();
-            let ratio = if base.is_zero() { f64::NAN } else { r.median().as_secs_f64() / base.as_secs_f64() };
+            let ratio = if base.is_zero() {
+                f64::NAN
+            } else {
+                r.median().as_secs_f64() / base.as_secs_f64()
+            };
             out += &format!(
                 "| {} | {:.3} | {:.3} | {:.3} | {} | {:.2} |\n",
                 r.label,
@@ -174,7 +209,10 @@ mod tests {
     fn median_of_odd_and_even_sample_counts() {
         let ms = Duration::from_millis;
         assert_eq!(median(&[ms(5), ms(1), ms(3)]), ms(3));
-        assert_eq!(median(&[ms(4), ms(1), ms(3), ms(2)]), Duration::from_micros(2500));
+        assert_eq!(
+            median(&[ms(4), ms(1), ms(3), ms(2)]),
+            Duration::from_micros(2500)
+        );
         assert_eq!(median(&[]), Duration::ZERO);
     }
 
@@ -184,8 +222,14 @@ mod tests {
         let r = Report {
             workload: "w".into(),
             results: vec![
-                VariantResult { label: "base".into(), samples: vec![ms(10), ms(10), ms(10)] },
-                VariantResult { label: "fast".into(), samples: vec![ms(5), ms(5), ms(6)] },
+                VariantResult {
+                    label: "base".into(),
+                    samples: vec![ms(10), ms(10), ms(10)],
+                },
+                VariantResult {
+                    label: "fast".into(),
+                    samples: vec![ms(5), ms(5), ms(6)],
+                },
             ],
             facts: vec![("size".into(), "1 MB".into())],
         };

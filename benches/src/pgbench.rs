@@ -29,7 +29,18 @@ pub fn tps(dsn: &str, script: &str, clients: u32, seconds: u32) -> Result<f64, S
     let path = std::env::temp_dir().join(format!("omendb-pgbench-{}.sql", std::process::id()));
     std::fs::write(&path, script).map_err(|e| format!("writing {}: {e}", path.display()))?;
     let out = Command::new(PGBENCH)
-        .args(["-n", "-M", "prepared", "-c", &clients.to_string(), "-j", &clients.to_string(), "-T", &seconds.to_string(), "-f"])
+        .args([
+            "-n",
+            "-M",
+            "prepared",
+            "-c",
+            &clients.to_string(),
+            "-j",
+            &clients.to_string(),
+            "-T",
+            &seconds.to_string(),
+            "-f",
+        ])
         .arg(&path)
         .args(conn_args(dsn))
         .env("PGOPTIONS", "-c synchronous_commit=off")
@@ -38,11 +49,20 @@ pub fn tps(dsn: &str, script: &str, clients: u32, seconds: u32) -> Result<f64, S
     let _ = std::fs::remove_file(&path);
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
-        return Err(format!("pgbench failed: {stdout}{}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "pgbench failed: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     stdout
         .lines()
-        .find_map(|l| l.strip_prefix("tps = ")?.split_whitespace().next()?.parse().ok())
+        .find_map(|l| {
+            l.strip_prefix("tps = ")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
         .ok_or_else(|| format!("no tps line in pgbench output: {stdout}"))
 }
 
@@ -50,7 +70,12 @@ pub fn tps(dsn: &str, script: &str, clients: u32, seconds: u32) -> Result<f64, S
 mod tests {
     #[test]
     fn connection_string_becomes_pgbench_arguments() {
-        let a = super::conn_args("host=127.0.0.1 port=5499 user=postgres dbname=demo connect_timeout=5");
-        assert_eq!(a, ["-h", "127.0.0.1", "-p", "5499", "-U", "postgres", "demo"]);
+        let a = super::conn_args(
+            "host=127.0.0.1 port=5499 user=postgres dbname=demo connect_timeout=5",
+        );
+        assert_eq!(
+            a,
+            ["-h", "127.0.0.1", "-p", "5499", "-U", "postgres", "demo"]
+        );
     }
 }

@@ -5,7 +5,13 @@
 /// `rows`: (label, ratio). Returns an SVG document.
 pub fn ratio_chart(title: &str, rows: &[(String, f64)]) -> String {
     let (bar_h, gap, left, width) = (18.0, 6.0, 330.0, 420.0);
-    let max = rows.iter().map(|r| r.1).filter(|r| r.is_finite()).fold(1.0f64, f64::max).max(1.0) * 1.1;
+    let max = rows
+        .iter()
+        .map(|r| r.1)
+        .filter(|r| r.is_finite())
+        .fold(1.0f64, f64::max)
+        .max(1.0)
+        * 1.1;
     let x = |v: f64| left + v / max * width;
     let height = 50.0 + rows.len() as f64 * (bar_h + gap) + 30.0;
     let mut svg = format!(

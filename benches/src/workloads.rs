@@ -8,11 +8,10 @@ use crate::{Variant, Workload};
 /// the harness on stock PostgreSQL; the alex comparison takes its shape.
 pub fn point_probes(rows: u64, probes: u64) -> Workload {
     let probe_query = |table: &str| {
-        format!(
-            "SELECT sum(t.v) FROM bench_probe_keys k JOIN {table} t ON t.id = k.id"
-        )
+        format!("SELECT sum(t.v) FROM bench_probe_keys k JOIN {table} t ON t.id = k.id")
     };
-    let session = "SET enable_seqscan = off; SET enable_hashjoin = off; SET enable_mergejoin = off; \
+    let session =
+        "SET enable_seqscan = off; SET enable_hashjoin = off; SET enable_mergejoin = off; \
                    SET enable_bitmapscan = off; SET max_parallel_workers_per_gather = 0;";
     Workload {
         name: format!("point probes: {probes} random keys into {rows} rows"),

@@ -33,11 +33,18 @@ unsafe extern "C-unwind" fn build_callback(
 ) {
     let state = &mut *(state as *mut BuildState);
     let is_null = *isnull;
-    let key = if is_null { NULL_KEY } else { state.kind.encode(*values) };
+    let key = if is_null {
+        NULL_KEY
+    } else {
+        state.kind.encode(*values)
+    };
     if state.entries.try_reserve(1).is_err() {
         crate::error::error_with_hint(
             PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY,
-            format!("out of memory sorting {} keys for an alex index", state.entries.len()),
+            format!(
+                "out of memory sorting {} keys for an alex index",
+                state.entries.len()
+            ),
             "An alex build needs about 40 bytes of memory per row.".into(),
         );
     }
@@ -58,17 +65,34 @@ pub(super) unsafe fn scan_table(
     let Some(scan) = (*(*heap).rd_tableam).index_build_range_scan else {
         crate::error::error(
             PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-            format!("table \"{}\" cannot be scanned to build an index", super::relation_name(heap)),
+            format!(
+                "table \"{}\" cannot be scanned to build an index",
+                super::relation_name(heap)
+            ),
         );
     };
     pg_sys::ffi::pg_guard_ffi_boundary(|| {
-        scan(heap, index, index_info, true, false, progress, 0, pg_sys::InvalidBlockNumber, callback, state, std::ptr::null_mut())
+        scan(
+            heap,
+            index,
+            index_info,
+            true,
+            false,
+            progress,
+            0,
+            pg_sys::InvalidBlockNumber,
+            callback,
+            state,
+            std::ptr::null_mut(),
+        )
     })
 }
 
 fn is_permanent(rel: pg_sys::Relation) -> bool {
     // SAFETY: rd_rel of an open relation.
-    unsafe { (*(*rel).rd_rel).relpersistence == pg_sys::RELPERSISTENCE_PERMANENT as std::ffi::c_char }
+    unsafe {
+        (*(*rel).rd_rel).relpersistence == pg_sys::RELPERSISTENCE_PERMANENT as std::ffi::c_char
+    }
 }
 
 #[pg_guard]
@@ -80,40 +104,74 @@ pub unsafe extern "C-unwind" fn ambuild(
     if super::storage::PgStore::new(index).nblocks() != 0 {
         crate::error::error(
             PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-            format!("alex index \"{}\" already contains data", super::relation_name(index)),
+            format!(
+                "alex index \"{}\" already contains data",
+                super::relation_name(index)
+            ),
         );
     }
     // The scan returns rows in index order; only ASC NULLS LAST is supported.
     if *(*index).rd_indoption != 0 {
         crate::error::error_with_hint(
             PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-            format!("alex index \"{}\" must be in ascending order with NULLS LAST", super::relation_name(index)),
-            "Remove DESC / NULLS FIRST: the index serves ORDER BY ... DESC by scanning backward.".into(),
+            format!(
+                "alex index \"{}\" must be in ascending order with NULLS LAST",
+                super::relation_name(index)
+            ),
+            "Remove DESC / NULLS FIRST: the index serves ORDER BY ... DESC by scanning backward."
+                .into(),
         );
     }
-    let mut state = BuildState { kind: KeyType::of_index(index), entries: Vec::new() };
+    let mut state = BuildState {
+        kind: KeyType::of_index(index),
+        entries: Vec::new(),
+    };
 
     progress(pg_sys::PROGRESS_CREATEIDX_SUBPHASE, PHASE_SCAN);
-    let heap_tuples = scan_table(heap, index, index_info, true, Some(build_callback), &mut state as *mut BuildState as *mut std::ffi::c_void);
+    let heap_tuples = scan_table(
+        heap,
+        index,
+        index_info,
+        true,
+        Some(build_callback),
+        &mut state as *mut BuildState as *mut std::ffi::c_void,
+    );
 
     progress(pg_sys::PROGRESS_CREATEIDX_SUBPHASE, PHASE_SORT);
-    progress(pg_sys::PROGRESS_CREATEIDX_TUPLES_TOTAL, state.entries.len() as i64);
+    progress(
+        pg_sys::PROGRESS_CREATEIDX_TUPLES_TOTAL,
+        state.entries.len() as i64,
+    );
     state.entries.sort_unstable();
 
     progress(pg_sys::PROGRESS_CREATEIDX_SUBPHASE, PHASE_LOAD);
     let n_entries = state.entries.len();
-    let built = Alex::bulk_load(MemStore::new(), super::alex_options(state.kind), std::mem::take(&mut state.entries))
-        .unwrap_or_else(|e| super::raise(index, e));
+    let built = Alex::bulk_load(
+        MemStore::new(),
+        super::alex_options(state.kind),
+        std::mem::take(&mut state.entries),
+    )
+    .unwrap_or_else(|e| super::raise(index, e));
     let store = built.into_store();
 
     progress(pg_sys::PROGRESS_CREATEIDX_SUBPHASE, PHASE_WRITE);
-    let pages: Vec<&alex::page::Page> = (0..store.nblocks()).filter_map(|b| store.page(b)).collect();
+    let pages: Vec<&alex::page::Page> =
+        (0..store.nblocks()).filter_map(|b| store.page(b)).collect();
     let per_page = n_entries.div_ceil(pages.len().max(1));
-    write_new_relation(index, pg_sys::ForkNumber::MAIN_FORKNUM, &pages, is_permanent(index), |done| {
-        if done % 64 == 0 || done == pages.len() {
-            progress(pg_sys::PROGRESS_CREATEIDX_TUPLES_DONE, (done * per_page).min(n_entries) as i64);
-        }
-    });
+    write_new_relation(
+        index,
+        pg_sys::ForkNumber::MAIN_FORKNUM,
+        &pages,
+        is_permanent(index),
+        |done| {
+            if done % 64 == 0 || done == pages.len() {
+                progress(
+                    pg_sys::PROGRESS_CREATEIDX_TUPLES_DONE,
+                    (done * per_page).min(n_entries) as i64,
+                );
+            }
+        },
+    );
 
     let mut result = PgBox::<pg_sys::IndexBuildResult>::alloc0();
     result.heap_tuples = heap_tuples;
@@ -125,10 +183,20 @@ pub unsafe extern "C-unwind" fn ambuild(
 /// replaces the main fork after a crash.
 #[pg_guard]
 pub unsafe extern "C-unwind" fn ambuildempty(index: pg_sys::Relation) {
-    let empty = Alex::create(MemStore::new(), super::alex_options(KeyType::of_index(index)))
-        .unwrap_or_else(|e| super::raise(index, e));
+    let empty = Alex::create(
+        MemStore::new(),
+        super::alex_options(KeyType::of_index(index)),
+    )
+    .unwrap_or_else(|e| super::raise(index, e));
     let store = empty.into_store();
-    let pages: Vec<&alex::page::Page> = (0..store.nblocks()).filter_map(|b| store.page(b)).collect();
+    let pages: Vec<&alex::page::Page> =
+        (0..store.nblocks()).filter_map(|b| store.page(b)).collect();
     // Init forks are always WAL-logged, so recovery can recreate them.
-    write_new_relation(index, pg_sys::ForkNumber::INIT_FORKNUM, &pages, true, |_| {});
+    write_new_relation(
+        index,
+        pg_sys::ForkNumber::INIT_FORKNUM,
+        &pages,
+        true,
+        |_| {},
+    );
 }

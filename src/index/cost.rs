@@ -47,6 +47,15 @@ pub unsafe extern "C-unwind" fn amcostestimate(
     (*info).tree_height = model_levels((*info).indexoid);
     // btcostestimate may ERROR: cross the FFI boundary as pgrx requires.
     pg_sys::ffi::pg_guard_ffi_boundary(|| {
-        btcostestimate(root, path, loop_count, startup, total, selectivity, correlation, pages)
+        btcostestimate(
+            root,
+            path,
+            loop_count,
+            startup,
+            total,
+            selectivity,
+            correlation,
+            pages,
+        )
     });
 }

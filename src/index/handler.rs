@@ -17,7 +17,8 @@ CREATE FUNCTION omendb.alex_handler(internal) RETURNS pg_catalog.index_am_handle
 ")]
 fn alex_handler(_fcinfo: pg_sys::FunctionCallInfo) -> PgBox<pg_sys::IndexAmRoutine> {
     // SAFETY: a zeroed node of the right tag, filled in below.
-    let mut am = unsafe { PgBox::<pg_sys::IndexAmRoutine>::alloc_node(pg_sys::NodeTag::T_IndexAmRoutine) };
+    let mut am =
+        unsafe { PgBox::<pg_sys::IndexAmRoutine>::alloc_node(pg_sys::NodeTag::T_IndexAmRoutine) };
     am.amstrategies = 5; // btree's: < <= = >= >
     am.amsupport = 1; // the btree comparison function (documentation; keys are compared in Rust)
     am.amoptsprocnum = 0;
@@ -65,7 +66,10 @@ fn alex_handler(_fcinfo: pg_sys::FunctionCallInfo) -> PgBox<pg_sys::IndexAmRouti
 
 /// alex indexes take no storage parameters; say so instead of ignoring them.
 #[pg_guard]
-unsafe extern "C-unwind" fn amoptions(reloptions: pg_sys::Datum, validate: bool) -> *mut pg_sys::bytea {
+unsafe extern "C-unwind" fn amoptions(
+    reloptions: pg_sys::Datum,
+    validate: bool,
+) -> *mut pg_sys::bytea {
     if validate && !reloptions.is_null() {
         crate::error::error_with_hint(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,

@@ -19,9 +19,14 @@ pub unsafe extern "C-unwind" fn aminsert(
     _index_info: *mut pg_sys::IndexInfo,
 ) -> bool {
     let is_null = *isnull;
-    let key = if is_null { NULL_KEY } else { KeyType::of_index(index).encode(*values) };
+    let key = if is_null {
+        NULL_KEY
+    } else {
+        KeyType::of_index(index).encode(*values)
+    };
     let mut ix = super::open(index);
-    ix.insert(key, entry_tid(&*heap_tid, is_null)).unwrap_or_else(|e| super::raise(index, e));
+    ix.insert(key, entry_tid(&*heap_tid, is_null))
+        .unwrap_or_else(|e| super::raise(index, e));
     // The return value only matters for deferred unique checks.
     false
 }

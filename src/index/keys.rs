@@ -27,7 +27,8 @@ pub enum KeyType {
 }
 
 /// The names users see in the unsupported-type error.
-pub const SUPPORTED: &str = "smallint, integer, bigint, real, double precision, date, timestamp, timestamptz";
+pub const SUPPORTED: &str =
+    "smallint, integer, bigint, real, double precision, date, timestamp, timestamptz";
 
 impl KeyType {
     pub fn from_type(oid: Oid) -> Option<KeyType> {
@@ -51,7 +52,11 @@ impl KeyType {
         KeyType::from_type(oid).unwrap_or_else(|| {
             crate::error::error_with_hint(
                 pgrx::PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-                format!("alex index \"{}\": column type {} is not supported", super::relation_name(index), type_name(index)),
+                format!(
+                    "alex index \"{}\": column type {} is not supported",
+                    super::relation_name(index),
+                    type_name(index)
+                ),
                 format!("alex indexes support {SUPPORTED}; use btree for other types."),
             )
         })
@@ -72,7 +77,9 @@ impl KeyType {
         match self {
             KeyType::Int2 => (v as i16 as i64).to_ordered_u64(),
             KeyType::Int4 | KeyType::Date => (v as i32 as i64).to_ordered_u64(),
-            KeyType::Int8 | KeyType::Timestamp | KeyType::TimestampTz => (v as i64).to_ordered_u64(),
+            KeyType::Int8 | KeyType::Timestamp | KeyType::TimestampTz => {
+                (v as i64).to_ordered_u64()
+            }
             KeyType::Float4 => (f32::from_bits(v as u32) as f64).to_ordered_u64(),
             KeyType::Float8 => f64::from_bits(v as u64).to_ordered_u64(),
         }
@@ -94,7 +101,11 @@ impl KeyType {
     /// Encode a comparison argument of type `arg_type` (a cross-type operator's
     /// right-hand side) into this index's key domain.
     pub fn encode_arg(self, arg_type: Oid, d: Datum) -> Option<u64> {
-        let arg = if arg_type == pg_sys::InvalidOid { self } else { KeyType::from_type(arg_type)? };
+        let arg = if arg_type == pg_sys::InvalidOid {
+            self
+        } else {
+            KeyType::from_type(arg_type)?
+        };
         let same_domain = arg.is_float() == self.is_float()
             && matches!(arg, KeyType::Date) == matches!(self, KeyType::Date)
             && matches!(arg, KeyType::Timestamp) == matches!(self, KeyType::Timestamp)
@@ -109,7 +120,9 @@ fn type_name(index: pg_sys::Relation) -> String {
     unsafe {
         let att = (*(*index).rd_att).attrs.as_ptr();
         let name = pg_sys::format_type_be((*att).atttypid);
-        std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned()
+        std::ffi::CStr::from_ptr(name)
+            .to_string_lossy()
+            .into_owned()
     }
 }
 
@@ -118,7 +131,10 @@ pub fn entry_tid(heap_tid: &pg_sys::ItemPointerData, is_null: bool) -> Tid {
     if heap_tid.ip_posid & NULL_FLAG != 0 {
         crate::error::error(
             pgrx::PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-            format!("alex cannot index a row whose tuple offset {} is 32768 or more", heap_tid.ip_posid),
+            format!(
+                "alex cannot index a row whose tuple offset {} is 32768 or more",
+                heap_tid.ip_posid
+            ),
         );
     }
     let block = ((heap_tid.ip_blkid.bi_hi as u32) << 16) | heap_tid.ip_blkid.bi_lo as u32;
@@ -133,7 +149,10 @@ pub fn is_null_entry(key: u64, tid: Tid) -> bool {
 /// The heap TID an entry points to.
 pub fn heap_tid(tid: Tid) -> pg_sys::ItemPointerData {
     pg_sys::ItemPointerData {
-        ip_blkid: pg_sys::BlockIdData { bi_hi: (tid.block >> 16) as u16, bi_lo: tid.block as u16 },
+        ip_blkid: pg_sys::BlockIdData {
+            bi_hi: (tid.block >> 16) as u16,
+            bi_lo: tid.block as u16,
+        },
         ip_posid: tid.offset & !NULL_FLAG,
     }
 }

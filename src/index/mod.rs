@@ -23,7 +23,11 @@ use storage::PgStore;
 /// Options for indexes built inside PostgreSQL: no exact key count, because
 /// it would put the metapage in every write group — an index-wide hot spot.
 fn alex_options(kind: keys::KeyType) -> alex::Options {
-    alex::Options { exact_count: false, key_kind: kind.kind_tag(), ..alex::Options::default() }
+    alex::Options {
+        exact_count: false,
+        key_kind: kind.kind_tag(),
+        ..alex::Options::default()
+    }
 }
 
 /// The index's name, for messages.
@@ -35,7 +39,9 @@ fn relation_name(rel: pg_sys::Relation) -> String {
 /// Raise an alex core error as a PostgreSQL ERROR naming the index.
 fn raise(rel: pg_sys::Relation, e: alex::Error) -> ! {
     let code = match e {
-        alex::Error::Corrupt { .. } | alex::Error::Invariant { .. } => PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,
+        alex::Error::Corrupt { .. } | alex::Error::Invariant { .. } => {
+            PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED
+        }
         alex::Error::NoSuchBlock { .. } => PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,
         _ => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
     };
@@ -43,7 +49,8 @@ fn raise(rel: pg_sys::Relation, e: alex::Error) -> ! {
     crate::error::error_with_hint(
         code,
         format!("alex index \"{name}\": {e}"),
-        "REINDEX the index to rebuild it from the table; omendb.alex_verify reports what is wrong.".to_string(),
+        "REINDEX the index to rebuild it from the table; omendb.alex_verify reports what is wrong."
+            .to_string(),
     )
 }
 

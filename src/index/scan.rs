@@ -33,7 +33,12 @@ struct Plan {
 
 impl Plan {
     fn everything() -> Plan {
-        Plan { lo: Bound::Unbounded, hi: Bound::Unbounded, nulls: Nulls::Include, empty: false }
+        Plan {
+            lo: Bound::Unbounded,
+            hi: Bound::Unbounded,
+            nulls: Nulls::Include,
+            empty: false,
+        }
     }
 
     fn raise_lo(&mut self, b: Bound<u64>) {
@@ -41,7 +46,9 @@ impl Plan {
             (Bound::Unbounded, b) => b,
             (cur, Bound::Unbounded) => cur,
             (cur, new) => {
-                if bound_value(new) > bound_value(cur) || (bound_value(new) == bound_value(cur) && matches!(new, Bound::Excluded(_))) {
+                if bound_value(new) > bound_value(cur)
+                    || (bound_value(new) == bound_value(cur) && matches!(new, Bound::Excluded(_)))
+                {
                     new
                 } else {
                     cur
@@ -55,7 +62,9 @@ impl Plan {
             (Bound::Unbounded, b) => b,
             (cur, Bound::Unbounded) => cur,
             (cur, new) => {
-                if bound_value(new) < bound_value(cur) || (bound_value(new) == bound_value(cur) && matches!(new, Bound::Excluded(_))) {
+                if bound_value(new) < bound_value(cur)
+                    || (bound_value(new) == bound_value(cur) && matches!(new, Bound::Excluded(_)))
+                {
                     new
                 } else {
                     cur
@@ -104,7 +113,10 @@ impl Plan {
                 }
                 4 => plan.raise_lo(Bound::Included(v)),
                 5 => plan.raise_lo(Bound::Excluded(v)),
-                s => crate::error::error(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("alex: unknown strategy {s}")),
+                s => crate::error::error(
+                    PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                    format!("alex: unknown strategy {s}"),
+                ),
             }
         }
         if plan.nulls == Nulls::Only {
@@ -195,8 +207,16 @@ impl ScanState {
         self.started = true;
         self.dir = dir;
         let mut phases = if self.plan.nulls == Nulls::Include {
-            let values = Plan { nulls: Nulls::Exclude, ..self.plan };
-            let nulls = Plan { lo: Bound::Included(NULL_KEY), hi: Bound::Unbounded, nulls: Nulls::Only, empty: false };
+            let values = Plan {
+                nulls: Nulls::Exclude,
+                ..self.plan
+            };
+            let nulls = Plan {
+                lo: Bound::Included(NULL_KEY),
+                hi: Bound::Unbounded,
+                nulls: Nulls::Only,
+                empty: false,
+            };
             match dir {
                 Direction::Forward => vec![values, nulls],
                 Direction::Backward => vec![nulls, values],
@@ -211,7 +231,9 @@ impl ScanState {
 
     fn next_phase(&mut self) -> bool {
         self.iter = None;
-        let Some(phase) = self.pending.pop() else { return false };
+        let Some(phase) = self.pending.pop() else {
+            return false;
+        };
         self.phase = phase;
         // SAFETY: `ix` lives until Drop, which ends `iter` first.
         let ix: &'static Alex<PgStore> = unsafe { &*self.ix };
@@ -243,14 +265,24 @@ type Slot = Option<ScanState>;
 
 unsafe fn state<'a>(scan: pg_sys::IndexScanDesc) -> &'a mut ScanState {
     let slot = &mut *((*scan).opaque as *mut Slot);
-    slot.as_mut().unwrap_or_else(|| crate::error::error(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, "alex: scan used after it ended".into()))
+    slot.as_mut().unwrap_or_else(|| {
+        crate::error::error(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            "alex: scan used after it ended".into(),
+        )
+    })
 }
 
 #[pg_guard]
-pub unsafe extern "C-unwind" fn ambeginscan(index: pg_sys::Relation, nkeys: i32, norderbys: i32) -> pg_sys::IndexScanDesc {
+pub unsafe extern "C-unwind" fn ambeginscan(
+    index: pg_sys::Relation,
+    nkeys: i32,
+    norderbys: i32,
+) -> pg_sys::IndexScanDesc {
     let scan = pg_sys::RelationGetIndexScan(index, nkeys, norderbys);
     let slot: Slot = Some(ScanState::new(index));
-    (*scan).opaque = PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(slot) as *mut std::ffi::c_void;
+    (*scan).opaque = PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(slot)
+        as *mut std::ffi::c_void;
     scan
 }
 
@@ -267,31 +299,48 @@ pub unsafe extern "C-unwind" fn amrescan(
     }
     let _ = nkeys; // equals numberOfKeys, which beginscan fixed
     let n = (*scan).numberOfKeys.max(0) as usize;
-    let key_slice = if n == 0 { &[][..] } else { std::slice::from_raw_parts((*scan).keyData, n) };
+    let key_slice = if n == 0 {
+        &[][..]
+    } else {
+        std::slice::from_raw_parts((*scan).keyData, n)
+    };
     let st = state(scan);
     let plan = Plan::from_keys(st.kind, key_slice);
     st.restart(plan);
 }
 
 #[pg_guard]
-pub unsafe extern "C-unwind" fn amgettuple(scan: pg_sys::IndexScanDesc, direction: pg_sys::ScanDirection::Type) -> bool {
+pub unsafe extern "C-unwind" fn amgettuple(
+    scan: pg_sys::IndexScanDesc,
+    direction: pg_sys::ScanDirection::Type,
+) -> bool {
     let index = (*scan).indexRelation;
     let st = state(scan);
     if st.plan.empty {
         return false;
     }
     if !st.started {
-        let dir = if direction == pg_sys::ScanDirection::BackwardScanDirection { Direction::Backward } else { Direction::Forward };
+        let dir = if direction == pg_sys::ScanDirection::BackwardScanDirection {
+            Direction::Backward
+        } else {
+            Direction::Forward
+        };
         st.start(dir);
     }
-    let Some((key, tid)) = st.next(index) else { return false };
+    let Some((key, tid)) = st.next(index) else {
+        return false;
+    };
     (*scan).xs_heaptid = heap_tid(tid);
     (*scan).xs_recheck = false;
     if (*scan).xs_want_itup {
         // The planner picks an index-only scan whenever no column is needed
         // (count(*)), even when amcanreturn is false: hand it a tuple, with
         // the value when it is exact.
-        let value = if is_null_entry(key, tid) { None } else { st.kind.decode(key) };
+        let value = if is_null_entry(key, tid) {
+            None
+        } else {
+            st.kind.decode(key)
+        };
         let (mut datum, mut isnull) = (value.unwrap_or(pg_sys::Datum::from(0)), value.is_none());
         pg_sys::MemoryContextReset(st.tuple_cxt);
         let old = pg_sys::MemoryContextSwitchTo(st.tuple_cxt);
@@ -303,7 +352,10 @@ pub unsafe extern "C-unwind" fn amgettuple(scan: pg_sys::IndexScanDesc, directio
 }
 
 #[pg_guard]
-pub unsafe extern "C-unwind" fn amgetbitmap(scan: pg_sys::IndexScanDesc, tbm: *mut pg_sys::TIDBitmap) -> i64 {
+pub unsafe extern "C-unwind" fn amgetbitmap(
+    scan: pg_sys::IndexScanDesc,
+    tbm: *mut pg_sys::TIDBitmap,
+) -> i64 {
     let index = (*scan).indexRelation;
     let st = state(scan);
     if st.plan.empty {

@@ -37,15 +37,25 @@ pub struct PgStore {
 
 impl PgStore {
     pub fn new(rel: pg_sys::Relation) -> PgStore {
-        PgStore { rel, mode: Mode::Plain, held: Cell::new(None) }
+        PgStore {
+            rel,
+            mode: Mode::Plain,
+            held: Cell::new(None),
+        }
     }
 
     pub fn for_scan(rel: pg_sys::Relation) -> PgStore {
-        PgStore { mode: Mode::Scan, ..PgStore::new(rel) }
+        PgStore {
+            mode: Mode::Scan,
+            ..PgStore::new(rel)
+        }
     }
 
     pub fn for_vacuum(rel: pg_sys::Relation) -> PgStore {
-        PgStore { mode: Mode::Vacuum, ..PgStore::new(rel) }
+        PgStore {
+            mode: Mode::Vacuum,
+            ..PgStore::new(rel)
+        }
     }
 
     /// Drop the scan's pin. Called when the scan ends normally; after an
@@ -85,7 +95,9 @@ const _: () = assert!(PAGE_SIZE == pg_sys::BLCKSZ as usize);
 impl PageStore for PgStore {
     fn nblocks(&self) -> u32 {
         // SAFETY: `rel` is open for the duration of the operation.
-        unsafe { pg_sys::RelationGetNumberOfBlocksInFork(self.rel, pg_sys::ForkNumber::MAIN_FORKNUM) }
+        unsafe {
+            pg_sys::RelationGetNumberOfBlocksInFork(self.rel, pg_sys::ForkNumber::MAIN_FORKNUM)
+        }
     }
 
     fn read(&self, blk: u32, f: &mut dyn FnMut(&Page)) -> Result<()> {
@@ -145,12 +157,18 @@ impl XLogGroup {
     fn start(rel: pg_sys::Relation, cleanup: bool) -> XLogGroup {
         // SAFETY: starting a record on an open relation.
         let state = unsafe { pg_sys::GenericXLogStart(rel) };
-        XLogGroup { rel, cleanup, state, pages: Vec::with_capacity(GROUP_LIMIT) }
+        XLogGroup {
+            rel,
+            cleanup,
+            state,
+            pages: Vec::with_capacity(GROUP_LIMIT),
+        }
     }
 
     fn register(&mut self, blk: u32, buf: LockedBuffer, flags: i32) -> *mut Page {
         // SAFETY: the buffer is pinned and exclusively locked; state is live.
-        let image = unsafe { pg_sys::GenericXLogRegisterBuffer(self.state, buf.0, flags) as *mut Page };
+        let image =
+            unsafe { pg_sys::GenericXLogRegisterBuffer(self.state, buf.0, flags) as *mut Page };
         self.pages.push((blk, buf, image));
         image
     }
@@ -164,7 +182,11 @@ impl XLogGroup {
 
     fn check_room(&self, blk: u32) -> Result<()> {
         if self.pages.len() >= GROUP_LIMIT {
-            return Err(Error::GroupTooLarge { blk, wanted: self.pages.len() + 1, limit: GROUP_LIMIT });
+            return Err(Error::GroupTooLarge {
+                blk,
+                wanted: self.pages.len() + 1,
+                limit: GROUP_LIMIT,
+            });
         }
         Ok(())
     }
@@ -234,12 +256,24 @@ impl WriteGroup for XLogGroup {
 /// Write `pages` as blocks 0.. of `fork` of an empty relation, without WAL,
 /// then WAL-log them all (build and init fork): cheaper than one GenericXLog
 /// record per page, and what nbtree's sorted build does.
-pub fn write_new_relation(rel: pg_sys::Relation, fork: pg_sys::ForkNumber::Type, pages: &[&Page], wal: bool, mut progress: impl FnMut(usize)) {
+pub fn write_new_relation(
+    rel: pg_sys::Relation,
+    fork: pg_sys::ForkNumber::Type,
+    pages: &[&Page],
+    wal: bool,
+    mut progress: impl FnMut(usize),
+) {
     for (i, page) in pages.iter().enumerate() {
         // SAFETY: extending a relation nobody else can see yet (being built)
         // or an init fork; the buffer is exclusively locked while we copy.
         unsafe {
-            let b = pg_sys::ReadBufferExtended(rel, fork, pg_sys::InvalidBlockNumber, pg_sys::ReadBufferMode::RBM_NORMAL, std::ptr::null_mut());
+            let b = pg_sys::ReadBufferExtended(
+                rel,
+                fork,
+                pg_sys::InvalidBlockNumber,
+                pg_sys::ReadBufferMode::RBM_NORMAL,
+                std::ptr::null_mut(),
+            );
             pg_sys::LockBuffer(b, pg_sys::BUFFER_LOCK_EXCLUSIVE as i32);
             std::ptr::copy_nonoverlapping(page.as_ptr(), page_of(b) as *mut u8, PAGE_SIZE);
             pg_sys::MarkBufferDirty(b);

@@ -14,7 +14,10 @@ unsafe fn scan_all(
     let ix = super::open(index);
     let mut live = 0.0;
     let mut dead = Vec::new();
-    for (n, r) in ix.range(Bound::Unbounded, Bound::Unbounded, alex::Direction::Forward).enumerate() {
+    for (n, r) in ix
+        .range(Bound::Unbounded, Bound::Unbounded, alex::Direction::Forward)
+        .enumerate()
+    {
         let (key, tid) = r.unwrap_or_else(|e| super::raise(index, e));
         let mut t = heap_tid(tid);
         if is_dead(&mut t) {
@@ -31,7 +34,8 @@ unsafe fn scan_all(
 }
 
 unsafe fn fill_sizes(index: pg_sys::Relation, stats: *mut pg_sys::IndexBulkDeleteResult) {
-    (*stats).num_pages = pg_sys::RelationGetNumberOfBlocksInFork(index, pg_sys::ForkNumber::MAIN_FORKNUM);
+    (*stats).num_pages =
+        pg_sys::RelationGetNumberOfBlocksInFork(index, pg_sys::ForkNumber::MAIN_FORKNUM);
     (*stats).estimated_count = false;
 }
 
@@ -43,11 +47,19 @@ pub unsafe extern "C-unwind" fn ambulkdelete(
     callback_state: *mut std::ffi::c_void,
 ) -> *mut pg_sys::IndexBulkDeleteResult {
     let index = (*info).index;
-    let stats = if stats.is_null() { PgBox::<pg_sys::IndexBulkDeleteResult>::alloc0().into_pg() } else { stats };
-    let Some(callback) = callback else { return stats };
+    let stats = if stats.is_null() {
+        PgBox::<pg_sys::IndexBulkDeleteResult>::alloc0().into_pg()
+    } else {
+        stats
+    };
+    let Some(callback) = callback else {
+        return stats;
+    };
     // The callback is PostgreSQL's (e.g. CREATE INDEX CONCURRENTLY's, which
     // may ERROR): call it across a guarded boundary.
-    let (live, dead) = scan_all(index, |t| pg_sys::ffi::pg_guard_ffi_boundary(|| callback(t, callback_state)));
+    let (live, dead) = scan_all(index, |t| {
+        pg_sys::ffi::pg_guard_ffi_boundary(|| callback(t, callback_state))
+    });
     // Cleanup locks on data pages: wait out scans still returning entries.
     // One WAL record per data page, not per entry; `dead` is in index order.
     let mut ix = super::open_with(index, super::storage::PgStore::for_vacuum(index));
@@ -55,7 +67,9 @@ pub unsafe extern "C-unwind" fn ambulkdelete(
     for chunk in items.chunks(4096) {
         pgrx::check_for_interrupts!();
         pg_sys::vacuum_delay_point();
-        (*stats).tuples_removed += ix.delete_many(chunk).unwrap_or_else(|e| super::raise(index, e)) as f64;
+        (*stats).tuples_removed += ix
+            .delete_many(chunk)
+            .unwrap_or_else(|e| super::raise(index, e)) as f64;
     }
     (*stats).num_index_tuples = live;
     fill_sizes(index, stats);

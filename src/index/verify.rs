@@ -19,8 +19,16 @@ impl OpenIndex {
     unsafe fn open(oid: pg_sys::Oid) -> OpenIndex {
         let relkind = pg_sys::get_rel_relkind(oid) as u8;
         if relkind != pg_sys::RELKIND_INDEX {
-            let what = if relkind == 0 { format!("relation with OID {} does not exist", oid.to_u32()) } else { format!("\"{}\" is not an index", rel_name(oid)) };
-            crate::error::error_with_hint(PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE, what, "Pass an index created with USING alex.".into());
+            let what = if relkind == 0 {
+                format!("relation with OID {} does not exist", oid.to_u32())
+            } else {
+                format!("\"{}\" is not an index", rel_name(oid))
+            };
+            crate::error::error_with_hint(
+                PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+                what,
+                "Pass an index created with USING alex.".into(),
+            );
         }
         let heap = pg_sys::table_open(pg_sys::IndexGetRelation(oid, false), LOCK);
         let index = pg_sys::index_open(oid, LOCK);
@@ -42,7 +50,9 @@ unsafe fn rel_name(oid: pg_sys::Oid) -> String {
     if name.is_null() {
         return format!("OID {}", oid.to_u32());
     }
-    std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned()
+    std::ffi::CStr::from_ptr(name)
+        .to_string_lossy()
+        .into_owned()
 }
 
 impl Drop for OpenIndex {
@@ -75,10 +85,18 @@ unsafe extern "C-unwind" fn heap_check_callback(
 ) {
     let st = &mut *(state as *mut HeapCheck);
     let null = *isnull;
-    let key = if null { NULL_KEY } else { st.kind.encode(*values) };
+    let key = if null {
+        NULL_KEY
+    } else {
+        st.kind.encode(*values)
+    };
     let t = entry_tid(&*tid, null);
     st.checked += 1;
-    if !st.ix.contains(key, t).unwrap_or_else(|e| super::raise(st.index, e)) {
+    if !st
+        .ix
+        .contains(key, t)
+        .unwrap_or_else(|e| super::raise(st.index, e))
+    {
         st.missing += 1;
         st.first_missing.get_or_insert((t.block, (*tid).ip_posid));
     }
@@ -94,7 +112,16 @@ COMMENT ON FUNCTION omendb.alex_verify(pg_catalog.regclass) IS
 ")]
 fn alex_verify(
     index: pg_sys::Oid,
-) -> TableIterator<'static, (name!(keys, i64), name!(data_pages, i32), name!(model_pages, i32), name!(levels, i32), name!(heap_tuples_checked, i64))> {
+) -> TableIterator<
+    'static,
+    (
+        name!(keys, i64),
+        name!(data_pages, i32),
+        name!(model_pages, i32),
+        name!(levels, i32),
+        name!(heap_tuples_checked, i64),
+    ),
+> {
     // SAFETY: index_open/table scan on the main thread inside a transaction.
     unsafe {
         let open = OpenIndex::open(index);
@@ -105,8 +132,22 @@ fn alex_verify(
         let info = pg_sys::BuildIndexInfo(rel);
         // An MVCC snapshot: every tuple it sees must have its entry.
         (*info).ii_Concurrent = true;
-        let mut st = HeapCheck { ix: &ix, kind: KeyType::of_index(rel), checked: 0, missing: 0, first_missing: None, index: rel };
-        super::build::scan_table(open.heap, rel, info, false, Some(heap_check_callback), &mut st as *mut HeapCheck as *mut std::ffi::c_void);
+        let mut st = HeapCheck {
+            ix: &ix,
+            kind: KeyType::of_index(rel),
+            checked: 0,
+            missing: 0,
+            first_missing: None,
+            index: rel,
+        };
+        super::build::scan_table(
+            open.heap,
+            rel,
+            info,
+            false,
+            Some(heap_check_callback),
+            &mut st as *mut HeapCheck as *mut std::ffi::c_void,
+        );
         if let Some((blk, off)) = st.first_missing {
             crate::error::error_with_hint(
                 PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,
@@ -116,10 +157,19 @@ fn alex_verify(
                     st.missing,
                     st.checked
                 ),
-                format!("REINDEX INDEX \"{}\" rebuilds it.", super::relation_name(rel)),
+                format!(
+                    "REINDEX INDEX \"{}\" rebuilds it.",
+                    super::relation_name(rel)
+                ),
             );
         }
-        let row = (report.keys as i64, report.data_pages as i32, report.model_pages as i32, report.levels as i32, st.checked);
+        let row = (
+            report.keys as i64,
+            report.data_pages as i32,
+            report.model_pages as i32,
+            report.levels as i32,
+            st.checked,
+        );
         TableIterator::once(row)
     }
 }

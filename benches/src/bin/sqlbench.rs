@@ -32,8 +32,14 @@ fn parse() -> Args {
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        let mut value = || args.next().unwrap_or_else(|| usage(&format!("{arg} needs a value")));
-        let num = |v: String| v.parse::<u64>().unwrap_or_else(|_| usage(&format!("{arg} takes a number")));
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| usage(&format!("{arg} needs a value")))
+        };
+        let num = |v: String| {
+            v.parse::<u64>()
+                .unwrap_or_else(|_| usage(&format!("{arg} takes a number")))
+        };
         match arg.as_str() {
             "alex" | "harness" => a.suite = arg.clone(),
             "--dsn" => a.dsn = value(),
@@ -68,15 +74,22 @@ fn report(a: &Args, w: &Workload) -> Result<f64, String> {
 }
 
 fn alex_suite(a: &Args) -> Result<(), String> {
-    println!("## alex vs btree: {} rows, {} probes, {} runs each (medians)\n", a.rows, a.probes, a.runs);
+    println!(
+        "## alex vs btree: {} rows, {} probes, {} runs each (medians)\n",
+        a.rows, a.probes, a.runs
+    );
     let mut client = Client::connect(&a.dsn, NoTls).map_err(|e| e.to_string())?;
     // (label, time ratio alex/btree): below 1 alex is faster or smaller.
     let mut ratios: Vec<(String, f64)> = Vec::new();
-    client.batch_execute("CREATE EXTENSION IF NOT EXISTS omendb").map_err(|e| e.to_string())?;
+    client
+        .batch_execute("CREATE EXTENSION IF NOT EXISTS omendb")
+        .map_err(|e| e.to_string())?;
     for name in &a.dists {
         let d = ab::dist(name).ok_or_else(|| format!("unknown distribution {name}"))?;
         for stmt in ab::setup(d, a.rows, a.probes) {
-            client.batch_execute(&stmt).map_err(|e| format!("{stmt}: {e}"))?;
+            client
+                .batch_execute(&stmt)
+                .map_err(|e| format!("{stmt}: {e}"))?;
         }
         ratios.push((format!("{} build time", d.name), report(a, &ab::build(d))?));
         let size: f64 = client
@@ -84,26 +97,44 @@ fn alex_suite(a: &Args) -> Result<(), String> {
             .map_err(|e| e.to_string())?
             .get(0);
         ratios.push((format!("{} index size", d.name), size));
-        ratios.push((format!("{} point probes", d.name), report(a, &ab::probes(d))?));
-        ratios.push((format!("{} 100-row ranges", d.name), report(a, &ab::ranges(d, (a.probes / 10).max(1)))?));
+        ratios.push((
+            format!("{} point probes", d.name),
+            report(a, &ab::probes(d))?,
+        ));
+        ratios.push((
+            format!("{} 100-row ranges", d.name),
+            report(a, &ab::ranges(d, (a.probes / 10).max(1)))?,
+        ));
         for stmt in ab::insert_setup(d) {
-            client.batch_execute(&stmt).map_err(|e| format!("{stmt}: {e}"))?;
+            client
+                .batch_execute(&stmt)
+                .map_err(|e| format!("{stmt}: {e}"))?;
         }
         let (bt, ax) = ab::insert_scripts(d);
-        println!("### {} — single-row inserts (pgbench, {} s per run)\n", d.name, a.insert_seconds);
+        println!(
+            "### {} — single-row inserts (pgbench, {} s per run)\n",
+            d.name, a.insert_seconds
+        );
         println!("| clients | btree tps | alex tps | ratio alex/btree |\n|---:|---:|---:|---:|");
         for clients in [1, 2] {
             let b = pgbench::tps(&a.dsn, &bt, clients, a.insert_seconds)?;
             let x = pgbench::tps(&a.dsn, &ax, clients, a.insert_seconds)?;
             println!("| {clients} | {b:.0} | {x:.0} | {:.2} |", x / b);
             // As a time ratio, like the others: btree tps / alex tps.
-            ratios.push((format!("{} insert time, {clients} client(s)", d.name), b / x));
+            ratios.push((
+                format!("{} insert time, {clients} client(s)", d.name),
+                b / x,
+            ));
         }
         println!();
     }
     if let Some(path) = &a.plot {
-        let title = format!("alex / btree, {} rows (below 1.0: alex faster or smaller)", a.rows);
-        std::fs::write(path, omendb_bench::plot::ratio_chart(&title, &ratios)).map_err(|e| format!("{path}: {e}"))?;
+        let title = format!(
+            "alex / btree, {} rows (below 1.0: alex faster or smaller)",
+            a.rows
+        );
+        std::fs::write(path, omendb_bench::plot::ratio_chart(&title, &ratios))
+            .map_err(|e| format!("{path}: {e}"))?;
         println!("plot written to {path}");
     }
     Ok(())

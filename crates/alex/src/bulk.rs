@@ -32,8 +32,16 @@ const MAX_BUILD_DEPTH: usize = 24;
 const SAMPLE: usize = 100_000;
 
 enum PNode {
-    Data { lo: usize, hi: usize, low: Item, high: Option<Item> },
-    Model { node: ModelNode, children: Vec<usize> },
+    Data {
+        lo: usize,
+        hi: usize,
+        low: Item,
+        high: Option<Item>,
+    },
+    Model {
+        node: ModelNode,
+        children: Vec<usize>,
+    },
     Placeholder,
 }
 
@@ -119,12 +127,22 @@ impl Planner<'_> {
             // Rank fit collapsed (extreme skew): fall back to interpolating first..last key.
             let span = (self.e[hi - 1].key - self.e[lo].key) as f64;
             let slope = f as f64 / (span * (1.0 + 1e-9) + 1.0);
-            model = LinearModel { base: self.e[lo].key, slope, intercept: 0.0 };
+            model = LinearModel {
+                base: self.e[lo].key,
+                slope,
+                intercept: 0.0,
+            };
             if model.slot(self.e[lo].key, f) == model.slot(self.e[hi - 1].key, f) {
                 return self.chain(lo, hi, lowi, highi);
             }
         }
-        let node = ModelNode { model, low, high, level: depth as u16, fanout: f };
+        let node = ModelNode {
+            model,
+            low,
+            high,
+            level: depth as u16,
+            fanout: f,
+        };
         let id = self.nodes.len();
         self.nodes.push(PNode::Placeholder);
         self.depth = self.depth.max(depth + 2);
@@ -166,7 +184,8 @@ impl Planner<'_> {
                 // (never past the split density), so pages average `fill`, not less.
                 if ge < f {
                     let (cur, next) = (idx[ge] - idx[gs], idx[ge + 1] - idx[gs]);
-                    let (target, hard) = self.targets(idx[gs], idx[ge + 1], Item::key_start(lowk), bi(ge + 1));
+                    let (target, hard) =
+                        self.targets(idx[gs], idx[ge + 1], Item::key_start(lowk), bi(ge + 1));
                     if (next as f64) <= hard && next as f64 - target < target - cur as f64 {
                         ge += 1;
                     }
@@ -186,16 +205,29 @@ impl Planner<'_> {
     fn choose_fanout(&self, lo: usize, hi: usize) -> usize {
         let n = hi - lo;
         let stride = n.div_ceil(SAMPLE).max(1);
-        let sample: Vec<u64> = self.e[lo..hi].iter().step_by(stride).map(|x| x.key).collect();
+        let sample: Vec<u64> = self.e[lo..hi]
+            .iter()
+            .step_by(stride)
+            .map(|x| x.key)
+            .collect();
         let ns = sample.len();
         let w = stride as f64;
         let mut best = (f64::INFINITY, 2);
         // Powers of two, plus fanouts that give about one page (or 1/2, 1/3, 1/4 page) per
         // slot at the fill target: for near-linear keys these pack pages exactly.
-        let capf = self.fill * max_capacity(if self.residual { crate::data_node::width_for(sample[ns - 1] - sample[0]) } else { 8 }) as f64;
+        let capf = self.fill
+            * max_capacity(if self.residual {
+                crate::data_node::width_for(sample[ns - 1] - sample[0])
+            } else {
+                8
+            }) as f64;
         let per_page = (n as f64 / capf).ceil() as usize;
         let mut cands: Vec<usize> = (1..=10).map(|i| 1usize << i).collect();
-        cands.extend((1..=4).map(|m| per_page * m).filter(|&f| (2..=MAX_FANOUT).contains(&f)));
+        cands.extend(
+            (1..=4)
+                .map(|m| per_page * m)
+                .filter(|&f| (2..=MAX_FANOUT).contains(&f)),
+        );
         cands.sort_unstable();
         cands.dedup();
         for f in cands {
@@ -210,10 +242,18 @@ impl Planner<'_> {
                 mn[s] = mn[s].min(k);
                 mx[s] = mx[s].max(k);
             }
-            let (mut pages, mut deep, mut gcount, mut gmin, mut gmax) = (0f64, 0f64, 0f64, u64::MAX, 0u64);
+            let (mut pages, mut deep, mut gcount, mut gmin, mut gmax) =
+                (0f64, 0f64, 0f64, u64::MAX, 0u64);
             let mut model_pages = 1.0;
             let hard = (self.fill + self.max_density) / 2.0 / self.fill;
-            let cap = |span: u64| self.fill * max_capacity(if self.residual { crate::data_node::width_for(span) } else { 8 }) as f64;
+            let cap = |span: u64| {
+                self.fill
+                    * max_capacity(if self.residual {
+                        crate::data_node::width_for(span)
+                    } else {
+                        8
+                    }) as f64
+            };
             for s in 0..f {
                 if cnt[s] == 0 {
                     continue;
@@ -233,7 +273,9 @@ impl Planner<'_> {
                 if c > c_cap * hard {
                     // A child model node (one more page, one more level per factor of
                     // MAX_FANOUT) over well-packed pages.
-                    let extra = ((c / c_cap).ln() / (MAX_FANOUT as f64).ln()).ceil().max(1.0);
+                    let extra = ((c / c_cap).ln() / (MAX_FANOUT as f64).ln())
+                        .ceil()
+                        .max(1.0);
                     deep += c * extra;
                     model_pages += (c / c_cap / MAX_FANOUT as f64).ceil();
                     pages += (c / c_cap).ceil();
@@ -251,7 +293,8 @@ impl Planner<'_> {
             }
             let nf = n as f64;
             let levels = 1.0 + deep / nf;
-            let cost = levels + (pages + model_pages) * 8192.0 / nf / 64.0 + 4.0 * f as f64 / nf / 64.0;
+            let cost =
+                levels + (pages + model_pages) * 8192.0 / nf / 64.0 + 4.0 * f as f64 / nf / 64.0;
             if cost < best.0 - 1e-9 {
                 best = (cost, f);
             }
@@ -263,7 +306,11 @@ impl Planner<'_> {
 impl<S: PageStore> Alex<S> {
     /// Build an index from entries into an empty store. Input is sorted (and exact duplicate
     /// pairs dropped) here if it is not already.
-    pub fn bulk_load(mut store: S, opts: Options, entries: impl IntoIterator<Item = (u64, Tid)>) -> Result<Self> {
+    pub fn bulk_load(
+        mut store: S,
+        opts: Options,
+        entries: impl IntoIterator<Item = (u64, Tid)>,
+    ) -> Result<Self> {
         opts.validate()?;
         if store.nblocks() != 0 {
             return Err(Error::Invalid("bulk_load needs an empty store".into()));
@@ -273,9 +320,26 @@ impl<S: PageStore> Alex<S> {
             e.sort_unstable();
             e.dedup();
         }
-        let mut pl = Planner { e: &e, fill: opts.fill as f64, max_density: opts.max_density as f64, residual: opts.residual_keys, nodes: Vec::new(), leaves: Vec::new(), depth: 1 };
-        let root = if e.is_empty() { pl.push_leaf(0, 0, Item::MIN, None) } else { pl.plan(0, e.len(), 0, None, 0) };
-        let Planner { nodes, leaves, depth, .. } = pl;
+        let mut pl = Planner {
+            e: &e,
+            fill: opts.fill as f64,
+            max_density: opts.max_density as f64,
+            residual: opts.residual_keys,
+            nodes: Vec::new(),
+            leaves: Vec::new(),
+            depth: 1,
+        };
+        let root = if e.is_empty() {
+            pl.push_leaf(0, 0, Item::MIN, None)
+        } else {
+            pl.plan(0, e.len(), 0, None, 0)
+        };
+        let Planner {
+            nodes,
+            leaves,
+            depth,
+            ..
+        } = pl;
         // Block of plan node i is i + 1 (block 0 is the metapage).
         let blk = |i: usize| i as u32 + 1;
         let mut right = vec![INVALID_BLOCK; nodes.len()];
@@ -286,7 +350,15 @@ impl<S: PageStore> Alex<S> {
             root: blk(root),
             leftmost: blk(leaves[0]),
             levels: depth as u32,
-            flags: if opts.exact_count { META_EXACT_COUNT } else { 0 } | if opts.residual_keys { META_RESIDUAL_KEYS } else { 0 },
+            flags: if opts.exact_count {
+                META_EXACT_COUNT
+            } else {
+                0
+            } | if opts.residual_keys {
+                META_RESIDUAL_KEYS
+            } else {
+                0
+            },
             n_data: leaves.len() as u32,
             n_model: (nodes.len() - leaves.len()) as u32,
             key_kind: opts.key_kind,
@@ -302,7 +374,10 @@ impl<S: PageStore> Alex<S> {
             }
             Ok(())
         })?;
-        for chunk in (0..nodes.len()).collect::<Vec<_>>().chunks(crate::GROUP_LIMIT) {
+        for chunk in (0..nodes.len())
+            .collect::<Vec<_>>()
+            .chunks(crate::GROUP_LIMIT)
+        {
             crate::store::atomic_with(&mut store, |g| {
                 for &i in chunk {
                     let b = g.allocate()?;
@@ -312,9 +387,20 @@ impl<S: PageStore> Alex<S> {
                     let p = g.modify(b)?;
                     match &nodes[i] {
                         PNode::Data { lo, hi, low, high } => {
-                            let spec = DataSpec { entries: &e[*lo..*hi], low: *low, high: *high, right: right[i], flags: 0, pending: 0, residual: opts.residual_keys };
+                            let spec = DataSpec {
+                                entries: &e[*lo..*hi],
+                                low: *low,
+                                high: *high,
+                                right: right[i],
+                                flags: 0,
+                                pending: 0,
+                                residual: opts.residual_keys,
+                            };
                             if !spec.write(p) {
-                                return invariant(b, "bulk load planned more entries than a page holds");
+                                return invariant(
+                                    b,
+                                    "bulk load planned more entries than a page holds",
+                                );
                             }
                         }
                         PNode::Model { node, children } => {
@@ -337,4 +423,3 @@ impl<S: PageStore> Alex<S> {
         Ok(Alex::wrap(store))
     }
 }
-

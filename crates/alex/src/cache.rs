@@ -45,7 +45,11 @@ pub(crate) struct RouteCache {
 
 impl RouteCache {
     fn build<S: PageStore + ?Sized>(s: &S, meta: &Meta) -> Result<RouteCache> {
-        let mut rc = RouteCache { version: meta.version, root: Child::Data(meta.root), nodes: Vec::new() };
+        let mut rc = RouteCache {
+            version: meta.version,
+            root: Child::Data(meta.root),
+            nodes: Vec::new(),
+        };
         rc.root = rc.add(s, meta.root)?;
         Ok(rc)
     }
@@ -59,12 +63,17 @@ impl RouteCache {
             }
             _ => Ok(None),
         })?;
-        let Some((model, blocks)) = node else { return Ok(Child::Data(blk)) };
+        let Some((model, blocks)) = node else {
+            return Ok(Child::Data(blk));
+        };
         if self.nodes.len() >= MAX_NODES {
             return Ok(Child::Page(blk));
         }
         let idx = self.nodes.len();
-        self.nodes.push(CNode { model, children: Box::new([]) });
+        self.nodes.push(CNode {
+            model,
+            children: Box::new([]),
+        });
         let mut children = Vec::with_capacity(blocks.len());
         let mut s0 = 0;
         while s0 < blocks.len() {
@@ -105,7 +114,11 @@ pub(crate) struct CacheSlot {
 impl CacheSlot {
     /// The current copy, building one if enough lookups went by to amortise reading every
     /// model page and the kind of each child (about one page read per lookup).
-    pub(crate) fn get<S: PageStore + ?Sized>(&self, s: &S, meta: impl FnOnce() -> Result<Meta>) -> Result<Option<Arc<RouteCache>>> {
+    pub(crate) fn get<S: PageStore + ?Sized>(
+        &self,
+        s: &S,
+        meta: impl FnOnce() -> Result<Meta>,
+    ) -> Result<Option<Arc<RouteCache>>> {
         if let Some(t) = self.tree.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
             return Ok(Some(t.clone()));
         }

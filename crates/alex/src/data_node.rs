@@ -15,7 +15,10 @@
 use crate::error::{corrupt, Result};
 use crate::key::{Item, Tid};
 use crate::model::LinearModel;
-use crate::page::{self, get_f64, get_u16, get_u32, get_u64, put_f64, put_u16, put_u32, put_u64, Kind, Page, INVALID_BLOCK, SPECIAL_OFF};
+use crate::page::{
+    self, get_f64, get_u16, get_u32, get_u64, put_f64, put_u16, put_u32, put_u64, Kind, Page,
+    INVALID_BLOCK, SPECIAL_OFF,
+};
 
 const OFF_BASE: usize = 24;
 const OFF_SLOPE: usize = 32;
@@ -83,7 +86,12 @@ pub fn max_capacity(width: usize) -> usize {
 
 /// Residual base and width for a page holding `entries` with bounds `[low, high)`.
 /// Prefers `base = low` (inserts at the low end then never widen) when that costs no width.
-pub fn choose_layout(entries: &[Item], low: Item, high: Option<Item>, residual: bool) -> (u64, usize) {
+pub fn choose_layout(
+    entries: &[Item],
+    low: Item,
+    high: Option<Item>,
+    residual: bool,
+) -> (u64, usize) {
     if !residual {
         return (0, 8);
     }
@@ -107,7 +115,10 @@ pub fn choose_layout(entries: &[Item], low: Item, high: Option<Item>, residual: 
     } else if high.is_some() && low.key == 0 {
         // Leftmost page: put the spare residual range below `min`, so descending inserts
         // do not force a rebuild each (the rightmost page keeps its spare range above).
-        (upper.saturating_sub(mask_for(w_min)).max(low.key).min(min), w_min)
+        (
+            upper.saturating_sub(mask_for(w_min)).max(low.key).min(min),
+            w_min,
+        )
     } else {
         (min, w_min)
     }
@@ -179,8 +190,16 @@ impl DataNode {
         if high.is_some_and(|h| h <= low) {
             return corrupt(blk, "data page high key <= low key");
         }
-        let model = LinearModel { base: get_u64(p, OFF_BASE), slope: get_f64(p, OFF_SLOPE), intercept: get_f64(p, OFF_INTERCEPT) };
-        let mask = if width == 8 { u64::MAX } else { (1u64 << (8 * width)) - 1 };
+        let model = LinearModel {
+            base: get_u64(p, OFF_BASE),
+            slope: get_f64(p, OFF_SLOPE),
+            intercept: get_f64(p, OFF_INTERCEPT),
+        };
+        let mask = if width == 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * width)) - 1
+        };
         Ok(DataNode {
             model,
             low,
@@ -423,7 +442,10 @@ impl DataNode {
                 let ko = self.keys_off;
                 p.copy_within(ko + i * w..ko + g * w, ko + (i + 1) * w);
                 let po = self.pay_off;
-                p.copy_within(po + i * TID_SIZE..po + g * TID_SIZE, po + (i + 1) * TID_SIZE);
+                p.copy_within(
+                    po + i * TID_SIZE..po + g * TID_SIZE,
+                    po + (i + 1) * TID_SIZE,
+                );
                 self.set_occ(p, g, true);
                 i
             } else {
@@ -431,7 +453,10 @@ impl DataNode {
                 let ko = self.keys_off;
                 p.copy_within(ko + (g + 1) * w..ko + i * w, ko + g * w);
                 let po = self.pay_off;
-                p.copy_within(po + (g + 1) * TID_SIZE..po + i * TID_SIZE, po + g * TID_SIZE);
+                p.copy_within(
+                    po + (g + 1) * TID_SIZE..po + i * TID_SIZE,
+                    po + g * TID_SIZE,
+                );
                 self.set_occ(p, g, true);
                 i - 1
             }
@@ -452,7 +477,11 @@ impl DataNode {
         }
         self.set_occ(p, j, false);
         self.set_tid(p, j, Tid::MIN);
-        let v = if j + 1 < self.cap { self.rkey(p, j + 1) } else { self.mask };
+        let v = if j + 1 < self.cap {
+            self.rkey(p, j + 1)
+        } else {
+            self.mask
+        };
         self.set_rkey(p, j, v);
         let mut a = j;
         while a > 0 && !self.occupied(p, a - 1) {
@@ -499,9 +528,16 @@ impl DataSpec<'_> {
         // the head of an ascending stream inside the key space) mostly grows at its end:
         // spread its entries over the first 3/4 of the slots so appends find free slots
         // instead of shifting and retraining. Other pages spread over all slots.
-        let (min, max) = (self.entries.first().map_or(0, |e| e.key), self.entries.last().map_or(0, |e| e.key));
+        let (min, max) = (
+            self.entries.first().map_or(0, |e| e.key),
+            self.entries.last().map_or(0, |e| e.key),
+        );
         let open_above = self.high.is_none_or(|h| h.key - max > max - min);
-        let used = if open_above && n > 0 { (cap * 3 / 4).max(n) } else { cap };
+        let used = if open_above && n > 0 {
+            (cap * 3 / 4).max(n)
+        } else {
+            cap
+        };
         let scale = if n > 0 { used as f64 / n as f64 } else { 1.0 };
         let model = LinearModel::fit_ranks(self.entries.iter().map(|e| e.key), base, scale);
         let node = DataNode {
@@ -516,12 +552,20 @@ impl DataSpec<'_> {
             pending: self.pending,
             keys_off,
             pay_off: upper,
-            mask: if width == 8 { u64::MAX } else { (1u64 << (8 * width)) - 1 },
+            mask: if width == 8 {
+                u64::MAX
+            } else {
+                (1u64 << (8 * width)) - 1
+            },
         };
         node.write_header(p);
         let mut next_free = 0usize;
         for (i, e) in self.entries.iter().enumerate() {
-            let q = node.model.slot(e.key, cap).max(next_free).min(cap - (n - i));
+            let q = node
+                .model
+                .slot(e.key, cap)
+                .max(next_free)
+                .min(cap - (n - i));
             node.set_rkey(p, q, e.key - base);
             node.set_tid(p, q, e.tid);
             node.set_occ(p, q, true);
@@ -541,7 +585,15 @@ impl DataSpec<'_> {
 
 /// A blank valid page (used when allocating before content is known).
 pub fn empty_spec(low: Item) -> DataSpec<'static> {
-    DataSpec { entries: &[], low, high: None, right: INVALID_BLOCK, flags: 0, pending: 0, residual: true }
+    DataSpec {
+        entries: &[],
+        low,
+        high: None,
+        right: INVALID_BLOCK,
+        flags: 0,
+        pending: 0,
+        residual: true,
+    }
 }
 
 /// Full content check for `verify`: bitmap count, non-decreasing keys, gap fill, entry order,
@@ -549,7 +601,10 @@ pub fn empty_spec(low: Item) -> DataSpec<'static> {
 pub fn check_contents(n: &DataNode, p: &Page, blk: u32) -> Result<Vec<Item>> {
     let bits: usize = (0..n.cap).filter(|&i| n.occupied(p, i)).count();
     if bits != n.count {
-        return corrupt(blk, format!("bitmap has {bits} entries, header says {}", n.count));
+        return corrupt(
+            blk,
+            format!("bitmap has {bits} entries, header says {}", n.count),
+        );
     }
     // Bits past cap in the last bitmap byte must be clear.
     for i in n.cap..n.cap.div_ceil(8) * 8 {

@@ -15,7 +15,8 @@ impl<S: PageStore> Alex<S> {
         for _ in 0..100_000 {
             let exact = self.meta()?.exact_count();
             // Presence is judged in the same read that checks the page covers the item.
-            let (blk, (incomplete, present)) = self.find_leaf_with(item, |n, p| Ok((n.incomplete(), n.find(p, item).1)))?;
+            let (blk, (incomplete, present)) =
+                self.find_leaf_with(item, |n, p| Ok((n.incomplete(), n.find(p, item).1)))?;
             if incomplete {
                 self.finish_split(blk)?;
                 continue;
@@ -49,7 +50,9 @@ impl<S: PageStore> Alex<S> {
     /// data page rather than per entry (VACUUM). Returns how many were present and removed.
     pub fn delete_many(&mut self, items: &[Item]) -> Result<u64> {
         if items.windows(2).any(|w| w[0] > w[1]) {
-            return Err(Error::Invalid("delete_many needs items in ascending order".into()));
+            return Err(Error::Invalid(
+                "delete_many needs items in ascending order".into(),
+            ));
         }
         let mut removed = 0u64;
         let mut rest = items;

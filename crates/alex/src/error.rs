@@ -14,7 +14,11 @@ pub enum Error {
     NoSuchBlock { blk: u32, nblocks: u32 },
     /// An atomic group tried to register more pages than GenericXLog allows.
     #[error("alex: atomic group would touch {wanted} pages, limit is {limit} (block {blk})")]
-    GroupTooLarge { blk: u32, wanted: usize, limit: usize },
+    GroupTooLarge {
+        blk: u32,
+        wanted: usize,
+        limit: usize,
+    },
     /// The page changed between the read that planned a write and the write itself
     /// (a concurrent writer got there first). Callers retry; never surfaces from the API.
     #[error("alex: block {blk} changed under us")]
@@ -30,9 +34,15 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 pub(crate) fn corrupt<T>(blk: u32, reason: impl Into<String>) -> Result<T> {
-    Err(Error::Corrupt { blk, reason: reason.into() })
+    Err(Error::Corrupt {
+        blk,
+        reason: reason.into(),
+    })
 }
 
 pub(crate) fn invariant<T>(blk: u32, reason: impl Into<String>) -> Result<T> {
-    Err(Error::Invariant { blk, reason: reason.into() })
+    Err(Error::Invariant {
+        blk,
+        reason: reason.into(),
+    })
 }

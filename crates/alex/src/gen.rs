@@ -36,7 +36,13 @@ pub enum Dist {
 }
 
 impl Dist {
-    pub const ALL: [Dist; 5] = [Dist::Sequential, Dist::Uniform, Dist::Lognormal, Dist::Timestamps, Dist::Duplicates];
+    pub const ALL: [Dist; 5] = [
+        Dist::Sequential,
+        Dist::Uniform,
+        Dist::Lognormal,
+        Dist::Timestamps,
+        Dist::Duplicates,
+    ];
     pub fn name(self) -> &'static str {
         match self {
             Dist::Sequential => "sequential",

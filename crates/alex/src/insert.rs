@@ -25,7 +25,13 @@ pub(crate) enum Parent {
     /// The page is the root; the metapage points at it.
     Meta,
     /// `blk` routes slots `[a, b)` to the page.
-    Model { blk: u32, node: ModelNode, a: usize, b: usize, depth: usize },
+    Model {
+        blk: u32,
+        node: ModelNode,
+        a: usize,
+        b: usize,
+        depth: usize,
+    },
     /// The page is reachable only by right-link (inside a chain).
     None,
 }
@@ -33,10 +39,19 @@ pub(crate) enum Parent {
 /// Re-read `blk` inside a group (exclusive lock): it must still be exactly the page the
 /// write was planned on (same range, right-link, no pending split and, if given, the same
 /// entries); otherwise a concurrent writer got there first and we start over.
-pub(crate) fn recheck<'g>(g: &'g mut dyn WriteGroup, blk: u32, plan: &DataNode, entries: Option<&[Item]>) -> Result<(&'g mut page::Page, DataNode)> {
+pub(crate) fn recheck<'g>(
+    g: &'g mut dyn WriteGroup,
+    blk: u32,
+    plan: &DataNode,
+    entries: Option<&[Item]>,
+) -> Result<(&'g mut page::Page, DataNode)> {
     let p = g.modify(blk)?;
     let n = DataNode::decode(p, blk)?;
-    let same = !n.incomplete() && n.low == plan.low && n.high == plan.high && n.right == plan.right && n.count == plan.count;
+    let same = !n.incomplete()
+        && n.low == plan.low
+        && n.high == plan.high
+        && n.right == plan.right
+        && n.count == plan.count;
     if !same || entries.is_some_and(|e| n.entries(p) != e) {
         return Err(Error::Retry { blk });
     }
@@ -86,7 +101,8 @@ impl<S: PageStore> Alex<S> {
         let meta = self.meta()?;
         // Routed like a reader (cached model levels, move-right): a stale route lands at or
         // left of the right page, and every write below re-checks the page under its lock.
-        let (blk, (node, exists)) = self.read_leaf_with(item, |n, p| Ok((n.clone(), n.find(p, item).1)))?;
+        let (blk, (node, exists)) =
+            self.read_leaf_with(item, |n, p| Ok((n.clone(), n.find(p, item).1)))?;
         if node.incomplete() {
             self.finish_split(blk)?;
             return Ok(None);
@@ -109,7 +125,15 @@ impl<S: PageStore> Alex<S> {
                         let mut e = n.entries(p);
                         let pos = e.partition_point(|x| *x < item);
                         e.insert(pos, item);
-                        let spec = DataSpec { entries: &e, low: n.low, high: n.high, right: n.right, flags: n.flags, pending: n.pending, residual: res };
+                        let spec = DataSpec {
+                            entries: &e,
+                            low: n.low,
+                            high: n.high,
+                            right: n.right,
+                            flags: n.flags,
+                            pending: n.pending,
+                            residual: res,
+                        };
                         if !spec.write(p) {
                             return invariant(blk, "retrain did not fit");
                         }
@@ -126,11 +150,21 @@ impl<S: PageStore> Alex<S> {
             let mut e = n.entries(p);
             let pos = e.partition_point(|x| *x < item);
             e.insert(pos, item);
-            let spec = DataSpec { entries: &e, low: n.low, high: n.high, right: n.right, flags: n.flags, pending: n.pending, residual: res };
+            let spec = DataSpec {
+                entries: &e,
+                low: n.low,
+                high: n.high,
+                right: n.right,
+                flags: n.flags,
+                pending: n.pending,
+                residual: res,
+            };
             let fits = e.len() <= density_limit(&meta, spec.capacity());
             (e, fits)
         };
-        let fits = read_with(&self.store, blk, |p| Ok(with_item(&DataNode::decode(p, blk)?, p).1))?;
+        let fits = read_with(&self.store, blk, |p| {
+            Ok(with_item(&DataNode::decode(p, blk)?, p).1)
+        })?;
         if fits {
             return atomic_with(&mut self.store, |g| {
                 let (p, n) = reread(g, blk, item)?;
@@ -138,7 +172,15 @@ impl<S: PageStore> Alex<S> {
                 if !fits {
                     return Err(Error::Retry { blk });
                 }
-                let spec = DataSpec { entries: &e, low: n.low, high: n.high, right: n.right, flags: n.flags, pending: n.pending, residual: res };
+                let spec = DataSpec {
+                    entries: &e,
+                    low: n.low,
+                    high: n.high,
+                    right: n.right,
+                    flags: n.flags,
+                    pending: n.pending,
+                    residual: res,
+                };
                 if !spec.write(p) {
                     return invariant(blk, "rebuild did not fit");
                 }
@@ -174,7 +216,15 @@ impl<S: PageStore> Alex<S> {
                 _ => Ok(None),
             })?;
             match step {
-                Some((m, c, a, b)) if c == blk => return Ok(Parent::Model { blk: cur, node: m, a, b, depth }),
+                Some((m, c, a, b)) if c == blk => {
+                    return Ok(Parent::Model {
+                        blk: cur,
+                        node: m,
+                        a,
+                        b,
+                        depth,
+                    })
+                }
                 Some((_, c, _, _)) => cur = c,
                 None => return Ok(Parent::None),
             }

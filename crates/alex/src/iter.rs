@@ -209,7 +209,10 @@ impl<S: PageStore> Iterator for RangeIter<'_, S> {
             self.pages += 1;
             if self.pages > self.ix.store.nblocks().saturating_add(1) {
                 self.done = true;
-                return Some(Err(Error::Invariant { blk: self.next, reason: "scan visited more pages than exist".into() }));
+                return Some(Err(Error::Invariant {
+                    blk: self.next,
+                    reason: "scan visited more pages than exist".into(),
+                }));
             }
             let r = match self.dir {
                 Direction::Forward => self.fill_forward(),

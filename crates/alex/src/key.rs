@@ -11,8 +11,14 @@ pub struct Tid {
 }
 
 impl Tid {
-    pub const MIN: Tid = Tid { block: 0, offset: 0 };
-    pub const MAX: Tid = Tid { block: u32::MAX, offset: u16::MAX };
+    pub const MIN: Tid = Tid {
+        block: 0,
+        offset: 0,
+    };
+    pub const MAX: Tid = Tid {
+        block: u32::MAX,
+        offset: u16::MAX,
+    };
     pub const fn new(block: u32, offset: u16) -> Tid {
         Tid { block, offset }
     }
@@ -38,7 +44,10 @@ pub struct Item {
 }
 
 impl Item {
-    pub const MIN: Item = Item { key: 0, tid: Tid::MIN };
+    pub const MIN: Item = Item {
+        key: 0,
+        tid: Tid::MIN,
+    };
     pub const fn new(key: u64, tid: Tid) -> Item {
         Item { key, tid }
     }
@@ -131,9 +140,25 @@ mod tests {
     use super::*;
     #[test]
     fn float_order_matches_postgres() {
-        let xs = [f64::NEG_INFINITY, -1e300, -1.0, -f64::MIN_POSITIVE, 0.0, 1e-300, 1.0, f64::MAX, f64::INFINITY, f64::NAN];
+        let xs = [
+            f64::NEG_INFINITY,
+            -1e300,
+            -1.0,
+            -f64::MIN_POSITIVE,
+            0.0,
+            1e-300,
+            1.0,
+            f64::MAX,
+            f64::INFINITY,
+            f64::NAN,
+        ];
         for w in xs.windows(2) {
-            assert!(w[0].to_ordered_u64() < w[1].to_ordered_u64(), "{} < {}", w[0], w[1]);
+            assert!(
+                w[0].to_ordered_u64() < w[1].to_ordered_u64(),
+                "{} < {}",
+                w[0],
+                w[1]
+            );
         }
         assert_eq!((-0.0f64).to_ordered_u64(), 0.0f64.to_ordered_u64());
         assert_eq!((-f64::NAN).to_ordered_u64(), f64::NAN.to_ordered_u64());

@@ -68,14 +68,26 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { fill: 0.7, max_density: 0.9, exact_count: true, residual_keys: true, key_kind: 0 }
+        Options {
+            fill: 0.7,
+            max_density: 0.9,
+            exact_count: true,
+            residual_keys: true,
+            key_kind: 0,
+        }
     }
 }
 
 impl Options {
     fn validate(&self) -> Result<()> {
-        if !(self.fill > 0.05 && self.fill <= 1.0 && self.max_density >= self.fill && self.max_density <= 1.0) {
-            return Err(Error::Invalid(format!("need 0.05 < fill <= max_density <= 1, got {self:?}")));
+        if !(self.fill > 0.05
+            && self.fill <= 1.0
+            && self.max_density >= self.fill
+            && self.max_density <= 1.0)
+        {
+            return Err(Error::Invalid(format!(
+                "need 0.05 < fill <= max_density <= 1, got {self:?}"
+            )));
         }
         Ok(())
     }
@@ -107,13 +119,17 @@ pub struct ReaderCache {
 
 impl Default for ReaderCache {
     fn default() -> Self {
-        ReaderCache { root: std::sync::atomic::AtomicU32::new(page::INVALID_BLOCK), slot: Default::default() }
+        ReaderCache {
+            root: std::sync::atomic::AtomicU32::new(page::INVALID_BLOCK),
+            slot: Default::default(),
+        }
     }
 }
 
 impl ReaderCache {
     pub(crate) fn invalidate(&self) {
-        self.root.store(page::INVALID_BLOCK, std::sync::atomic::Ordering::Relaxed);
+        self.root
+            .store(page::INVALID_BLOCK, std::sync::atomic::Ordering::Relaxed);
         self.slot.invalidate();
     }
 }
@@ -133,7 +149,10 @@ impl<S: PageStore> Alex<S> {
 
     /// Open an existing index, sharing reader caches with other `Alex` values over it.
     pub fn open_with_cache(store: S, readers: std::sync::Arc<ReaderCache>) -> Result<Self> {
-        let ix = Alex { readers, ..Alex::wrap(store) };
+        let ix = Alex {
+            readers,
+            ..Alex::wrap(store)
+        };
         ix.meta()?;
         Ok(ix)
     }
@@ -144,7 +163,11 @@ impl<S: PageStore> Alex<S> {
     }
 
     fn wrap(store: S) -> Self {
-        Alex { store, readers: Default::default(), crash_after_split_group1: false }
+        Alex {
+            store,
+            readers: Default::default(),
+            crash_after_split_group1: false,
+        }
     }
 
     pub fn store(&self) -> &S {

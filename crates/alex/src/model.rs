@@ -14,7 +14,11 @@ pub struct LinearModel {
 }
 
 impl LinearModel {
-    pub const ZERO: LinearModel = LinearModel { base: 0, slope: 0.0, intercept: 0.0 };
+    pub const ZERO: LinearModel = LinearModel {
+        base: 0,
+        slope: 0.0,
+        intercept: 0.0,
+    };
 
     #[inline]
     pub fn predict(&self, key: u64) -> f64 {
@@ -34,10 +38,18 @@ impl LinearModel {
     /// Least-squares fit of `y_i = i * scale` (rank scaled) against `x_i = key_i - base`.
     /// `keys` must be sorted. A degenerate fit falls back to slope 0 (everything predicts
     /// `intercept`), and the slope is clamped to >= 0 so routing stays monotone.
-    pub fn fit_ranks(keys: impl ExactSizeIterator<Item = u64> + Clone, base: u64, scale: f64) -> LinearModel {
+    pub fn fit_ranks(
+        keys: impl ExactSizeIterator<Item = u64> + Clone,
+        base: u64,
+        scale: f64,
+    ) -> LinearModel {
         let n = keys.len();
         if n == 0 {
-            return LinearModel { base, slope: 0.0, intercept: 0.0 };
+            return LinearModel {
+                base,
+                slope: 0.0,
+                intercept: 0.0,
+            };
         }
         let nf = n as f64;
         let (mut sx, mut sy) = (0.0f64, 0.0f64);
@@ -52,10 +64,22 @@ impl LinearModel {
             sxy += dx * (i as f64 * scale - my);
             sxx += dx * dx;
         }
-        let slope = if sxx > 0.0 && (sxy / sxx).is_finite() { (sxy / sxx).max(0.0) } else { 0.0 };
+        let slope = if sxx > 0.0 && (sxy / sxx).is_finite() {
+            (sxy / sxx).max(0.0)
+        } else {
+            0.0
+        };
         let intercept = my - slope * mx;
-        let intercept = if intercept.is_finite() { intercept } else { 0.0 };
-        LinearModel { base, slope, intercept }
+        let intercept = if intercept.is_finite() {
+            intercept
+        } else {
+            0.0
+        };
+        LinearModel {
+            base,
+            slope,
+            intercept,
+        }
     }
 
     /// Smallest key in `[lo, hi]` whose slot (out of `n`) is `>= s`, or `None` if even `hi`
@@ -85,7 +109,11 @@ mod tests {
     use super::*;
     #[test]
     fn lower_bound_is_exact() {
-        let m = LinearModel { base: 1 << 63, slope: 1e-3, intercept: 0.3 };
+        let m = LinearModel {
+            base: 1 << 63,
+            slope: 1e-3,
+            intercept: 0.3,
+        };
         for s in 1..50 {
             let b = m.slot_lower_bound(s, 64, 0, u64::MAX).unwrap();
             assert!(m.slot(b, 64) >= s && m.slot(b - 1, 64) < s);

@@ -11,7 +11,10 @@
 
 use crate::error::{corrupt, Result};
 use crate::model::LinearModel;
-use crate::page::{self, get_f64, get_u16, get_u32, get_u64, put_f64, put_u16, put_u32, put_u64, Kind, Page, SPECIAL_OFF};
+use crate::page::{
+    self, get_f64, get_u16, get_u32, get_u64, put_f64, put_u16, put_u32, put_u64, Kind, Page,
+    SPECIAL_OFF,
+};
 
 const OFF_BASE: usize = 24;
 const OFF_SLOPE: usize = 32;
@@ -53,15 +56,29 @@ impl ModelNode {
             return corrupt(blk, format!("unknown model flags {flags:#x}"));
         }
         let low = get_u64(p, OFF_LOW);
-        let high = if flags & F_HIGH_INF != 0 { None } else { Some(get_u64(p, OFF_HIGH)) };
+        let high = if flags & F_HIGH_INF != 0 {
+            None
+        } else {
+            Some(get_u64(p, OFF_HIGH))
+        };
         if high.is_some_and(|h| h <= low) {
             return corrupt(blk, "model node domain is empty");
         }
-        let model = LinearModel { base: get_u64(p, OFF_BASE), slope: get_f64(p, OFF_SLOPE), intercept: get_f64(p, OFF_INTERCEPT) };
+        let model = LinearModel {
+            base: get_u64(p, OFF_BASE),
+            slope: get_f64(p, OFF_SLOPE),
+            intercept: get_f64(p, OFF_INTERCEPT),
+        };
         if !(model.slope >= 0.0 && model.slope.is_finite() && model.intercept.is_finite()) {
             return corrupt(blk, "model node has a non-monotone or non-finite model");
         }
-        Ok(ModelNode { model, low, high, level: get_u16(p, OFF_LEVEL), fanout })
+        Ok(ModelNode {
+            model,
+            low,
+            high,
+            level: get_u16(p, OFF_LEVEL),
+            fanout,
+        })
     }
 
     /// Route `key` on model page `p` (the read path; the caller checked the kind with
@@ -74,7 +91,11 @@ impl ModelNode {
         if fanout == 0 || fanout > MAX_FANOUT {
             return corrupt(blk, format!("bad fanout {fanout}"));
         }
-        let model = LinearModel { base: get_u64(p, OFF_BASE), slope: get_f64(p, OFF_SLOPE), intercept: get_f64(p, OFF_INTERCEPT) };
+        let model = LinearModel {
+            base: get_u64(p, OFF_BASE),
+            slope: get_f64(p, OFF_SLOPE),
+            intercept: get_f64(p, OFF_INTERCEPT),
+        };
         Ok(get_u32(p, OFF_CHILDREN + 4 * model.slot(key, fanout)))
     }
 
@@ -121,7 +142,11 @@ impl ModelNode {
         put_f64(p, OFF_INTERCEPT, self.model.intercept);
         put_u64(p, OFF_LOW, self.low);
         put_u64(p, OFF_HIGH, self.high.unwrap_or(u64::MAX));
-        put_u16(p, OFF_FLAGS, if self.high.is_none() { F_HIGH_INF } else { 0 });
+        put_u16(
+            p,
+            OFF_FLAGS,
+            if self.high.is_none() { F_HIGH_INF } else { 0 },
+        );
         put_u16(p, OFF_LEVEL, self.level);
         put_u32(p, OFF_FANOUT, self.fanout as u32);
         for (s, c) in children.iter().enumerate() {

@@ -103,7 +103,10 @@ pub fn check(p: &Page, blk: u32) -> Result<Kind> {
         return corrupt(blk, "bad magic (not an alex page or zeroed)");
     }
     if p[SPECIAL_OFF + 1] != FORMAT_VERSION {
-        return corrupt(blk, format!("unsupported format version {}", p[SPECIAL_OFF + 1]));
+        return corrupt(
+            blk,
+            format!("unsupported format version {}", p[SPECIAL_OFF + 1]),
+        );
     }
     if get_u16(p, 16) as usize != SPECIAL_OFF || get_u16(p, 18) != PAGESIZE_VERSION {
         return corrupt(blk, "bad pd_special or pd_pagesize_version");

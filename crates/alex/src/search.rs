@@ -84,7 +84,12 @@ impl<S: PageStore> Alex<S> {
 
     /// From head page `blk`, move right until the page covers `item`, then call `f` on that
     /// page inside the same read. Returns the page and `f`'s value.
-    pub(crate) fn at_leaf<R>(&self, mut blk: u32, item: Item, mut f: impl FnMut(&DataNode, &Page) -> Result<R>) -> Result<(u32, R, usize)> {
+    pub(crate) fn at_leaf<R>(
+        &self,
+        mut blk: u32,
+        item: Item,
+        mut f: impl FnMut(&DataNode, &Page) -> Result<R>,
+    ) -> Result<(u32, R, usize)> {
         let limit = self.store.nblocks();
         for steps in 0..=limit as usize {
             let step = read_with(&self.store, blk, |p| {
@@ -96,7 +101,13 @@ impl<S: PageStore> Alex<S> {
                     return Ok(Step::Right(n.right));
                 }
                 if item < n.low {
-                    return invariant(blk, format!("routed to a page whose low key {:?} is above {:?}", n.low, item));
+                    return invariant(
+                        blk,
+                        format!(
+                            "routed to a page whose low key {:?} is above {:?}",
+                            n.low, item
+                        ),
+                    );
                 }
                 Ok(Step::Here(f(&n, p)?))
             })?;
@@ -109,14 +120,22 @@ impl<S: PageStore> Alex<S> {
     }
 
     /// Writers: the data page covering `item` (fresh root), with `f` applied in the same read.
-    pub(crate) fn find_leaf_with<R>(&self, item: Item, f: impl FnMut(&DataNode, &Page) -> Result<R>) -> Result<(u32, R)> {
+    pub(crate) fn find_leaf_with<R>(
+        &self,
+        item: Item,
+        f: impl FnMut(&DataNode, &Page) -> Result<R>,
+    ) -> Result<(u32, R)> {
         let d = self.descend(item.key)?;
         let (blk, r, _) = self.at_leaf(d.leaf, item, f)?;
         Ok((blk, r))
     }
 
     /// Readers: like `find_leaf_with`, routed by the cached model levels (or cached root).
-    pub(crate) fn read_leaf_with<R>(&self, item: Item, f: impl FnMut(&DataNode, &Page) -> Result<R>) -> Result<(u32, R)> {
+    pub(crate) fn read_leaf_with<R>(
+        &self,
+        item: Item,
+        f: impl FnMut(&DataNode, &Page) -> Result<R>,
+    ) -> Result<(u32, R)> {
         let cached = self.readers.slot.get(&self.store, || self.meta())?;
         let start = match &cached {
             Some(t) => match t.route(item.key) {
@@ -173,10 +192,17 @@ impl<S: PageStore> Alex<S> {
         let (_, mut next) = self.read_leaf_with(start, |n, p| Ok(collect_key(n, p, key, out)))?;
         let limit = self.store.nblocks();
         for _ in 0..=limit {
-            let Some(blk) = next else { return Ok(out.len() - before) };
-            next = read_with(&self.store, blk, |p| Ok(collect_key(&DataNode::decode(p, blk)?, p, key, out)))?;
+            let Some(blk) = next else {
+                return Ok(out.len() - before);
+            };
+            next = read_with(&self.store, blk, |p| {
+                Ok(collect_key(&DataNode::decode(p, blk)?, p, key, out))
+            })?;
         }
-        invariant(INVALID_BLOCK, "duplicate chain longer than the relation (cycle?)")
+        invariant(
+            INVALID_BLOCK,
+            "duplicate chain longer than the relation (cycle?)",
+        )
     }
 
     /// Whether the exact entry (key, tid) is present.

@@ -89,7 +89,11 @@ impl<S: PageStore> Alex<S> {
         // Or the insert lands in a gap wider than everything below it on the page spans
         // (a stream that other keys on the page have not caught up with).
         let span = e[n - 1].key - e[0].key;
-        let above = if ipos < n { e[ipos].key } else { node.high.map_or(u64::MAX, |h| h.key) };
+        let above = if ipos < n {
+            e[ipos].key
+        } else {
+            node.high.map_or(u64::MAX, |h| h.key)
+        };
         let local = ipos >= n / 2 && above - incoming.key > incoming.key - e[0].key;
         let rstream = (append && node.high.is_none_or(|h| h.key - e[n - 1].key > span)) || local;
         let lstream = prepend && e[0].key - node.low.key > span;
@@ -126,7 +130,8 @@ impl<S: PageStore> Alex<S> {
                     let s1 = pm.slot(e[n - 1].key) + 1;
                     if let Some(bk) = (s1 > a && s1 < b).then(|| pm.slot_low(s1)).flatten() {
                         // (Slots may be empty: the new page's range must not be.)
-                        let room = pm.slot_low(b).is_none_or(|h| bk < h) && node.high.is_none_or(|h| Item::key_start(bk) < h);
+                        let room = pm.slot_low(b).is_none_or(|h| bk < h)
+                            && node.high.is_none_or(|h| Item::key_start(bk) < h);
                         if bk > e[n - 1].key && room {
                             best = Some((s1, n, bk));
                         }
@@ -142,7 +147,15 @@ impl<S: PageStore> Alex<S> {
                     }
                 }
                 if let Some((s, cl, bk)) = best {
-                    return self.split_write(blk, &node, &e, cl, Item::key_start(bk), How::Sideways(s), res);
+                    return self.split_write(
+                        blk,
+                        &node,
+                        &e,
+                        cl,
+                        Item::key_start(bk),
+                        How::Sideways(s),
+                        res,
+                    );
                 }
             }
         }
@@ -152,16 +165,32 @@ impl<S: PageStore> Alex<S> {
         // adds one level per factor of ~1000 in size (the old spine keeps its open-ended
         // domains, cut off by the new root: `verify` accepts that).
         if let Parent::Model { node: pm, a, b, .. } = &parent {
-            if distinct && append && node.high.is_none() && b - a == 1 && *b == pm.fanout && pm.high.is_none() {
+            if distinct
+                && append
+                && node.high.is_none()
+                && b - a == 1
+                && *b == pm.fanout
+                && pm.high.is_none()
+            {
                 if let Some((m, cl, bk)) = self.plan_grow(&e, want)? {
-                    return self.split_write(blk, &node, &e, cl, Item::key_start(bk), How::Grow(m, meta.root), res);
+                    return self.split_write(
+                        blk,
+                        &node,
+                        &e,
+                        cl,
+                        Item::key_start(bk),
+                        How::Grow(m, meta.root),
+                        res,
+                    );
                 }
             }
         }
         // 3. Down: a new model node over this page's parent range.
         if distinct && !matches!(parent, Parent::None) {
             let (low, high) = match &parent {
-                Parent::Model { node: pm, a, b, .. } => (pm.slot_low(*a).unwrap_or(node.low.key), pm.slot_low(*b)),
+                Parent::Model { node: pm, a, b, .. } => {
+                    (pm.slot_low(*a).unwrap_or(node.low.key), pm.slot_low(*b))
+                }
                 _ => (0, None),
             };
             // Streams inside the key space (ids amid random keys, a run that passed its
@@ -175,19 +204,46 @@ impl<S: PageStore> Alex<S> {
                 Edge::Inner
             };
             if let Some((m, f, cl, bk)) = plan_down(&e, want, low, high, de) {
-                let m = ModelNode { model: m, low, high, level: 0, fanout: f };
-                return self.split_write(blk, &node, &e, cl, Item::key_start(bk), How::Down(m), res);
+                let m = ModelNode {
+                    model: m,
+                    low,
+                    high,
+                    level: 0,
+                    fanout: f,
+                };
+                return self.split_write(
+                    blk,
+                    &node,
+                    &e,
+                    cl,
+                    Item::key_start(bk),
+                    How::Down(m),
+                    res,
+                );
             }
         }
         // 4. Chain: cut at an item (handles runs of one key, and pages inside chains).
         let cut = e[want];
-        let bound = if e[want - 1].key < cut.key { Item::key_start(cut.key) } else { cut };
+        let bound = if e[want - 1].key < cut.key {
+            Item::key_start(cut.key)
+        } else {
+            cut
+        };
         self.split_write(blk, &node, &e, want, bound, How::Chain, res)
     }
 
     /// Group 1 of a split (then group 2 unless it is a chain split).
     #[allow(clippy::too_many_arguments)]
-    fn split_write(&mut self, blk: u32, node: &DataNode, e: &[Item], cl: usize, bound: Item, how: How, res: bool) -> Result<()> {
+    fn split_write(
+        &mut self,
+        blk: u32,
+        node: &DataNode,
+        e: &[Item],
+        cl: usize,
+        bound: Item,
+        how: How,
+        res: bool,
+    ) -> Result<()> {
         atomic_with(&mut self.store, |g| {
             // Lock order: the page, then new pages (nobody else can reach them), metapage last.
             recheck(g, blk, node, Some(e))?;
@@ -200,11 +256,27 @@ impl<S: PageStore> Alex<S> {
                     (F_INCOMPLETE | F_PENDING_DOWN, mb, Some(mb))
                 }
             };
-            let right = DataSpec { entries: &e[cl..], low: bound, high: node.high, right: node.right, flags: 0, pending: 0, residual: res };
+            let right = DataSpec {
+                entries: &e[cl..],
+                low: bound,
+                high: node.high,
+                right: node.right,
+                flags: 0,
+                pending: 0,
+                residual: res,
+            };
             if !right.write(g.modify(nb)?) {
                 return invariant(nb, "right half does not fit");
             }
-            let left = DataSpec { entries: &e[..cl], low: node.low, high: Some(bound), right: nb, flags, pending, residual: res };
+            let left = DataSpec {
+                entries: &e[..cl],
+                low: node.low,
+                high: Some(bound),
+                right: nb,
+                flags,
+                pending,
+                residual: res,
+            };
             if !left.write(g.modify(blk)?) {
                 return invariant(blk, "left half does not fit");
             }
@@ -215,7 +287,9 @@ impl<S: PageStore> Alex<S> {
             };
             if let (Some(m), Some(mb)) = (m, mb) {
                 let mslot = m.slot(bound.key);
-                let children: Vec<u32> = (0..m.fanout).map(|s| if s < mslot { left } else { nb }).collect();
+                let children: Vec<u32> = (0..m.fanout)
+                    .map(|s| if s < mslot { left } else { nb })
+                    .collect();
                 m.encode(g.modify(mb)?, &children);
             }
             let down = mb.is_some();
@@ -236,7 +310,14 @@ impl<S: PageStore> Alex<S> {
     /// key to the split key. Returns the model, the left count and the split key, or `None`
     /// if the key space above is too small for that (then the page splits down instead).
     fn plan_grow(&self, e: &[Item], want: usize) -> Result<Option<(ModelNode, usize, u64)>> {
-        let kmin = match self.range(std::ops::Bound::Unbounded, std::ops::Bound::Unbounded, crate::Direction::Forward).next() {
+        let kmin = match self
+            .range(
+                std::ops::Bound::Unbounded,
+                std::ops::Bound::Unbounded,
+                crate::Direction::Forward,
+            )
+            .next()
+        {
             Some(r) => r?.0.min(e[0].key),
             None => e[0].key,
         };
@@ -244,9 +325,21 @@ impl<S: PageStore> Alex<S> {
         if cut <= kmin {
             return Ok(None);
         }
-        let model = LinearModel { base: kmin, slope: 1.0 / (cut - kmin) as f64, intercept: 0.0 };
-        let m = ModelNode { model, low: 0, high: None, level: 0, fanout: MAX_FANOUT };
-        let (Some(bk), Some(_)) = (m.slot_low(1), m.slot_low(2)) else { return Ok(None) };
+        let model = LinearModel {
+            base: kmin,
+            slope: 1.0 / (cut - kmin) as f64,
+            intercept: 0.0,
+        };
+        let m = ModelNode {
+            model,
+            low: 0,
+            high: None,
+            level: 0,
+            fanout: MAX_FANOUT,
+        };
+        let (Some(bk), Some(_)) = (m.slot_low(1), m.slot_low(2)) else {
+            return Ok(None);
+        };
         let cl = e.partition_point(|x| x.key < bk);
         if cl == 0 || bk <= e[0].key {
             return Ok(None);
@@ -302,7 +395,13 @@ impl<S: PageStore> Alex<S> {
                 let mp = g.modify(META_BLOCK)?;
                 let mut m = Meta::decode(mp)?;
                 if m.root != mchild0 {
-                    return invariant(blk, format!("new root's first child {mchild0} is not the root {}", m.root));
+                    return invariant(
+                        blk,
+                        format!(
+                            "new root's first child {mchild0} is not the root {}",
+                            m.root
+                        ),
+                    );
                 }
                 m.root = node.pending;
                 m.levels = m.levels.saturating_add(1);
@@ -324,11 +423,17 @@ impl<S: PageStore> Alex<S> {
             if !n.incomplete() {
                 return Ok(()); // another writer finished it
             }
-            if n.flags != node.flags || n.pending != node.pending || n.right != node.right || n.high != node.high {
+            if n.flags != node.flags
+                || n.pending != node.pending
+                || n.right != node.right
+                || n.high != node.high
+            {
                 return Err(Error::Retry { blk });
             }
             n.set_flags(p, n.flags & !(F_INCOMPLETE | F_PENDING_DOWN), 0);
-            let Some(h) = n.high else { return invariant(blk, "incomplete split without a high key") };
+            let Some(h) = n.high else {
+                return invariant(blk, "incomplete split without a high key");
+            };
             let Some((pb, depth)) = pb else {
                 if !down {
                     return invariant(blk, "incomplete sideways split of the root page");
@@ -356,16 +461,25 @@ impl<S: PageStore> Alex<S> {
             let (a, b) = pm.run_of(pp, s0);
             let (target, from) = if let Some(dom) = mdom {
                 if dom != (pm.slot_low(a).unwrap_or(u64::MAX), pm.slot_low(b)) {
-                    return invariant(blk, format!("pending model domain {dom:?} does not match parent run {a}..{b}"));
+                    return invariant(
+                        blk,
+                        format!("pending model domain {dom:?} does not match parent run {a}..{b}"),
+                    );
                 }
                 (node.pending, a)
             } else {
                 let s = node.pending as usize;
                 if s <= a || s >= b {
-                    return invariant(blk, format!("incomplete split records slot {s} outside run {a}..{b}"));
+                    return invariant(
+                        blk,
+                        format!("incomplete split records slot {s} outside run {a}..{b}"),
+                    );
                 }
                 if pm.slot_low(s) != Some(h.key) {
-                    return invariant(blk, format!("split key {} is not the low key of parent slot {s}", h.key));
+                    return invariant(
+                        blk,
+                        format!("split key {} is not the low key of parent slot {s}", h.key),
+                    );
                 }
                 (node.right, s)
             };
@@ -385,7 +499,13 @@ impl<S: PageStore> Alex<S> {
 
 /// Model for a split-down of entries `e` over domain `[low, high)`: returns the model,
 /// fanout, left count and the boundary key, or `None` if no slot boundary separates them.
-fn plan_down(e: &[Item], want: usize, low: u64, high: Option<u64>, edge: Edge) -> Option<(LinearModel, usize, usize, u64)> {
+fn plan_down(
+    e: &[Item],
+    want: usize,
+    low: u64,
+    high: Option<u64>,
+    edge: Edge,
+) -> Option<(LinearModel, usize, usize, u64)> {
     let n = e.len();
     let (model, f) = match edge {
         // Rightmost page of an ascending stream: slot width = the key span of the part
@@ -398,26 +518,57 @@ fn plan_down(e: &[Item], want: usize, low: u64, high: Option<u64>, edge: Edge) -
             // Anchored so that slot 1 starts at the split key: keys below it (however far,
             // e.g. older keys that are not part of the stream) all go to slot 0.
             let h = want / 2;
-            let span = (2 * e[h].key.saturating_sub(e[0].key).min(e[want].key.saturating_sub(e[h].key))).max(1);
+            let span = (2 * e[h]
+                .key
+                .saturating_sub(e[0].key)
+                .min(e[want].key.saturating_sub(e[h].key)))
+            .max(1);
             let base = e[want].key.saturating_sub(span).max(e[0].key);
-            (LinearModel { base, slope: 1.0 / span as f64, intercept: 0.0 }, MAX_FANOUT)
+            (
+                LinearModel {
+                    base,
+                    slope: 1.0 / span as f64,
+                    intercept: 0.0,
+                },
+                MAX_FANOUT,
+            )
         }
         // Leftmost page of a descending stream: the mirror image. The part that stays right
         // lands in the last slot; earlier slots extend leftwards at its density, and keys
         // below the model's base all go to slot 0.
         Edge::Left => {
             let h = want + (n - want) / 2;
-            let span = (2 * e[h].key.saturating_sub(e[want].key).min(e[n - 1].key.saturating_sub(e[h].key))).max(1);
+            let span = (2 * e[h]
+                .key
+                .saturating_sub(e[want].key)
+                .min(e[n - 1].key.saturating_sub(e[h].key)))
+            .max(1);
             let back = (span as f64 * (MAX_FANOUT - 1) as f64).min(u64::MAX as f64) as u64;
             let base = e[want].key.saturating_sub(back).max(low);
-            (LinearModel { base, slope: 1.0 / span as f64, intercept: 0.0 }, MAX_FANOUT)
+            (
+                LinearModel {
+                    base,
+                    slope: 1.0 / span as f64,
+                    intercept: 0.0,
+                },
+                MAX_FANOUT,
+            )
         }
         Edge::Inner => {
             let f = SPLIT_DOWN_FANOUT;
-            (LinearModel::fit_ranks(e.iter().map(|x| x.key), e[0].key, f as f64 / n as f64), f)
+            (
+                LinearModel::fit_ranks(e.iter().map(|x| x.key), e[0].key, f as f64 / n as f64),
+                f,
+            )
         }
     };
-    let node = ModelNode { model, low, high, level: 0, fanout: f };
+    let node = ModelNode {
+        model,
+        low,
+        high,
+        level: 0,
+        fanout: f,
+    };
     let s0 = node.slot(e[want].key).max(1);
     let mut best: Option<(usize, u64)> = None;
     for s in [s0, s0 + 1, s0.saturating_sub(1).max(1)] {

@@ -35,7 +35,11 @@ pub trait WriteGroup {
 }
 
 /// Read page `blk` through `f`, returning what `f` returns.
-pub fn read_with<S: PageStore + ?Sized, R>(s: &S, blk: u32, f: impl FnOnce(&Page) -> Result<R>) -> Result<R> {
+pub fn read_with<S: PageStore + ?Sized, R>(
+    s: &S,
+    blk: u32,
+    f: impl FnOnce(&Page) -> Result<R>,
+) -> Result<R> {
     let mut f = Some(f);
     let mut out = None;
     s.read(blk, &mut |p| {
@@ -43,7 +47,11 @@ pub fn read_with<S: PageStore + ?Sized, R>(s: &S, blk: u32, f: impl FnOnce(&Page
             out = Some(f(p));
         }
     })?;
-    out.unwrap_or_else(|| Err(Error::Storage(format!("read of block {blk} did not call back"))))
+    out.unwrap_or_else(|| {
+        Err(Error::Storage(format!(
+            "read of block {blk} did not call back"
+        )))
+    })
 }
 
 /// Run `f` in an atomic group and return its value.
@@ -54,7 +62,9 @@ pub fn atomic_with<S: PageStore + ?Sized, R>(
     let mut f = Some(f);
     let mut out = None;
     s.atomic(&mut |g| {
-        let f = f.take().ok_or_else(|| Error::Storage("atomic group ran twice".into()))?;
+        let f = f
+            .take()
+            .ok_or_else(|| Error::Storage("atomic group ran twice".into()))?;
         out = Some(f(g)?);
         Ok(())
     })?;
@@ -98,14 +108,25 @@ impl MemGroup<'_> {
             return Ok(());
         }
         if self.touched >= GROUP_LIMIT {
-            return Err(Error::GroupTooLarge { blk, wanted: self.touched + 1, limit: GROUP_LIMIT });
+            return Err(Error::GroupTooLarge {
+                blk,
+                wanted: self.touched + 1,
+                limit: GROUP_LIMIT,
+            });
         }
         let src = self
             .store
             .pages
             .get(blk as usize)
-            .ok_or(Error::NoSuchBlock { blk, nblocks: self.store.pages.len() as u32 })?;
-        let mut copy = self.store.spare.pop().unwrap_or_else(|| Box::new([0u8; PAGE_SIZE]));
+            .ok_or(Error::NoSuchBlock {
+                blk,
+                nblocks: self.store.pages.len() as u32,
+            })?;
+        let mut copy = self
+            .store
+            .spare
+            .pop()
+            .unwrap_or_else(|| Box::new([0u8; PAGE_SIZE]));
         copy.copy_from_slice(&src[..]);
         self.undo.push((blk, copy));
         self.touched += 1;
@@ -117,17 +138,29 @@ impl WriteGroup for MemGroup<'_> {
     fn modify(&mut self, blk: u32) -> Result<&mut Page> {
         self.register(blk)?;
         let n = self.store.pages.len() as u32;
-        self.store.pages.get_mut(blk as usize).map(|b| &mut **b).ok_or(Error::NoSuchBlock { blk, nblocks: n })
+        self.store
+            .pages
+            .get_mut(blk as usize)
+            .map(|b| &mut **b)
+            .ok_or(Error::NoSuchBlock { blk, nblocks: n })
     }
     fn allocate(&mut self) -> Result<u32> {
         let blk = self.store.pages.len() as u32;
         if self.touched >= GROUP_LIMIT {
-            return Err(Error::GroupTooLarge { blk, wanted: self.touched + 1, limit: GROUP_LIMIT });
+            return Err(Error::GroupTooLarge {
+                blk,
+                wanted: self.touched + 1,
+                limit: GROUP_LIMIT,
+            });
         }
         if blk == u32::MAX {
             return Err(Error::Storage("store is full".into()));
         }
-        let mut p = self.store.spare.pop().unwrap_or_else(|| Box::new([0u8; PAGE_SIZE]));
+        let mut p = self
+            .store
+            .spare
+            .pop()
+            .unwrap_or_else(|| Box::new([0u8; PAGE_SIZE]));
         p.fill(0);
         self.store.pages.push(p);
         self.touched += 1;
@@ -145,14 +178,27 @@ impl PageStore for MemStore {
                 f(p);
                 Ok(())
             }
-            None => Err(Error::NoSuchBlock { blk, nblocks: self.pages.len() as u32 }),
+            None => Err(Error::NoSuchBlock {
+                blk,
+                nblocks: self.pages.len() as u32,
+            }),
         }
     }
     fn atomic(&mut self, f: &mut dyn FnMut(&mut dyn WriteGroup) -> Result<()>) -> Result<()> {
         let allocated_from = self.pages.len() as u32;
-        let mut g = MemGroup { store: self, undo: Vec::with_capacity(GROUP_LIMIT), allocated_from, touched: 0 };
+        let mut g = MemGroup {
+            store: self,
+            undo: Vec::with_capacity(GROUP_LIMIT),
+            allocated_from,
+            touched: 0,
+        };
         let r = f(&mut g);
-        let MemGroup { store, undo, touched, .. } = g;
+        let MemGroup {
+            store,
+            undo,
+            touched,
+            ..
+        } = g;
         match r {
             Ok(()) => {
                 store.groups += 1;
@@ -200,6 +246,9 @@ mod tests {
         });
         assert!(matches!(r, Err(Error::GroupTooLarge { .. })));
         assert_eq!(s.nblocks(), 4);
-        assert!((0..4).all(|b| s.page(b).unwrap()[0] == 0), "aborted group must leave no trace");
+        assert!(
+            (0..4).all(|b| s.page(b).unwrap()[0] == 0),
+            "aborted group must leave no trace"
+        );
     }
 }

@@ -97,7 +97,13 @@ impl<S: PageStore> Alex<S> {
                     // A model's domain may be open-ended where its parent's range is not:
                     // the old right spine under a root grown by an ascending stream.
                     if m.low != low || (m.high != high && m.high.is_some()) {
-                        return invariant(blk, format!("model domain [{}, {:?}) != parent's slot range [{low}, {high:?})", m.low, m.high));
+                        return invariant(
+                            blk,
+                            format!(
+                                "model domain [{}, {:?}) != parent's slot range [{low}, {high:?})",
+                                m.low, m.high
+                            ),
+                        );
                     }
                     let mut in_node = HashSet::new();
                     let mut s = 0;
@@ -108,7 +114,10 @@ impl<S: PageStore> Alex<S> {
                             e += 1;
                         }
                         if !in_node.insert(c) {
-                            return invariant(blk, format!("child {c} appears in two separate slot runs"));
+                            return invariant(
+                                blk,
+                                format!("child {c} appears in two separate slot runs"),
+                            );
                         }
                         if c == 0 || c >= nblocks {
                             return invariant(blk, format!("child block {c} out of range"));
@@ -116,7 +125,10 @@ impl<S: PageStore> Alex<S> {
                         let (a, b) = (m.slot_low(s), m.slot_low(e));
                         let a = a.unwrap_or(u64::MAX);
                         if b.is_some_and(|b| b <= a) && !(s == 0 && e == m.fanout) {
-                            return invariant(blk, format!("slot run {s}..{e} has an empty key range"));
+                            return invariant(
+                                blk,
+                                format!("slot run {s}..{e} has an empty key range"),
+                            );
                         }
                         stack.push((c, a, b, depth + 1));
                         s = e;
@@ -136,11 +148,20 @@ impl<S: PageStore> Alex<S> {
             }
             let n = self.data_header(blk)?;
             if Some(n.low) != prev_high {
-                return invariant(blk, format!("low key {:?} != left page's high key {:?}", n.low, prev_high));
+                return invariant(
+                    blk,
+                    format!(
+                        "low key {:?} != left page's high key {:?}",
+                        n.low, prev_high
+                    ),
+                );
             }
             if let Some(&hl) = heads.get(&blk) {
                 if n.low != Item::key_start(hl) {
-                    return invariant(blk, format!("head page low {:?} != its slot range start {hl}", n.low));
+                    return invariant(
+                        blk,
+                        format!("head page low {:?} != its slot range start {hl}", n.low),
+                    );
                 }
             } else {
                 rep.chain_pages += 1;
@@ -206,14 +227,28 @@ impl<S: PageStore> Alex<S> {
                 let head = self.descend(it.key)?.leaf;
                 match pos.get(&head) {
                     Some(&j) if j <= i => {}
-                    _ => return invariant(blk, format!("key {} routes to block {head}, which is not at or left of it", it.key)),
+                    _ => {
+                        return invariant(
+                            blk,
+                            format!(
+                                "key {} routes to block {head}, which is not at or left of it",
+                                it.key
+                            ),
+                        )
+                    }
                 }
             }
         }
         rep.data_pages = order.len() as u32;
         // 4. Metapage.
         if meta.n_data != rep.data_pages || meta.n_model != rep.model_pages + pending_models {
-            return invariant(0, format!("metapage counts {}/{} pages, found {}/{}+{}", meta.n_data, meta.n_model, rep.data_pages, rep.model_pages, pending_models));
+            return invariant(
+                0,
+                format!(
+                    "metapage counts {}/{} pages, found {}/{}+{}",
+                    meta.n_data, meta.n_model, rep.data_pages, rep.model_pages, pending_models
+                ),
+            );
         }
         let accounted = 1 + meta.n_data as u64 + meta.n_model as u64;
         if accounted != nblocks as u64 {
@@ -224,15 +259,24 @@ impl<S: PageStore> Alex<S> {
             if accounted + rep.free_pages as u64 != nblocks as u64 {
                 return invariant(
                     0,
-                    format!("{nblocks} blocks but metapage accounts for {accounted} and {} are unused", rep.free_pages),
+                    format!(
+                        "{nblocks} blocks but metapage accounts for {accounted} and {} are unused",
+                        rep.free_pages
+                    ),
                 );
             }
         }
         if meta.levels < rep.levels {
-            return invariant(0, format!("metapage levels {} < actual {}", meta.levels, rep.levels));
+            return invariant(
+                0,
+                format!("metapage levels {} < actual {}", meta.levels, rep.levels),
+            );
         }
         if meta.exact_count() && meta.n_keys != rep.keys {
-            return invariant(0, format!("metapage counts {} keys, found {}", meta.n_keys, rep.keys));
+            return invariant(
+                0,
+                format!("metapage counts {} keys, found {}", meta.n_keys, rep.keys),
+            );
         }
         Ok(rep)
     }

@@ -11,16 +11,27 @@ fn tid(i: usize) -> Tid {
 fn bulk_then_lookup_all_distributions() {
     for d in Dist::ALL {
         let ks = keys(d, 50_000, 7);
-        let ix = Alex::bulk_load(MemStore::new(), Options::default(), ks.iter().enumerate().map(|(i, &k)| (k, tid(i)))).unwrap();
+        let ix = Alex::bulk_load(
+            MemStore::new(),
+            Options::default(),
+            ks.iter().enumerate().map(|(i, &k)| (k, tid(i))),
+        )
+        .unwrap();
         let rep = ix.verify().unwrap();
         assert_eq!(rep.keys, 50_000, "{d:?}");
         for (i, &k) in ks.iter().enumerate().step_by(97) {
             assert!(ix.get(k).unwrap().contains(&tid(i)), "{d:?} key {k}");
         }
-        let all: Vec<_> = ix.range(Bound::Unbounded, Bound::Unbounded, Direction::Forward).collect::<Result<_, _>>().unwrap();
+        let all: Vec<_> = ix
+            .range(Bound::Unbounded, Bound::Unbounded, Direction::Forward)
+            .collect::<Result<_, _>>()
+            .unwrap();
         assert_eq!(all.len(), 50_000);
         assert!(all.windows(2).all(|w| w[0] < w[1]));
-        let back: Vec<_> = ix.range(Bound::Unbounded, Bound::Unbounded, Direction::Backward).collect::<Result<_, _>>().unwrap();
+        let back: Vec<_> = ix
+            .range(Bound::Unbounded, Bound::Unbounded, Direction::Backward)
+            .collect::<Result<_, _>>()
+            .unwrap();
         assert_eq!(back.len(), 50_000);
         eprintln!("{d:?}: {rep:?} data B/key {:.1}", rep.data_bytes_per_key());
     }

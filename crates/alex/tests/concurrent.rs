@@ -31,7 +31,10 @@ fn ops_per_thread() -> usize {
 
 /// Thread `t`'s `i`-th TID: disjoint across threads.
 fn tid(t: usize, i: usize) -> Tid {
-    Tid::new((t as u32 + 1) << 24 | (i / 1000) as u32, (i % 1000) as u16 + 1)
+    Tid::new(
+        (t as u32 + 1) << 24 | (i / 1000) as u32,
+        (i % 1000) as u16 + 1,
+    )
 }
 
 struct Shared {
@@ -40,7 +43,13 @@ struct Shared {
 }
 
 /// One worker: returns the entries it leaves in the index.
-fn worker(store: SharedStore, t: usize, seed: u64, sh: &Shared, deadline: Instant) -> BTreeSet<(u64, Tid)> {
+fn worker(
+    store: SharedStore,
+    t: usize,
+    seed: u64,
+    sh: &Shared,
+    deadline: Instant,
+) -> BTreeSet<(u64, Tid)> {
     let mut ix = Alex::open(store).unwrap();
     let mut r = Rng(seed ^ (t as u64 * 0x9E37));
     let mut mine: BTreeSet<(u64, Tid)> = BTreeSet::new();
@@ -63,23 +72,41 @@ fn worker(store: SharedStore, t: usize, seed: u64, sh: &Shared, deadline: Instan
             };
             let e = (key, tid(t, next));
             next += 1;
-            assert!(ix.insert(e.0, e.1).unwrap_or_else(|err| panic!("thread {t} insert {e:?}: {err}")), "fresh entry reported present");
+            assert!(
+                ix.insert(e.0, e.1)
+                    .unwrap_or_else(|err| panic!("thread {t} insert {e:?}: {err}")),
+                "fresh entry reported present"
+            );
             mine.insert(e);
             list.push(e);
         } else if roll < 65 && !list.is_empty() {
             let i = r.below(list.len() as u64) as usize;
             let e = list.swap_remove(i);
             let had = mine.remove(&e);
-            assert_eq!(ix.delete(e.0, e.1).unwrap_or_else(|err| panic!("thread {t} delete {e:?}: {err}")), had, "delete of {e:?}");
+            assert_eq!(
+                ix.delete(e.0, e.1)
+                    .unwrap_or_else(|err| panic!("thread {t} delete {e:?}: {err}")),
+                had,
+                "delete of {e:?}"
+            );
         } else if roll < 95 && !list.is_empty() {
             let e = list[r.below(list.len() as u64) as usize];
             let want = mine.contains(&e);
             if r.below(2) == 0 {
-                let got = ix.get(e.0).unwrap_or_else(|err| panic!("thread {t} get {e:?}: {err}"));
+                let got = ix
+                    .get(e.0)
+                    .unwrap_or_else(|err| panic!("thread {t} get {e:?}: {err}"));
                 assert_eq!(got.contains(&e.1), want, "thread {t}: lookup of {e:?}");
-                assert!(got.windows(2).all(|w| w[0] < w[1]), "get returned unsorted or repeated TIDs");
+                assert!(
+                    got.windows(2).all(|w| w[0] < w[1]),
+                    "get returned unsorted or repeated TIDs"
+                );
             } else {
-                assert_eq!(ix.contains(e.0, e.1).unwrap(), want, "thread {t}: contains {e:?}");
+                assert_eq!(
+                    ix.contains(e.0, e.1).unwrap(),
+                    want,
+                    "thread {t}: contains {e:?}"
+                );
             }
         } else if !list.is_empty() {
             let k = list[r.below(list.len() as u64) as usize].0;
@@ -92,15 +119,32 @@ fn worker(store: SharedStore, t: usize, seed: u64, sh: &Shared, deadline: Instan
 /// A bounded scan from `k` must be strictly ordered and contain every entry of ours in the
 /// part of the key space it covered.
 fn scan_check(ix: &Alex<SharedStore>, t: usize, k: u64, back: bool, mine: &BTreeSet<(u64, Tid)>) {
-    let (dir, lo, hi) = if back { (Direction::Backward, Bound::Unbounded, Bound::Included(k)) } else { (Direction::Forward, Bound::Included(k), Bound::Unbounded) };
-    let got: Vec<(u64, Tid)> = ix.range(lo, hi, dir).take(400).collect::<Result<_, _>>().unwrap_or_else(|e| panic!("thread {t} scan from {k}: {e}"));
-    if back {
-        assert!(got.windows(2).all(|w| w[0] > w[1]), "backward scan out of order");
+    let (dir, lo, hi) = if back {
+        (Direction::Backward, Bound::Unbounded, Bound::Included(k))
     } else {
-        assert!(got.windows(2).all(|w| w[0] < w[1]), "forward scan out of order");
+        (Direction::Forward, Bound::Included(k), Bound::Unbounded)
+    };
+    let got: Vec<(u64, Tid)> = ix
+        .range(lo, hi, dir)
+        .take(400)
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("thread {t} scan from {k}: {e}"));
+    if back {
+        assert!(
+            got.windows(2).all(|w| w[0] > w[1]),
+            "backward scan out of order"
+        );
+    } else {
+        assert!(
+            got.windows(2).all(|w| w[0] < w[1]),
+            "forward scan out of order"
+        );
     }
     let Some(&last) = got.last() else {
-        assert!(!mine.iter().any(|e| if back { e.0 <= k } else { e.0 >= k }), "thread {t}: empty scan from {k} missed our entries");
+        assert!(
+            !mine.iter().any(|e| if back { e.0 <= k } else { e.0 >= k }),
+            "thread {t}: empty scan from {k} missed our entries"
+        );
         return;
     };
     let seen: BTreeSet<(u64, Tid)> = got.iter().copied().collect();
@@ -110,18 +154,27 @@ fn scan_check(ix: &Alex<SharedStore>, t: usize, k: u64, back: bool, mine: &BTree
         mine.range((k, Tid::MIN)..=last).collect()
     };
     for e in covered {
-        assert!(seen.contains(e), "thread {t}: scan {dir:?} from {k} to {last:?} missed {e:?}");
+        assert!(
+            seen.contains(e),
+            "thread {t}: scan {dir:?} from {k} to {last:?} missed {e:?}"
+        );
     }
 }
 
 fn run(seed: u64, bulk: usize, opts: Options) {
     let t0 = Instant::now();
     let mut r = Rng(seed);
-    let init: Vec<(u64, Tid)> = (0..bulk).map(|i| (RANDOM_LO + r.below(RANDOM_LO), tid(THREADS, i))).collect();
+    let init: Vec<(u64, Tid)> = (0..bulk)
+        .map(|i| (RANDOM_LO + r.below(RANDOM_LO), tid(THREADS, i)))
+        .collect();
     let store = SharedStore::new();
     Alex::bulk_load(store.clone(), opts, init.iter().copied()).unwrap();
-    let sh = Arc::new(Shared { asc: AtomicU64::new(2 * RANDOM_LO), desc: AtomicU64::new(RANDOM_LO - 1) });
-    let deadline = Instant::now() + Duration::from_secs(if cfg!(debug_assertions) { 20 } else { 8 });
+    let sh = Arc::new(Shared {
+        asc: AtomicU64::new(2 * RANDOM_LO),
+        desc: AtomicU64::new(RANDOM_LO - 1),
+    });
+    let deadline =
+        Instant::now() + Duration::from_secs(if cfg!(debug_assertions) { 20 } else { 8 });
     let barrier = Arc::new(Barrier::new(THREADS));
     let handles: Vec<_> = (0..THREADS)
         .map(|t| {
@@ -137,11 +190,25 @@ fn run(seed: u64, bulk: usize, opts: Options) {
         want.extend(h.join().expect("worker panicked"));
     }
     let ix = Alex::open(store.clone()).unwrap();
-    let rep = ix.verify().unwrap_or_else(|e| panic!("verify after concurrent run: {e}"));
-    let got: Vec<(u64, Tid)> = ix.range(Bound::Unbounded, Bound::Unbounded, Direction::Forward).collect::<Result<_, _>>().unwrap();
+    let rep = ix
+        .verify()
+        .unwrap_or_else(|e| panic!("verify after concurrent run: {e}"));
+    let got: Vec<(u64, Tid)> = ix
+        .range(Bound::Unbounded, Bound::Unbounded, Direction::Forward)
+        .collect::<Result<_, _>>()
+        .unwrap();
     assert_eq!(got.len(), want.len());
-    assert!(got.iter().eq(want.iter()), "index contents differ from the union of the threads' entries");
-    eprintln!("seed {seed}: {} entries, {rep:?}, {} groups, {} aborted, {:?}", got.len(), store.groups(), store.aborts(), t0.elapsed());
+    assert!(
+        got.iter().eq(want.iter()),
+        "index contents differ from the union of the threads' entries"
+    );
+    eprintln!(
+        "seed {seed}: {} entries, {rep:?}, {} groups, {} aborted, {:?}",
+        got.len(),
+        store.groups(),
+        store.aborts(),
+        t0.elapsed()
+    );
 }
 
 #[test]
@@ -152,7 +219,13 @@ fn four_writers_from_empty_exact_count() {
 
 #[test]
 fn four_writers_on_bulk_loaded_tight_pages() {
-    let o = Options { fill: 0.9, max_density: 0.92, exact_count: false, residual_keys: false, ..Options::default() };
+    let o = Options {
+        fill: 0.9,
+        max_density: 0.92,
+        exact_count: false,
+        residual_keys: false,
+        ..Options::default()
+    };
     run(2, 20_000, o);
 }
 
@@ -160,7 +233,14 @@ fn four_writers_on_bulk_loaded_tight_pages() {
 fn four_writers_many_seeds() {
     let n = if cfg!(debug_assertions) { 1 } else { 3 };
     for seed in 10..10 + n {
-        run(seed, 1000 * seed as usize % 7000, Options { exact_count: false, ..Options::default() });
+        run(
+            seed,
+            1000 * seed as usize % 7000,
+            Options {
+                exact_count: false,
+                ..Options::default()
+            },
+        );
     }
 }
 
@@ -178,9 +258,31 @@ fn readers_during_growth(bulk: usize) {
     let store = SharedStore::new();
     let mut r = Rng(5);
     let init = (0..bulk).map(|i| (r.below(1 << 40), Tid::new(u32::MAX - i as u32, 2)));
-    Alex::bulk_load(store.clone(), Options { exact_count: false, ..Options::default() }, init).unwrap();
-    let n = if cfg!(debug_assertions) { 20_000 } else { 150_000 };
-    let keys: Arc<Vec<u64>> = Arc::new((0..n).map(|i| if i % 3 == 0 { r.below(1 << 40) } else { 1 << 40 | i as u64 }).collect());
+    Alex::bulk_load(
+        store.clone(),
+        Options {
+            exact_count: false,
+            ..Options::default()
+        },
+        init,
+    )
+    .unwrap();
+    let n = if cfg!(debug_assertions) {
+        20_000
+    } else {
+        150_000
+    };
+    let keys: Arc<Vec<u64>> = Arc::new(
+        (0..n)
+            .map(|i| {
+                if i % 3 == 0 {
+                    r.below(1 << 40)
+                } else {
+                    1 << 40 | i as u64
+                }
+            })
+            .collect(),
+    );
     let published = Arc::new(AtomicUsize::new(0));
     let readers: Vec<_> = (0..2)
         .map(|j| {
@@ -199,9 +301,16 @@ fn readers_during_growth(bulk: usize) {
                     }
                     for _ in 0..64 {
                         // Mostly the newest keys: the pages being split right now.
-                        let i = if r.below(2) == 0 { upto - 1 - r.below(upto.min(200) as u64) as usize } else { r.below(upto as u64) as usize };
+                        let i = if r.below(2) == 0 {
+                            upto - 1 - r.below(upto.min(200) as u64) as usize
+                        } else {
+                            r.below(upto as u64) as usize
+                        };
                         let got = ix.get(keys[i]).unwrap();
-                        assert!(got.contains(&Tid::new(i as u32, 1)), "reader missed key #{i} of {upto}");
+                        assert!(
+                            got.contains(&Tid::new(i as u32, 1)),
+                            "reader missed key #{i} of {upto}"
+                        );
                         checks += 1;
                     }
                 }
@@ -214,9 +323,15 @@ fn readers_during_growth(bulk: usize) {
         published.store(i + 1, Ordering::Release);
     }
     published.store(usize::MAX, Ordering::Release);
-    let checks: u64 = readers.into_iter().map(|h| h.join().expect("reader panicked")).sum();
+    let checks: u64 = readers
+        .into_iter()
+        .map(|h| h.join().expect("reader panicked"))
+        .sum();
     let rep = w.verify().unwrap();
     assert_eq!(rep.keys, (n + bulk) as u64);
     assert!(checks > 1000, "readers barely ran: {checks}");
-    eprintln!("bulk {bulk}: {checks} reader lookups, {rep:?}, meta {:?}", w.meta().unwrap());
+    eprintln!(
+        "bulk {bulk}: {checks} reader lookups, {rep:?}, meta {:?}",
+        w.meta().unwrap()
+    );
 }

@@ -24,7 +24,11 @@ fn decode_all(p: &[u8; PAGE_SIZE]) {
 #[test]
 fn random_pages_never_panic() {
     let mut r = Rng(77);
-    let iters = if cfg!(debug_assertions) { 3_000 } else { 30_000 };
+    let iters = if cfg!(debug_assertions) {
+        3_000
+    } else {
+        30_000
+    };
     for i in 0..iters {
         let mut p = [0u8; PAGE_SIZE];
         for b in p.iter_mut() {
@@ -46,7 +50,12 @@ fn random_pages_never_panic() {
 #[test]
 fn mutated_index_pages_never_panic() {
     let ks = keys(Dist::Lognormal, 20_000, 3);
-    let mut ix = Alex::bulk_load(MemStore::new(), Options::default(), ks.iter().take(10_000).map(|&k| (k, Tid::new(1, 1)))).unwrap();
+    let mut ix = Alex::bulk_load(
+        MemStore::new(),
+        Options::default(),
+        ks.iter().take(10_000).map(|&k| (k, Tid::new(1, 1))),
+    )
+    .unwrap();
     for &k in &ks[10_000..] {
         ix.insert(k, Tid::new(2, 2)).unwrap();
     }
@@ -69,12 +78,20 @@ fn mutated_index_pages_never_panic() {
         }
         decode_all(p);
         let res = catch_unwind(AssertUnwindSafe(|| {
-            let Ok(mut ix) = Alex::open(s) else { return true };
+            let Ok(mut ix) = Alex::open(s) else {
+                return true;
+            };
             let bad = ix.verify().is_err();
             for &k in ks.iter().step_by(1999) {
                 let _ = ix.get(k);
-                let _ = ix.range(Bound::Included(k), Bound::Unbounded, Direction::Forward).take(300).count();
-                let _ = ix.range(Bound::Unbounded, Bound::Excluded(k), Direction::Backward).take(300).count();
+                let _ = ix
+                    .range(Bound::Included(k), Bound::Unbounded, Direction::Forward)
+                    .take(300)
+                    .count();
+                let _ = ix
+                    .range(Bound::Unbounded, Bound::Excluded(k), Direction::Backward)
+                    .take(300)
+                    .count();
                 let _ = ix.insert(k ^ 0x5555, Tid::new(3, 3));
                 let _ = ix.delete(k, Tid::new(1, 1));
             }
@@ -85,5 +102,8 @@ fn mutated_index_pages_never_panic() {
             Err(_) => panic!("panic on a corrupted page at block {blk}"),
         }
     }
-    assert!(detected > iters / 4, "verify detected only {detected} of {iters} corruptions");
+    assert!(
+        detected > iters / 4,
+        "verify detected only {detected} of {iters} corruptions"
+    );
 }

@@ -16,7 +16,9 @@ impl Rng {
 }
 
 fn contents(ix: &Alex<MemStore>) -> BTreeSet<(u64, Tid)> {
-    ix.range(Bound::Unbounded, Bound::Unbounded, Direction::Forward).map(|r| r.unwrap()).collect()
+    ix.range(Bound::Unbounded, Bound::Unbounded, Direction::Forward)
+        .map(|r| r.unwrap())
+        .collect()
 }
 
 #[test]
@@ -25,10 +27,15 @@ fn delete_many_matches_one_by_one_deletes() {
         let mut rng = Rng(seed * 0x9E37_79B9_7F4A_7C15);
         let mut oracle = BTreeSet::new();
         for i in 0..60_000u32 {
-            let key = if dup_every > 0 && i as u64 % dup_every == 0 { 42 } else { rng.next() % 1_000_000 };
+            let key = if dup_every > 0 && i as u64 % dup_every == 0 {
+                42
+            } else {
+                rng.next() % 1_000_000
+            };
             oracle.insert((key, Tid::new(i / 100, (i % 100) as u16 + 1)));
         }
-        let mut ix = Alex::bulk_load(MemStore::new(), Options::default(), oracle.iter().copied()).unwrap();
+        let mut ix =
+            Alex::bulk_load(MemStore::new(), Options::default(), oracle.iter().copied()).unwrap();
         // Also grow it by inserts so splits and chains are involved.
         for i in 0..20_000u32 {
             let e = (rng.next() % 1_000_000, Tid::new(1_000_000 + i, 1));
@@ -36,8 +43,14 @@ fn delete_many_matches_one_by_one_deletes() {
             oracle.insert(e);
         }
         // Delete ~60% of the entries plus some that are not there.
-        let mut victims: Vec<Item> = oracle.iter().filter(|_| rng.next() % 10 < 6).map(|&(k, t)| Item::new(k, t)).collect();
-        victims.extend((0..500).map(|i| Item::new(rng.next() % 1_000_000, Tid::new(3_000_000 + i, 7))));
+        let mut victims: Vec<Item> = oracle
+            .iter()
+            .filter(|_| rng.next() % 10 < 6)
+            .map(|&(k, t)| Item::new(k, t))
+            .collect();
+        victims.extend(
+            (0..500).map(|i| Item::new(rng.next() % 1_000_000, Tid::new(3_000_000 + i, 7))),
+        );
         victims.sort_unstable();
         victims.dedup();
         let before = ix.store().groups;
@@ -53,13 +66,22 @@ fn delete_many_matches_one_by_one_deletes() {
         assert_eq!(contents(&ix), oracle, "seed {seed}");
         ix.verify().unwrap();
         let report = ix.verify().unwrap();
-        assert!(groups <= report.data_pages as u64 * 2 + 10, "seed {seed}: {groups} groups for {} pages", report.data_pages);
+        assert!(
+            groups <= report.data_pages as u64 * 2 + 10,
+            "seed {seed}: {groups} groups for {} pages",
+            report.data_pages
+        );
     }
 }
 
 #[test]
 fn delete_many_refuses_unsorted_input() {
-    let mut ix = Alex::bulk_load(MemStore::new(), Options::default(), (0..100u64).map(|k| (k, Tid::new(1, k as u16 + 1)))).unwrap();
+    let mut ix = Alex::bulk_load(
+        MemStore::new(),
+        Options::default(),
+        (0..100u64).map(|k| (k, Tid::new(1, k as u16 + 1))),
+    )
+    .unwrap();
     let items = [Item::new(5, Tid::new(1, 6)), Item::new(3, Tid::new(1, 4))];
     assert!(ix.delete_many(&items).is_err());
     assert_eq!(contents(&ix).len(), 100);

@@ -21,16 +21,28 @@ fn tid(i: usize) -> Tid {
 /// Bulk-load `base`, insert `more` in order; check depth and contents.
 fn check(name: &str, base: &[u64], more: &[u64]) {
     let t0 = std::time::Instant::now();
-    let mut ix = Alex::bulk_load(MemStore::new(), Options::default(), base.iter().enumerate().map(|(i, &k)| (k, tid(i)))).unwrap();
+    let mut ix = Alex::bulk_load(
+        MemStore::new(),
+        Options::default(),
+        base.iter().enumerate().map(|(i, &k)| (k, tid(i))),
+    )
+    .unwrap();
     for (i, &k) in more.iter().enumerate() {
         ix.insert(k, tid(base.len() + i)).unwrap();
     }
     let rep = ix.verify().unwrap();
-    eprintln!("{name}: {rep:?} meta levels {} in {:?}", ix.meta().unwrap().levels, t0.elapsed());
+    eprintln!(
+        "{name}: {rep:?} meta levels {} in {:?}",
+        ix.meta().unwrap().levels,
+        t0.elapsed()
+    );
     assert_eq!(rep.keys, (base.len() + more.len()) as u64, "{name}");
     assert!(rep.levels <= MAX_LEVELS, "{name}: {} levels", rep.levels);
     for (i, &k) in more.iter().enumerate().step_by(101) {
-        assert!(ix.get(k).unwrap().contains(&tid(base.len() + i)), "{name}: key {k}");
+        assert!(
+            ix.get(k).unwrap().contains(&tid(base.len() + i)),
+            "{name}: key {k}"
+        );
     }
 }
 
@@ -65,6 +77,14 @@ fn jittered_timestamps() {
 fn ascending_stream_inside_random_keys() {
     let n = n() / 2;
     let mut r = Rng(3);
-    let ks: Vec<u64> = (0..n).map(|i| if i % 3 == 0 { r.next_u64() } else { 1 << 40 | i as u64 }).collect();
+    let ks: Vec<u64> = (0..n)
+        .map(|i| {
+            if i % 3 == 0 {
+                r.next_u64()
+            } else {
+                1 << 40 | i as u64
+            }
+        })
+        .collect();
     check("ascending amid random", &[], &ks);
 }

@@ -9,7 +9,11 @@ fn t(i: u32) -> Tid {
 
 #[test]
 fn one_key_with_a_million_payloads() {
-    let n: u32 = if cfg!(debug_assertions) { 200_000 } else { 1_000_000 };
+    let n: u32 = if cfg!(debug_assertions) {
+        200_000
+    } else {
+        1_000_000
+    };
     let key = 42u64 << 40;
     let mut e: Vec<(u64, Tid)> = (0..n).map(|i| (key, t(i))).collect();
     e.push((key - 1, t(0)));
@@ -29,7 +33,13 @@ fn one_key_with_a_million_payloads() {
     }
     ix.verify().unwrap();
     let after = ix.get(key).unwrap().len();
-    let back = ix.range(Bound::Included(key), Bound::Included(key), Direction::Backward).count();
+    let back = ix
+        .range(
+            Bound::Included(key),
+            Bound::Included(key),
+            Direction::Backward,
+        )
+        .count();
     assert_eq!(after, back);
     assert_eq!(ix.get(key - 1).unwrap(), vec![t(0)]);
     assert_eq!(ix.get(key + 1).unwrap(), vec![t(0)]);
@@ -39,7 +49,11 @@ fn one_key_with_a_million_payloads() {
 fn duplicate_chain_built_by_inserts() {
     let mut ix = Alex::create(MemStore::new(), Options::default()).unwrap();
     let mut r = Rng(9);
-    let n = if cfg!(debug_assertions) { 5_000 } else { 40_000 };
+    let n = if cfg!(debug_assertions) {
+        5_000
+    } else {
+        40_000
+    };
     let mut all = Vec::new();
     for i in 0..n {
         let k = if i % 10 == 0 { r.below(1000) } else { 500 };
@@ -53,7 +67,10 @@ fn duplicate_chain_built_by_inserts() {
     all.sort();
     let want: Vec<Tid> = all.iter().filter(|x| x.0 == 500).map(|x| x.1).collect();
     assert_eq!(ix.get(500).unwrap(), want);
-    let fwd: Vec<_> = ix.range(Bound::Unbounded, Bound::Unbounded, Direction::Forward).map(|x| x.unwrap()).collect();
+    let fwd: Vec<_> = ix
+        .range(Bound::Unbounded, Bound::Unbounded, Direction::Forward)
+        .map(|x| x.unwrap())
+        .collect();
     assert_eq!(fwd, all);
 }
 
@@ -97,12 +114,22 @@ fn crash_between_split_groups_leaves_a_valid_index() {
 #[test]
 fn float_zero_and_nan() {
     use alex::Key;
-    let mut ix = Alex::create(MemStore::new(), Options { key_kind: f64::KIND, ..Options::default() }).unwrap();
+    let mut ix = Alex::create(
+        MemStore::new(),
+        Options {
+            key_kind: f64::KIND,
+            ..Options::default()
+        },
+    )
+    .unwrap();
     ix.insert((-0.0f64).to_ordered_u64(), t(1)).unwrap();
     ix.insert(0.0f64.to_ordered_u64(), t(2)).unwrap();
     ix.insert(f64::NAN.to_ordered_u64(), t(3)).unwrap();
     ix.insert(f64::INFINITY.to_ordered_u64(), t(4)).unwrap();
     assert_eq!(ix.get(0.0f64.to_ordered_u64()).unwrap(), vec![t(1), t(2)]);
-    let last: Vec<_> = ix.range(Bound::Unbounded, Bound::Unbounded, Direction::Backward).map(|x| x.unwrap().1).collect();
+    let last: Vec<_> = ix
+        .range(Bound::Unbounded, Bound::Unbounded, Direction::Backward)
+        .map(|x| x.unwrap().1)
+        .collect();
     assert_eq!(last, vec![t(3), t(4), t(2), t(1)]);
 }

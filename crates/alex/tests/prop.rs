@@ -18,14 +18,34 @@ fn pool(dist: usize, seed: u64) -> Vec<u64> {
         }
         5 => {
             // i64 and f64 extremes plus neighbours, mixed with a few ordinary keys.
-            let mut v: Vec<u64> = [i64::MIN, i64::MIN + 1, -1, 0, 1, i64::MAX - 1, i64::MAX].iter().map(|k| k.to_ordered_u64()).collect();
-            v.extend([f64::NEG_INFINITY, f64::MIN, -0.0, 0.0, f64::MIN_POSITIVE, f64::MAX, f64::INFINITY, f64::NAN, -f64::NAN].iter().map(|k| k.to_ordered_u64()));
+            let mut v: Vec<u64> = [i64::MIN, i64::MIN + 1, -1, 0, 1, i64::MAX - 1, i64::MAX]
+                .iter()
+                .map(|k| k.to_ordered_u64())
+                .collect();
+            v.extend(
+                [
+                    f64::NEG_INFINITY,
+                    f64::MIN,
+                    -0.0,
+                    0.0,
+                    f64::MIN_POSITIVE,
+                    f64::MAX,
+                    f64::INFINITY,
+                    f64::NAN,
+                    -f64::NAN,
+                ]
+                .iter()
+                .map(|k| k.to_ordered_u64()),
+            );
             v.extend([0u64, 1, u64::MAX - 1, u64::MAX]);
             let extra = keys(Dist::Uniform, POOL - v.len(), seed);
             v.extend(extra);
             v
         }
-        _ => keys(Dist::Duplicates, POOL, seed).into_iter().map(|k| k % 7).collect(), // very heavy duplicates
+        _ => keys(Dist::Duplicates, POOL, seed)
+            .into_iter()
+            .map(|k| k % 7)
+            .collect(), // very heavy duplicates
     }
 }
 
@@ -66,15 +86,33 @@ fn bound(k: u64, f: u8) -> Bound<u64> {
     }
 }
 
-fn run(dist: usize, seed: u64, bulk: usize, ops: Vec<Op>, opts: Options) -> Result<(), TestCaseError> {
+fn run(
+    dist: usize,
+    seed: u64,
+    bulk: usize,
+    ops: Vec<Op>,
+    opts: Options,
+) -> Result<(), TestCaseError> {
     let pool = pool(dist, seed);
     let mut oracle: BTreeSet<(u64, Tid)> = BTreeSet::new();
-    let init: Vec<(u64, Tid)> = pool.iter().take(bulk).enumerate().map(|(i, &k)| (k, tid(i as u32))).collect();
+    let init: Vec<(u64, Tid)> = pool
+        .iter()
+        .take(bulk)
+        .enumerate()
+        .map(|(i, &k)| (k, tid(i as u32)))
+        .collect();
     oracle.extend(init.iter().copied());
-    let mut ix = Alex::bulk_load(MemStore::new(), opts, init).map_err(|e| TestCaseError::fail(e.to_string()))?;
-    ix.verify().map_err(|e| TestCaseError::fail(format!("after bulk: {e}")))?;
-    let v = |ix: &Alex<MemStore>, oracle: &BTreeSet<(u64, Tid)>, what: &str| -> Result<(), TestCaseError> {
-        let r = ix.verify().map_err(|e| TestCaseError::fail(format!("verify after {what}: {e}")))?;
+    let mut ix = Alex::bulk_load(MemStore::new(), opts, init)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    ix.verify()
+        .map_err(|e| TestCaseError::fail(format!("after bulk: {e}")))?;
+    let v = |ix: &Alex<MemStore>,
+             oracle: &BTreeSet<(u64, Tid)>,
+             what: &str|
+     -> Result<(), TestCaseError> {
+        let r = ix
+            .verify()
+            .map_err(|e| TestCaseError::fail(format!("verify after {what}: {e}")))?;
         prop_assert_eq!(r.keys, oracle.len() as u64);
         Ok(())
     };
@@ -94,7 +132,10 @@ fn run(dist: usize, seed: u64, bulk: usize, ops: Vec<Op>, opts: Options) -> Resu
             }
             Op::DeleteRun(i, n) => {
                 for &k in pool.iter().cycle().skip(i).take(n) {
-                    let tids: Vec<Tid> = oracle.range((k, Tid::MIN)..=(k, Tid::MAX)).map(|x| x.1).collect();
+                    let tids: Vec<Tid> = oracle
+                        .range((k, Tid::MIN)..=(k, Tid::MAX))
+                        .map(|x| x.1)
+                        .collect();
                     for t in tids {
                         oracle.remove(&(k, t));
                         prop_assert!(ix.delete(k, t).unwrap());
@@ -108,11 +149,17 @@ fn run(dist: usize, seed: u64, bulk: usize, ops: Vec<Op>, opts: Options) -> Resu
             }
             Op::Get(i) => {
                 let k = pool[i];
-                let want: Vec<Tid> = oracle.range((k, Tid::MIN)..=(k, Tid::MAX)).map(|x| x.1).collect();
+                let want: Vec<Tid> = oracle
+                    .range((k, Tid::MIN)..=(k, Tid::MAX))
+                    .map(|x| x.1)
+                    .collect();
                 prop_assert_eq!(ix.get(k).unwrap(), want);
             }
             Op::Range(a, b, f, back) => {
-                let (lo, hi) = (bound(pool[a].min(pool[b]), f), bound(pool[a].max(pool[b]), f / 3));
+                let (lo, hi) = (
+                    bound(pool[a].min(pool[b]), f),
+                    bound(pool[a].max(pool[b]), f / 3),
+                );
                 let key_in = |k: u64| {
                     (match lo {
                         Bound::Included(x) => k >= x,
@@ -124,7 +171,8 @@ fn run(dist: usize, seed: u64, bulk: usize, ops: Vec<Op>, opts: Options) -> Resu
                         Bound::Unbounded => true,
                     })
                 };
-                let mut want: Vec<(u64, Tid)> = oracle.iter().copied().filter(|x| key_in(x.0)).collect();
+                let mut want: Vec<(u64, Tid)> =
+                    oracle.iter().copied().filter(|x| key_in(x.0)).collect();
                 let dir = if back {
                     want.reverse();
                     Direction::Backward

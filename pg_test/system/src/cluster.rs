@@ -15,7 +15,9 @@ pub struct Lsn(pub u64);
 
 impl Lsn {
     pub fn parse(s: &str) -> Result<Lsn> {
-        let (hi, lo) = s.split_once('/').ok_or_else(|| format!("not an LSN: {s:?}"))?;
+        let (hi, lo) = s
+            .split_once('/')
+            .ok_or_else(|| format!("not an LSN: {s:?}"))?;
         let hi = u64::from_str_radix(hi, 16)?;
         let lo = u64::from_str_radix(lo, 16)?;
         Ok(Lsn((hi << 32) | lo))
@@ -41,7 +43,11 @@ pub struct ClusterOptions {
 
 impl Default for ClusterOptions {
     fn default() -> Self {
-        ClusterOptions { preload_omendb: true, wal_consistency_checking: true, extra_conf: Vec::new() }
+        ClusterOptions {
+            preload_omendb: true,
+            wal_consistency_checking: true,
+            extra_conf: Vec::new(),
+        }
     }
 }
 
@@ -68,7 +74,11 @@ fn free_port() -> Result<u16> {
 fn unique_dir(name: &str) -> Result<PathBuf> {
     let base = base_dir();
     make_postgres_dir(&base)?;
-    let dir = base.join(format!("{name}-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)));
+    let dir = base.join(format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
     if dir.exists() {
         std::fs::remove_dir_all(&dir)?;
     }
@@ -81,9 +91,21 @@ impl Cluster {
         let data_dir = unique_dir(name)?;
         make_postgres_dir(&data_dir)?;
         let mut initdb = pg_command("initdb");
-        initdb.arg("-D").arg(&data_dir).args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]);
+        initdb.arg("-D").arg(&data_dir).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        ]);
         run(initdb)?;
-        let cluster = Cluster { name: name.to_string(), data_dir, port: free_port()? };
+        let cluster = Cluster {
+            name: name.to_string(),
+            data_dir,
+            port: free_port()?,
+        };
         cluster.write_conf(opts)?;
         cluster.start()?;
         Ok(cluster)
@@ -113,7 +135,9 @@ impl Cluster {
     /// Append lines to postgresql.conf (later lines win).
     pub fn append_conf(&self, lines: &[String]) -> Result<()> {
         use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().append(true).open(self.data_dir.join("postgresql.conf"))?;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.data_dir.join("postgresql.conf"))?;
         writeln!(f, "\n# omendb system test")?;
         for l in lines {
             writeln!(f, "{l}")?;
@@ -144,8 +168,18 @@ impl Cluster {
     /// until the server accepts connections.
     pub fn start(&self) -> Result<()> {
         let mut c = pg_command("pg_ctl");
-        c.arg("-D").arg(&self.data_dir).arg("-l").arg(self.log_path()).args(["-w", "-t", "120", "start"]);
-        run(c).map_err(|e| format!("{}: start failed: {e}\nserver log:\n{}", self.name, self.log_tail(30)))?;
+        c.arg("-D")
+            .arg(&self.data_dir)
+            .arg("-l")
+            .arg(self.log_path())
+            .args(["-w", "-t", "120", "start"]);
+        run(c).map_err(|e| {
+            format!(
+                "{}: start failed: {e}\nserver log:\n{}",
+                self.name,
+                self.log_tail(30)
+            )
+        })?;
         Ok(())
     }
 
@@ -161,7 +195,9 @@ impl Cluster {
 
     fn pg_ctl_stop(&self, mode: &str) -> Result<()> {
         let mut c = pg_command("pg_ctl");
-        c.arg("-D").arg(&self.data_dir).args(["-w", "-t", "120", "-m", mode, "stop"]);
+        c.arg("-D")
+            .arg(&self.data_dir)
+            .args(["-w", "-t", "120", "-m", mode, "stop"]);
         run(c)?;
         Ok(())
     }
@@ -174,7 +210,9 @@ impl Cluster {
     /// `kill -9` the postmaster and then every child, as a power loss would
     /// end them all at once, and wait until they are gone.
     pub fn kill9(&self) -> Result<()> {
-        let pid = self.postmaster_pid().ok_or_else(|| format!("{}: no postmaster.pid", self.name))?;
+        let pid = self
+            .postmaster_pid()
+            .ok_or_else(|| format!("{}: no postmaster.pid", self.name))?;
         let children = children_of(pid);
         sigkill(pid);
         for &c in &children {
@@ -203,7 +241,10 @@ impl Cluster {
     }
 
     pub fn conn_string(&self, db: &str) -> String {
-        format!("host=127.0.0.1 port={} user=postgres dbname={db} connect_timeout=10", self.port)
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname={db} connect_timeout=10",
+            self.port
+        )
     }
 
     pub fn connect(&self) -> Result<Client> {
@@ -219,13 +260,24 @@ impl Cluster {
     pub fn sql(&self, sql: &str) -> Result<Vec<String>> {
         let mut client = self.connect()?;
         let mut rows = Vec::new();
-        let messages = client.simple_query(sql).map_err(|e| match e.as_db_error() {
-            Some(db) => format!("{}: {}{}", db.severity(), db.message(), db.hint().map(|h| format!(" (hint: {h})")).unwrap_or_default()),
-            None => e.to_string(),
-        })?;
+        let messages = client
+            .simple_query(sql)
+            .map_err(|e| match e.as_db_error() {
+                Some(db) => format!(
+                    "{}: {}{}",
+                    db.severity(),
+                    db.message(),
+                    db.hint()
+                        .map(|h| format!(" (hint: {h})"))
+                        .unwrap_or_default()
+                ),
+                None => e.to_string(),
+            })?;
         for msg in messages {
             match msg {
-                postgres::SimpleQueryMessage::Row(r) => rows.push(r.get(0).unwrap_or("").to_string()),
+                postgres::SimpleQueryMessage::Row(r) => {
+                    rows.push(r.get(0).unwrap_or("").to_string())
+                }
                 postgres::SimpleQueryMessage::CommandComplete(_) => {}
                 _ => {}
             }
@@ -234,7 +286,9 @@ impl Cluster {
     }
 
     pub fn current_wal_lsn(&self) -> Result<Lsn> {
-        let row = self.connect()?.query_one("SELECT pg_current_wal_lsn()::text", &[])?;
+        let row = self
+            .connect()?
+            .query_one("SELECT pg_current_wal_lsn()::text", &[])?;
         Lsn::parse(row.get::<_, &str>(0))
     }
 
@@ -243,9 +297,25 @@ impl Cluster {
         let data_dir = unique_dir(name)?;
         make_postgres_dir(&data_dir)?;
         let mut bb = pg_command("pg_basebackup");
-        bb.arg("-D").arg(&data_dir).args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", "-R", "-X", "stream", "-c", "fast"]);
+        bb.arg("-D").arg(&data_dir).args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "postgres",
+            "-R",
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+        ]);
         run(bb)?;
-        let standby = Cluster { name: name.to_string(), data_dir, port: free_port()? };
+        let standby = Cluster {
+            name: name.to_string(),
+            data_dir,
+            port: free_port()?,
+        };
         // The copied postgresql.conf names the primary's port and socket dir.
         standby.append_conf(&[
             format!("port = {}", standby.port),
@@ -269,7 +339,12 @@ impl Cluster {
                 }
             }
             if Instant::now() > deadline {
-                return Err(format!("{}: replay did not reach {lsn} in {timeout:?} (at {replayed:?})\n{}", self.name, self.log_tail(20)).into());
+                return Err(format!(
+                    "{}: replay did not reach {lsn} in {timeout:?} (at {replayed:?})\n{}",
+                    self.name,
+                    self.log_tail(20)
+                )
+                .into());
             }
             std::thread::sleep(Duration::from_millis(50));
         }

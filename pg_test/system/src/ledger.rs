@@ -30,7 +30,11 @@ impl Ledger {
     pub fn check(&self, found: &BTreeSet<i64>) -> Result<()> {
         let lost: Vec<_> = self.committed.difference(found).take(10).collect();
         if !lost.is_empty() {
-            return Err(format!("{} committed rows lost, e.g. {lost:?}", self.committed.difference(found).count()).into());
+            return Err(format!(
+                "{} committed rows lost, e.g. {lost:?}",
+                self.committed.difference(found).count()
+            )
+            .into());
         }
         let resurrected: Vec<_> = self.rolled_back.intersection(found).take(10).collect();
         if !resurrected.is_empty() {
@@ -58,7 +62,13 @@ pub struct InsertWorkload {
 impl InsertWorkload {
     /// Start the clients. Client `c`'s ids start at `id_base + c * 10^9`, so
     /// successive workloads on one table use distinct `id_base`s.
-    pub fn start(cluster: &Cluster, table: &str, clients: usize, batch: usize, id_base: i64) -> Result<InsertWorkload> {
+    pub fn start(
+        cluster: &Cluster,
+        table: &str,
+        clients: usize,
+        batch: usize,
+        id_base: i64,
+    ) -> Result<InsertWorkload> {
         let stop = Arc::new(AtomicBool::new(false));
         let mut handles = Vec::new();
         for c in 0..clients {

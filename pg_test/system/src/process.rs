@@ -26,7 +26,9 @@ pub fn pg_command(prog: &str) -> Command {
 
 /// Run to completion; an error carries the command line, stdout and stderr.
 pub fn run(mut cmd: Command) -> Result<Output> {
-    let out = cmd.output().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
     if !out.status.success() {
         return Err(format!(
             "{cmd:?} failed ({}):\n{}{}",
@@ -55,7 +57,9 @@ pub fn make_postgres_dir(dir: &Path) -> Result<()> {
 
 /// Direct children of `pid`, read from /proc.
 pub fn children_of(pid: i32) -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .filter(|&child| parent_of(child) == Some(pid))
@@ -80,9 +84,13 @@ pub fn exists(pid: i32) -> bool {
 }
 
 fn is_zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().is_some_and(|stat| {
-        stat.rfind(')').and_then(|i| stat.get(i + 2..i + 3)).is_some_and(|s| s == "Z" || s == "X")
-    })
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .is_some_and(|stat| {
+            stat.rfind(')')
+                .and_then(|i| stat.get(i + 2..i + 3))
+                .is_some_and(|s| s == "Z" || s == "X")
+        })
 }
 
 pub fn sigkill(pid: i32) {

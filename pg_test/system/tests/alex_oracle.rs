@@ -20,8 +20,16 @@ const COLUMNS: &[(&str, &str, &str)] = &[
     ("f8", "float8", "$v::float8 / 1000"),
     ("f4", "float4", "($v::float8 / 1000)::float4"),
     ("d", "date", "date '2000-01-01' + ($v % 1000000)::int4"),
-    ("ts", "timestamp", "timestamp '2000-01-01' + ($v % 100000000000) * interval '1 microsecond'"),
-    ("tz", "timestamptz", "timestamptz '2000-01-01 00:00+00' + ($v % 100000000000) * interval '1 microsecond'"),
+    (
+        "ts",
+        "timestamp",
+        "timestamp '2000-01-01' + ($v % 100000000000) * interval '1 microsecond'",
+    ),
+    (
+        "tz",
+        "timestamptz",
+        "timestamptz '2000-01-01 00:00+00' + ($v % 100000000000) * interval '1 microsecond'",
+    ),
 ];
 
 /// Base values for `n` rows of a distribution (None = all columns NULL).
@@ -43,7 +51,11 @@ fn distribution(name: &str, n: usize, rng: &mut StdRng) -> Vec<Option<i64>> {
                 }
                 "timestamps" => 1_700_000_000_000 + i * 1000 + rng.gen_range(-3000..3000),
                 "duplicates" => {
-                    if rng.gen_ratio(4, 5) { 42 } else { rng.gen_range(0..20) }
+                    if rng.gen_ratio(4, 5) {
+                        42
+                    } else {
+                        rng.gen_range(0..20)
+                    }
                 }
                 "extremes" => match rng.gen_range(0..6) {
                     0 => i64::MIN,
@@ -59,7 +71,10 @@ fn distribution(name: &str, n: usize, rng: &mut StdRng) -> Vec<Option<i64>> {
 }
 
 fn insert_sql(table: &str, first_rid: i64, values: &[Option<i64>]) -> String {
-    let vals: Vec<String> = values.iter().map(|v| v.map_or("NULL".into(), |v| v.to_string())).collect();
+    let vals: Vec<String> = values
+        .iter()
+        .map(|v| v.map_or("NULL".into(), |v| v.to_string()))
+        .collect();
     let derived: Vec<String> = COLUMNS.iter().map(|c| c.2.replace("$v", "v")).collect();
     format!(
         "INSERT INTO {table} (rid, {cols}) SELECT {first_rid} + o - 1, {derived}
@@ -83,7 +98,12 @@ fn rows(c: &mut Client, sql: &str) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for m in c.simple_query(sql).map_err(|e| format!("{sql}: {e}"))? {
         if let SimpleQueryMessage::Row(r) = m {
-            out.push((0..r.len()).map(|i| r.get(i).unwrap_or("NULL")).collect::<Vec<_>>().join("|"));
+            out.push(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or("NULL"))
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            );
         }
     }
     Ok(out)
@@ -133,32 +153,121 @@ impl Oracle {
                 continue;
             }
             let c = |i: usize| format!("'{}'::{ty}", sample[i]);
-            let (lo, hi) = (format!("LEAST({}, {})", c(0), c(1)), format!("GREATEST({}, {})", c(0), c(1)));
+            let (lo, hi) = (
+                format!("LEAST({}, {})", c(0), c(1)),
+                format!("GREATEST({}, {})", c(0), c(1)),
+            );
             let mut forms = vec![
-                (format!("SELECT rid FROM $T WHERE {col} = {} ORDER BY rid", c(2)), "index"),
-                (format!("SELECT rid FROM $T WHERE {col} < {} ORDER BY rid", c(0)), "index"),
-                (format!("SELECT rid FROM $T WHERE {col} <= {} ORDER BY rid", c(0)), "index"),
-                (format!("SELECT rid FROM $T WHERE {col} > {} ORDER BY rid", c(1)), "index"),
-                (format!("SELECT rid FROM $T WHERE {col} >= {} ORDER BY rid", c(1)), "index"),
-                (format!("SELECT count(*) FROM $T WHERE {col} BETWEEN {lo} AND {hi}"), "index"),
-                (format!("SELECT count(*) FROM $T WHERE {col} > {hi} AND {col} < {lo}"), "index"),
-                (format!("SELECT count(*) FROM $T WHERE {col} IS NULL"), "index"),
-                (format!("SELECT count(*) FROM $T WHERE {col} IS NOT NULL"), "index"),
-                (format!("SELECT {col} FROM $T ORDER BY {col} LIMIT 60"), "index"),
-                (format!("SELECT {col} FROM $T ORDER BY {col} DESC LIMIT 60"), "index"),
-                (format!("SELECT {col} FROM $T WHERE {col} >= {lo} ORDER BY {col} LIMIT 200"), "index"),
-                (format!("SELECT {col} FROM $T WHERE {col} <= {hi} ORDER BY {col} DESC LIMIT 200"), "index"),
-                (format!("SELECT rid FROM $T WHERE {col} IN ({}, {}, {}) ORDER BY rid", c(0), c(2), c(3)), "bitmap"),
-                (format!("SELECT rid FROM $T WHERE {col} = ANY (ARRAY[{}, {}, NULL]) ORDER BY rid", c(1), c(3)), "bitmap"),
-                (format!("SELECT rid FROM $T WHERE {col} BETWEEN {lo} AND {hi} ORDER BY rid"), "bitmap"),
+                (
+                    format!("SELECT rid FROM $T WHERE {col} = {} ORDER BY rid", c(2)),
+                    "index",
+                ),
+                (
+                    format!("SELECT rid FROM $T WHERE {col} < {} ORDER BY rid", c(0)),
+                    "index",
+                ),
+                (
+                    format!("SELECT rid FROM $T WHERE {col} <= {} ORDER BY rid", c(0)),
+                    "index",
+                ),
+                (
+                    format!("SELECT rid FROM $T WHERE {col} > {} ORDER BY rid", c(1)),
+                    "index",
+                ),
+                (
+                    format!("SELECT rid FROM $T WHERE {col} >= {} ORDER BY rid", c(1)),
+                    "index",
+                ),
+                (
+                    format!("SELECT count(*) FROM $T WHERE {col} BETWEEN {lo} AND {hi}"),
+                    "index",
+                ),
+                (
+                    format!("SELECT count(*) FROM $T WHERE {col} > {hi} AND {col} < {lo}"),
+                    "index",
+                ),
+                (
+                    format!("SELECT count(*) FROM $T WHERE {col} IS NULL"),
+                    "index",
+                ),
+                (
+                    format!("SELECT count(*) FROM $T WHERE {col} IS NOT NULL"),
+                    "index",
+                ),
+                (
+                    format!("SELECT {col} FROM $T ORDER BY {col} LIMIT 60"),
+                    "index",
+                ),
+                (
+                    format!("SELECT {col} FROM $T ORDER BY {col} DESC LIMIT 60"),
+                    "index",
+                ),
+                (
+                    format!("SELECT {col} FROM $T WHERE {col} >= {lo} ORDER BY {col} LIMIT 200"),
+                    "index",
+                ),
+                (
+                    format!(
+                        "SELECT {col} FROM $T WHERE {col} <= {hi} ORDER BY {col} DESC LIMIT 200"
+                    ),
+                    "index",
+                ),
+                (
+                    format!(
+                        "SELECT rid FROM $T WHERE {col} IN ({}, {}, {}) ORDER BY rid",
+                        c(0),
+                        c(2),
+                        c(3)
+                    ),
+                    "bitmap",
+                ),
+                (
+                    format!(
+                        "SELECT rid FROM $T WHERE {col} = ANY (ARRAY[{}, {}, NULL]) ORDER BY rid",
+                        c(1),
+                        c(3)
+                    ),
+                    "bitmap",
+                ),
+                (
+                    format!("SELECT rid FROM $T WHERE {col} BETWEEN {lo} AND {hi} ORDER BY rid"),
+                    "bitmap",
+                ),
             ];
             // Cross-type constants within the operator families.
             match col {
-                "k8" => forms.push((format!("SELECT rid FROM $T WHERE k8 < {}::int4 ORDER BY rid", rng.gen_range(-1000..100_000)), "index")),
-                "k4" => forms.push((format!("SELECT rid FROM $T WHERE k4 >= {}::int8 ORDER BY rid", rng.gen_range(-1000..100_000)), "index")),
-                "k2" => forms.push((format!("SELECT rid FROM $T WHERE k2 = {}::int8 ORDER BY rid", rng.gen_range(0..50)), "index")),
-                "f4" => forms.push((format!("SELECT rid FROM $T WHERE f4 > {}::float8 ORDER BY rid", rng.gen_range(-10.0..100.0)), "index")),
-                "f8" => forms.push(("SELECT rid FROM $T WHERE f8 = 'NaN' ORDER BY rid".to_string(), "index")),
+                "k8" => forms.push((
+                    format!(
+                        "SELECT rid FROM $T WHERE k8 < {}::int4 ORDER BY rid",
+                        rng.gen_range(-1000..100_000)
+                    ),
+                    "index",
+                )),
+                "k4" => forms.push((
+                    format!(
+                        "SELECT rid FROM $T WHERE k4 >= {}::int8 ORDER BY rid",
+                        rng.gen_range(-1000..100_000)
+                    ),
+                    "index",
+                )),
+                "k2" => forms.push((
+                    format!(
+                        "SELECT rid FROM $T WHERE k2 = {}::int8 ORDER BY rid",
+                        rng.gen_range(0..50)
+                    ),
+                    "index",
+                )),
+                "f4" => forms.push((
+                    format!(
+                        "SELECT rid FROM $T WHERE f4 > {}::float8 ORDER BY rid",
+                        rng.gen_range(-10.0..100.0)
+                    ),
+                    "index",
+                )),
+                "f8" => forms.push((
+                    "SELECT rid FROM $T WHERE f8 = 'NaN' ORDER BY rid".to_string(),
+                    "index",
+                )),
                 _ => {}
             }
             for (q, mode) in forms {
@@ -170,14 +279,19 @@ impl Oracle {
 
     fn both(&mut self, sql: &str) -> Result<()> {
         for t in ["o_bt", "o_ax"] {
-            self.client.batch_execute(&sql.replace("$T", t)).map_err(|e| format!("{sql}: {e}"))?;
+            self.client
+                .batch_execute(&sql.replace("$T", t))
+                .map_err(|e| format!("{sql}: {e}"))?;
         }
         Ok(())
     }
 
     fn verify_alex(&mut self) -> Result<()> {
         for &(col, _, _) in COLUMNS {
-            rows(&mut self.client, &format!("SELECT * FROM omendb.alex_verify('o_ax_{col}')"))?;
+            rows(
+                &mut self.client,
+                &format!("SELECT * FROM omendb.alex_verify('o_ax_{col}')"),
+            )?;
         }
         Ok(())
     }
@@ -186,7 +300,10 @@ impl Oracle {
 fn create_tables(o: &mut Oracle, index_first: bool, values: &[Option<i64>]) -> Result<()> {
     let cols: Vec<String> = COLUMNS.iter().map(|(c, t, _)| format!("{c} {t}")).collect();
     o.both("DROP TABLE IF EXISTS $T")?;
-    o.both(&format!("CREATE TABLE $T (rid bigserial, {})", cols.join(", ")))?;
+    o.both(&format!(
+        "CREATE TABLE $T (rid bigserial, {})",
+        cols.join(", ")
+    ))?;
     let make_indexes = |o: &mut Oracle| -> Result<()> {
         for &(col, _, _) in COLUMNS {
             o.client.batch_execute(&format!("CREATE INDEX o_bt_{col} ON o_bt ({col}); CREATE INDEX o_ax_{col} ON o_ax USING alex ({col})"))?;
@@ -209,13 +326,25 @@ fn create_tables(o: &mut Oracle, index_first: bool, values: &[Option<i64>]) -> R
 /// back, some through savepoints.
 fn random_dml(o: &mut Oracle, dist: &str, rng: &mut StdRng, round: i64) -> Result<()> {
     let extra = distribution(dist, 3000, rng);
-    o.both(&format!("BEGIN; {}; COMMIT", insert_sql("$T", 1_000_000 * (round + 1), &extra)))?;
+    o.both(&format!(
+        "BEGIN; {}; COMMIT",
+        insert_sql("$T", 1_000_000 * (round + 1), &extra)
+    ))?;
     let (m, r) = (rng.gen_range(3..9), rng.gen_range(0..3));
     let new_v = rng.gen_range(-5_000_000i64..5_000_000);
-    let sets: Vec<String> = COLUMNS.iter().map(|(c, _, e)| format!("{c} = {}", e.replace("$v", &format!("({new_v} + rid)")))).collect();
-    o.both(&format!("UPDATE $T SET {} WHERE rid % {m} = {r}", sets.join(", ")))?;
+    let sets: Vec<String> = COLUMNS
+        .iter()
+        .map(|(c, _, e)| format!("{c} = {}", e.replace("$v", &format!("({new_v} + rid)"))))
+        .collect();
+    o.both(&format!(
+        "UPDATE $T SET {} WHERE rid % {m} = {r}",
+        sets.join(", ")
+    ))?;
     o.both(&format!("DELETE FROM $T WHERE rid % {} = {}", m + 1, r))?;
-    o.both(&format!("BEGIN; DELETE FROM $T WHERE rid % 2 = 0; {}; ROLLBACK", insert_sql("$T", 9_000_000, &extra[..100])))?;
+    o.both(&format!(
+        "BEGIN; DELETE FROM $T WHERE rid % 2 = 0; {}; ROLLBACK",
+        insert_sql("$T", 9_000_000, &extra[..100])
+    ))?;
     o.both(&format!(
         "BEGIN; SAVEPOINT s; DELETE FROM $T WHERE rid % 5 = 1; ROLLBACK TO s; {}; COMMIT",
         insert_sql("$T", 5_000_000 * (round + 1), &extra[..200])
@@ -226,18 +355,37 @@ fn random_dml(o: &mut Oracle, dist: &str, rng: &mut StdRng, round: i64) -> Resul
 
 #[test]
 fn alex_matches_btree_on_every_distribution() -> Result<()> {
-    let seed: u64 = std::env::var("OMENDB_ORACLE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    let seed: u64 = std::env::var("OMENDB_ORACLE_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
     eprintln!("alex oracle seed: {seed} (set OMENDB_ORACLE_SEED to repeat)");
     let mut rng = StdRng::seed_from_u64(seed);
     let cluster = Cluster::start_new("alex-oracle", &ClusterOptions::default())?;
-    let mut o = Oracle { client: cluster.connect()?, queries: 0 };
-    o.client.batch_execute("CREATE EXTENSION omendb; SET jit = off")?;
-    for (i, dist) in ["sequential", "uniform", "lognormal", "timestamps", "duplicates", "extremes"].iter().enumerate() {
+    let mut o = Oracle {
+        client: cluster.connect()?,
+        queries: 0,
+    };
+    o.client
+        .batch_execute("CREATE EXTENSION omendb; SET jit = off")?;
+    for (i, dist) in [
+        "sequential",
+        "uniform",
+        "lognormal",
+        "timestamps",
+        "duplicates",
+        "extremes",
+    ]
+    .iter()
+    .enumerate()
+    {
         let values = distribution(dist, 20_000, &mut rng);
         create_tables(&mut o, i % 2 == 0, &values)?;
         let run = |o: &mut Oracle, rng: &mut StdRng, stage: &str| -> Result<()> {
-            o.all_forms(rng).map_err(|e| format!("seed {seed}, {dist}, {stage}: {e}"))?;
-            o.verify_alex().map_err(|e| format!("seed {seed}, {dist}, {stage}: {e}").into())
+            o.all_forms(rng)
+                .map_err(|e| format!("seed {seed}, {dist}, {stage}: {e}"))?;
+            o.verify_alex()
+                .map_err(|e| format!("seed {seed}, {dist}, {stage}: {e}").into())
         };
         run(&mut o, &mut rng, "after load")?;
         for round in 0..2 {
@@ -277,17 +425,35 @@ fn alex_matches_btree_under_concurrent_writers() -> Result<()> {
                         let rows: Vec<String> = (0..50)
                             .map(|_| {
                                 next += 1;
-                                format!("({}, {})", next * writers as i64 + w as i64, rng.gen_range(-100_000i64..100_000))
+                                format!(
+                                    "({}, {})",
+                                    next * writers as i64 + w as i64,
+                                    rng.gen_range(-100_000i64..100_000)
+                                )
                             })
                             .collect();
                         format!("INSERT INTO $T VALUES {}", rows.join(","))
                     }
-                    2 => format!("UPDATE $T SET k = k + {} WHERE rid % {writers} = {w} AND rid % 7 = {}", rng.gen_range(1..1000), rng.gen_range(0..7)),
-                    _ => format!("DELETE FROM $T WHERE rid % {writers} = {w} AND rid % 11 = {}", rng.gen_range(0..11)),
+                    2 => format!(
+                        "UPDATE $T SET k = k + {} WHERE rid % {writers} = {w} AND rid % 7 = {}",
+                        rng.gen_range(1..1000),
+                        rng.gen_range(0..7)
+                    ),
+                    _ => format!(
+                        "DELETE FROM $T WHERE rid % {writers} = {w} AND rid % 11 = {}",
+                        rng.gen_range(0..11)
+                    ),
                 };
                 let rollback = rng.gen_ratio(1, 6);
-                let body = format!("{}; {}", sql.replace("$T", "c_bt"), sql.replace("$T", "c_ax"));
-                c.batch_execute(&format!("BEGIN; {body}; {}", if rollback { "ROLLBACK" } else { "COMMIT" }))?;
+                let body = format!(
+                    "{}; {}",
+                    sql.replace("$T", "c_bt"),
+                    sql.replace("$T", "c_ax")
+                );
+                c.batch_execute(&format!(
+                    "BEGIN; {body}; {}",
+                    if rollback { "ROLLBACK" } else { "COMMIT" }
+                ))?;
                 txns += 1;
             }
             Ok(txns)
@@ -296,18 +462,33 @@ fn alex_matches_btree_under_concurrent_writers() -> Result<()> {
     // Readers compare both tables in one snapshot while the writers run.
     let mut reader = cluster.connect()?;
     reader.batch_execute("SET enable_seqscan = off; SET enable_bitmapscan = off")?;
-    let plan = rows(&mut reader, "EXPLAIN SELECT rid, k FROM c_ax WHERE k >= 0 AND k < 20000 ORDER BY k, rid")?.join("\n");
-    assert!(plan.contains("c_ax_k"), "reader would not use the alex index: {plan}");
+    let plan = rows(
+        &mut reader,
+        "EXPLAIN SELECT rid, k FROM c_ax WHERE k >= 0 AND k < 20000 ORDER BY k, rid",
+    )?
+    .join("\n");
+    assert!(
+        plan.contains("c_ax_k"),
+        "reader would not use the alex index: {plan}"
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let mut checks = 0;
     while std::time::Instant::now() < deadline {
         let lo: i64 = (checks as i64 * 7919) % 200_000 - 100_000;
         reader.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")?;
-        let q = |t: &str| format!("SELECT rid, k FROM {t} WHERE k >= {lo} AND k < {} ORDER BY k, rid", lo + 20_000);
+        let q = |t: &str| {
+            format!(
+                "SELECT rid, k FROM {t} WHERE k >= {lo} AND k < {} ORDER BY k, rid",
+                lo + 20_000
+            )
+        };
         let want = rows(&mut reader, &q("c_bt"))?;
         let got = rows(&mut reader, &q("c_ax"))?;
         reader.batch_execute("COMMIT")?;
-        assert_eq!(want, got, "concurrent check {checks}: alex and btree differ in one snapshot");
+        assert_eq!(
+            want, got,
+            "concurrent check {checks}: alex and btree differ in one snapshot"
+        );
         checks += 1;
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -315,7 +496,10 @@ fn alex_matches_btree_under_concurrent_writers() -> Result<()> {
     for h in handles {
         txns += h.join().map_err(|_| "writer panicked")??;
     }
-    assert!(txns > 50 && checks > 10, "too little work to mean anything: {txns} txns, {checks} checks");
+    assert!(
+        txns > 50 && checks > 10,
+        "too little work to mean anything: {txns} txns, {checks} checks"
+    );
     rows(&mut reader, "VACUUM c_ax")?;
     rows(&mut reader, "SELECT * FROM omendb.alex_verify('c_ax_k')")?;
     eprintln!("concurrent: {txns} writer transactions, {checks} snapshot comparisons");
@@ -332,7 +516,9 @@ fn alex_stays_bounded_through_delete_vacuum_reinsert() -> Result<()> {
          INSERT INTO v_t SELECT (random() * 1e9)::bigint FROM generate_series(1, 100000);
          CREATE INDEX v_t_k ON v_t USING alex (k);",
     )?;
-    let size = |c: &mut Client| -> Result<i64> { Ok(c.query_one("SELECT pg_relation_size('v_t_k')", &[])?.get(0)) };
+    let size = |c: &mut Client| -> Result<i64> {
+        Ok(c.query_one("SELECT pg_relation_size('v_t_k')", &[])?.get(0))
+    };
     let built = size(&mut c)?;
     let mut sizes = Vec::new();
     for _ in 0..3 {
@@ -344,7 +530,13 @@ fn alex_stays_bounded_through_delete_vacuum_reinsert() -> Result<()> {
     }
     eprintln!("vacuum: built {built} bytes, after cycles {sizes:?}");
     let last = *sizes.last().ok_or("no cycles")?;
-    assert!(last <= built * 4, "index grew without bound: built {built}, after cycles {sizes:?}");
-    assert!(sizes[2] <= sizes[1] * 3 / 2 + 8192 * 16, "index keeps growing across cycles: {sizes:?}");
+    assert!(
+        last <= built * 4,
+        "index grew without bound: built {built}, after cycles {sizes:?}"
+    );
+    assert!(
+        sizes[2] <= sizes[1] * 3 / 2 + 8192 * 16,
+        "index keeps growing across cycles: {sizes:?}"
+    );
     Ok(())
 }

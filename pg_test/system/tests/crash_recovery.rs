@@ -11,15 +11,27 @@ fn ids_via_index(cluster: &Cluster, index: &str) -> Result<BTreeSet<i64>> {
     let mut c = cluster.connect()?;
     c.batch_execute("SET enable_seqscan = off; SET enable_bitmapscan = off")?;
     let q = "SELECT id FROM ledger_t WHERE id >= 0 ORDER BY id";
-    let plan: Vec<String> = c.query(&format!("EXPLAIN {q}"), &[])?.iter().map(|r| r.get(0)).collect();
-    assert!(plan.iter().any(|l| l.contains(index)), "expected a scan of {index}, got {plan:?}");
+    let plan: Vec<String> = c
+        .query(&format!("EXPLAIN {q}"), &[])?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        plan.iter().any(|l| l.contains(index)),
+        "expected a scan of {index}, got {plan:?}"
+    );
     Ok(c.query(q, &[])?.iter().map(|r| r.get(0)).collect())
 }
 
 fn ids_via_seqscan(cluster: &Cluster) -> Result<BTreeSet<i64>> {
     let mut c = cluster.connect()?;
-    c.batch_execute("SET enable_indexscan = off; SET enable_bitmapscan = off; SET enable_indexonlyscan = off")?;
-    Ok(c.query("SELECT id FROM ledger_t", &[])?.iter().map(|r| r.get(0)).collect())
+    c.batch_execute(
+        "SET enable_indexscan = off; SET enable_bitmapscan = off; SET enable_indexonlyscan = off",
+    )?;
+    Ok(c.query("SELECT id FROM ledger_t", &[])?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
 }
 
 /// Four rounds of: concurrent inserts, crash (kill -9 or immediate stop),
@@ -41,17 +53,32 @@ fn crash_rounds(name: &str, setup: &str, index: &str, check: &[&str]) -> Result<
             cluster.stop_immediate()?;
         }
         let round_ledger = work.finish()?;
-        assert!(round_ledger.committed.len() >= 100, "round {round}: too few commits to mean anything ({})", round_ledger.committed.len());
+        assert!(
+            round_ledger.committed.len() >= 100,
+            "round {round}: too few commits to mean anything ({})",
+            round_ledger.committed.len()
+        );
         ledger.merge(round_ledger);
 
         cluster.start()?;
         let by_index = ids_via_index(&cluster, index)?;
         let by_heap = ids_via_seqscan(&cluster)?;
-        assert_eq!(by_index.len(), by_heap.len(), "round {round}: index and heap disagree after recovery");
-        assert!(by_index == by_heap, "round {round}: index and heap disagree after recovery");
-        ledger.check(&by_heap).map_err(|e| format!("round {round}: {e}"))?;
+        assert_eq!(
+            by_index.len(),
+            by_heap.len(),
+            "round {round}: index and heap disagree after recovery"
+        );
+        assert!(
+            by_index == by_heap,
+            "round {round}: index and heap disagree after recovery"
+        );
+        ledger
+            .check(&by_heap)
+            .map_err(|e| format!("round {round}: {e}"))?;
         for sql in check {
-            cluster.sql(sql).map_err(|e| format!("round {round}: {sql}: {e}"))?;
+            cluster
+                .sql(sql)
+                .map_err(|e| format!("round {round}: {sql}: {e}"))?;
         }
     }
     eprintln!(

@@ -10,9 +10,19 @@ use std::time::Duration;
 fn rows(c: &mut Client, index: &str) -> Result<Vec<(i64, String)>> {
     c.batch_execute("SET enable_seqscan = off; SET enable_bitmapscan = off")?;
     let q = "SELECT id, payload FROM rep_t WHERE id >= 0 ORDER BY id";
-    let plan: Vec<String> = c.query(&format!("EXPLAIN {q}"), &[])?.iter().map(|r| r.get(0)).collect();
-    assert!(plan.iter().any(|l| l.contains(index)), "expected a scan of {index}, got {plan:?}");
-    Ok(c.query(q, &[])?.iter().map(|r| (r.get(0), r.get(1))).collect())
+    let plan: Vec<String> = c
+        .query(&format!("EXPLAIN {q}"), &[])?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        plan.iter().any(|l| l.contains(index)),
+        "expected a scan of {index}, got {plan:?}"
+    );
+    Ok(c.query(q, &[])?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
 }
 
 fn replicate(name: &str, index_sql: &str, index: &str) -> Result<()> {
@@ -26,14 +36,19 @@ fn replicate(name: &str, index_sql: &str, index: &str) -> Result<()> {
     let standby = primary.start_standby(&format!("{name}-standby"))?;
     let mut p = primary.connect()?;
     let mut s = standby.connect()?;
-    assert!(s.query_one("SELECT pg_is_in_recovery()", &[])?.get::<_, bool>(0));
+    assert!(s
+        .query_one("SELECT pg_is_in_recovery()", &[])?
+        .get::<_, bool>(0));
 
     for cycle in 0..3i64 {
         let base = 1000 + cycle * 20_000;
         p.execute("INSERT INTO rep_t SELECT i, md5(i::text) FROM generate_series($1::bigint, $1::bigint + 19999) i", &[&base])?;
         // Random keys too, so inserts land inside pages and split them.
         p.execute("INSERT INTO rep_t SELECT (random() * 1e6)::bigint, 'random' FROM generate_series(1, 5000)", &[])?;
-        p.execute("UPDATE rep_t SET payload = 'updated ' || payload WHERE id % 10 = $1", &[&cycle])?;
+        p.execute(
+            "UPDATE rep_t SET payload = 'updated ' || payload WHERE id % 10 = $1",
+            &[&cycle],
+        )?;
         p.execute("DELETE FROM rep_t WHERE id % 3 = $1", &[&cycle])?;
         p.batch_execute("VACUUM rep_t")?;
         let lsn = primary.current_wal_lsn()?;
@@ -41,18 +56,33 @@ fn replicate(name: &str, index_sql: &str, index: &str) -> Result<()> {
         let on_primary = rows(&mut p, index)?;
         let on_standby = rows(&mut s, index)?;
         assert!(!on_primary.is_empty());
-        assert_eq!(on_primary.len(), on_standby.len(), "cycle {cycle}: row counts differ");
-        assert!(on_primary == on_standby, "cycle {cycle}: standby rows differ from primary");
+        assert_eq!(
+            on_primary.len(),
+            on_standby.len(),
+            "cycle {cycle}: row counts differ"
+        );
+        assert!(
+            on_primary == on_standby,
+            "cycle {cycle}: standby rows differ from primary"
+        );
     }
     Ok(())
 }
 
 #[test]
 fn btree_standby_returns_the_same_rows() -> Result<()> {
-    replicate("rep-btree", "CREATE INDEX rep_t_id ON rep_t (id);", "rep_t_id")
+    replicate(
+        "rep-btree",
+        "CREATE INDEX rep_t_id ON rep_t (id);",
+        "rep_t_id",
+    )
 }
 
 #[test]
 fn alex_standby_returns_the_same_rows() -> Result<()> {
-    replicate("rep-alex", "CREATE INDEX rep_t_id ON rep_t USING alex (id);", "rep_t_id")
+    replicate(
+        "rep-alex",
+        "CREATE INDEX rep_t_id ON rep_t USING alex (id);",
+        "rep_t_id",
+    )
 }

@@ -6,7 +6,11 @@ use alex::gen::{keys, Dist};
 use alex::{Alex, MemStore, Options, Tid};
 
 fn main() {
-    let n: usize = if std::env::var("ALEX_BENCH_LARGE").is_ok_and(|x| x == "1") { 10_000_000 } else { 1_000_000 };
+    let n: usize = if std::env::var("ALEX_BENCH_LARGE").is_ok_and(|x| x == "1") {
+        10_000_000
+    } else {
+        1_000_000
+    };
     let ins = n / 10;
     println!("n = {n} bulk-loaded keys, then {ins} inserted; i64 keys + 6-byte TIDs, 8 KiB pages");
     println!("| distribution | residual keys | data B/key (bulk) | model B/key (bulk) | levels | data B/key (+inserts) | model B/key (+inserts) | levels |");
@@ -14,8 +18,19 @@ fn main() {
     for d in Dist::ALL {
         let all = keys(d, n + ins, 1);
         for residual in [true, false] {
-            let opts = Options { residual_keys: residual, ..Options::default() };
-            let mut ix = Alex::bulk_load(MemStore::new(), opts, all[..n].iter().enumerate().map(|(i, &k)| (k, Tid::new(i as u32, 1)))).unwrap();
+            let opts = Options {
+                residual_keys: residual,
+                ..Options::default()
+            };
+            let mut ix = Alex::bulk_load(
+                MemStore::new(),
+                opts,
+                all[..n]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &k)| (k, Tid::new(i as u32, 1))),
+            )
+            .unwrap();
             let a = ix.verify().unwrap();
             for (i, &k) in all[n..].iter().enumerate() {
                 ix.insert(k, Tid::new(u32::MAX - i as u32, 2)).unwrap();

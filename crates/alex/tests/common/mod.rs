@@ -27,7 +27,10 @@ thread_local! {
 /// operations back to back, and the windows between a plan and its group never overlap.
 fn maybe_yield() {
     let t = TICK.with(|c| {
-        let v = c.get().wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let v = c
+            .get()
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         c.set(v);
         v >> 60
     });
@@ -63,7 +66,10 @@ impl SharedStore {
     }
     fn page(&self, blk: u32) -> Result<PageLock> {
         let pages = self.inner.pages.read();
-        pages.get(blk as usize).cloned().ok_or(Error::NoSuchBlock { blk, nblocks: pages.len() as u32 })
+        pages.get(blk as usize).cloned().ok_or(Error::NoSuchBlock {
+            blk,
+            nblocks: pages.len() as u32,
+        })
     }
 }
 
@@ -78,7 +84,11 @@ struct Group<'a> {
 impl Group<'_> {
     fn room(&self, blk: u32) -> Result<()> {
         if self.regs.len() >= GROUP_LIMIT {
-            return Err(Error::GroupTooLarge { blk, wanted: self.regs.len() + 1, limit: GROUP_LIMIT });
+            return Err(Error::GroupTooLarge {
+                blk,
+                wanted: self.regs.len() + 1,
+                limit: GROUP_LIMIT,
+            });
         }
         Ok(())
     }
@@ -92,7 +102,9 @@ impl WriteGroup for Group<'_> {
         self.room(blk)?;
         maybe_yield();
         let lock = self.store.page(blk)?;
-        let guard = lock.try_write_arc_for(DEADLOCK).unwrap_or_else(|| panic!("write lock on block {blk} not granted in {DEADLOCK:?}: deadlock"));
+        let guard = lock.try_write_arc_for(DEADLOCK).unwrap_or_else(|| {
+            panic!("write lock on block {blk} not granted in {DEADLOCK:?}: deadlock")
+        });
         let image = Box::new(**guard);
         self.regs.push((blk, guard, image));
         Ok(&mut self.regs.last_mut().unwrap().2)
@@ -119,13 +131,18 @@ impl PageStore for SharedStore {
     fn read(&self, blk: u32, f: &mut dyn FnMut(&Page)) -> Result<()> {
         maybe_yield();
         let lock = self.page(blk)?;
-        let guard = lock.try_read_for(DEADLOCK).unwrap_or_else(|| panic!("read lock on block {blk} not granted in {DEADLOCK:?}"));
+        let guard = lock
+            .try_read_for(DEADLOCK)
+            .unwrap_or_else(|| panic!("read lock on block {blk} not granted in {DEADLOCK:?}"));
         f(&guard);
         Ok(())
     }
 
     fn atomic(&mut self, f: &mut dyn FnMut(&mut dyn WriteGroup) -> Result<()>) -> Result<()> {
-        let mut g = Group { store: self, regs: Vec::with_capacity(GROUP_LIMIT) };
+        let mut g = Group {
+            store: self,
+            regs: Vec::with_capacity(GROUP_LIMIT),
+        };
         let r = f(&mut g);
         if r.is_ok() {
             for (_, guard, image) in g.regs.iter_mut() {
