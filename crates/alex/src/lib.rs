@@ -148,13 +148,15 @@ impl<S: PageStore> Alex<S> {
     }
 
     /// Open an existing index, sharing reader caches with other `Alex` values over it.
+    ///
+    /// Unlike `open`, this does not read the metapage: bindings open an index per call, and
+    /// every operation reads (and checks) the metapage when it needs it, so a bad one still
+    /// surfaces as an error on first use.
     pub fn open_with_cache(store: S, readers: std::sync::Arc<ReaderCache>) -> Result<Self> {
-        let ix = Alex {
+        Ok(Alex {
             readers,
             ..Alex::wrap(store)
-        };
-        ix.meta()?;
-        Ok(ix)
+        })
     }
 
     /// This value's reader caches, to share with later `Alex` values over the same index.

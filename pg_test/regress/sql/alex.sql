@@ -139,6 +139,13 @@ SET enable_hashjoin = off; SET enable_mergejoin = off;
 SELECT count(*) FROM generate_series(1, 300) g JOIN ax ON ax.id = g;
 RESET enable_hashjoin; RESET enable_mergejoin;
 
+-- Merge joins: alex scans cannot mark/restore, so PostgreSQL adds a Materialize.
+DROP INDEX ax_btree;
+SET enable_hashjoin = off; SET enable_nestloop = off;
+EXPLAIN (COSTS OFF) SELECT count(*) FROM ax a JOIN ax b ON a.id = b.id WHERE a.id < 100;
+SELECT count(*) FROM ax a JOIN ax b ON a.id = b.id WHERE a.id < 100;
+RESET enable_hashjoin; RESET enable_nestloop;
+
 -- A scrollable cursor over a backward-capable plan gets a Materialize.
 BEGIN;
 DECLARE c SCROLL CURSOR FOR SELECT id FROM ax WHERE id > 4400 ORDER BY id;
