@@ -11,6 +11,7 @@
 
 use pgrx::prelude::*;
 
+mod columnar;
 mod error;
 mod guc;
 mod index;
@@ -34,6 +35,7 @@ pub extern "C-unwind" fn _PG_init() {
     loading::init();
     guc::init();
     index::init();
+    columnar::init();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

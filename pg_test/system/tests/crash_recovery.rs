@@ -37,15 +37,22 @@ fn ids_via_seqscan(cluster: &Cluster) -> Result<BTreeSet<i64>> {
 /// Four rounds of: concurrent inserts, crash (kill -9 or immediate stop),
 /// recovery, and checks. `setup` creates ledger_t's indexes; `check` runs the
 /// index checker after recovery.
-fn crash_rounds(name: &str, setup: &str, index: &str, check: &[&str]) -> Result<()> {
+fn crash_rounds(
+    name: &str,
+    using: &str,
+    batch: usize,
+    setup: &str,
+    index: &str,
+    check: &[&str],
+) -> Result<()> {
     let cluster = Cluster::start_new(name, &ClusterOptions::default())?;
     cluster.sql(&format!(
         "CREATE EXTENSION amcheck; CREATE EXTENSION omendb;
-         CREATE TABLE ledger_t (id bigint NOT NULL, payload text NOT NULL); {setup}"
+         CREATE TABLE ledger_t (id bigint NOT NULL, payload text NOT NULL) {using}; {setup}"
     ))?;
     let mut ledger = Ledger::default();
     for round in 0..4i64 {
-        let work = InsertWorkload::start(&cluster, "ledger_t", 4, 50, round * 10_000_000_000)?;
+        let work = InsertWorkload::start(&cluster, "ledger_t", 4, batch, round * 10_000_000_000)?;
         std::thread::sleep(Duration::from_millis(1500));
         if round % 2 == 0 {
             cluster.kill9()?;
@@ -94,6 +101,8 @@ fn crash_rounds(name: &str, setup: &str, index: &str, check: &[&str]) -> Result<
 fn btree_keeps_committed_rows_across_crashes() -> Result<()> {
     crash_rounds(
         "crash-btree",
+        "",
+        50,
         "CREATE INDEX ledger_t_id ON ledger_t (id); CREATE INDEX ledger_t_payload ON ledger_t (payload);",
         "ledger_t_id",
         &["SELECT bt_index_check('ledger_t_id', true)", "SELECT bt_index_check('ledger_t_payload', true)"],
@@ -104,8 +113,29 @@ fn btree_keeps_committed_rows_across_crashes() -> Result<()> {
 fn alex_keeps_committed_rows_across_crashes() -> Result<()> {
     crash_rounds(
         "crash-alex",
+        "",
+        50,
         "CREATE INDEX ledger_t_id ON ledger_t USING alex (id);",
         "ledger_t_id",
         &["SELECT * FROM omendb.alex_verify('ledger_t_id')"],
     )
+}
+
+#[test]
+fn columnar_keeps_committed_rows_across_crashes() -> Result<()> {
+    // Batches of 50 rows go to the write store; of 2000 to Parquet segments.
+    for (name, batch) in [("crash-columnar-ws", 50), ("crash-columnar-parquet", 2000)] {
+        crash_rounds(
+            name,
+            "USING omen_columnar",
+            batch,
+            "CREATE INDEX ledger_t_id ON ledger_t (id);",
+            "ledger_t_id",
+            &[
+                "SELECT * FROM omendb.columnar_verify('ledger_t')",
+                "SELECT bt_index_check('ledger_t_id', true)",
+            ],
+        )?;
+    }
+    Ok(())
 }

@@ -1,7 +1,8 @@
 //! A streaming standby made with pg_basebackup returns the same rows as the
 //! primary after insert, update, delete and vacuum cycles, with
 //! wal_consistency_checking = all checking every replayed record (GenericXLog
-//! records of alex included) on the standby. Run for btree and for alex.
+//! records of alex and omen_columnar included) on the standby. Run for btree,
+//! alex, and an omen_columnar table.
 
 use omendb_systest::{Cluster, ClusterOptions, Result};
 use postgres::Client;
@@ -25,11 +26,11 @@ fn rows(c: &mut Client, index: &str) -> Result<Vec<(i64, String)>> {
         .collect())
 }
 
-fn replicate(name: &str, index_sql: &str, index: &str) -> Result<()> {
+fn replicate(name: &str, using: &str, index_sql: &str, index: &str) -> Result<()> {
     let primary = Cluster::start_new(name, &ClusterOptions::default())?;
     primary.sql(&format!(
         "CREATE EXTENSION omendb;
-         CREATE TABLE rep_t (id bigint NOT NULL, payload text NOT NULL);
+         CREATE TABLE rep_t (id bigint NOT NULL, payload text NOT NULL) {using};
          INSERT INTO rep_t SELECT i, md5(i::text) FROM generate_series(0, 999) i;
          {index_sql}"
     ))?;
@@ -65,6 +66,10 @@ fn replicate(name: &str, index_sql: &str, index: &str) -> Result<()> {
             on_primary == on_standby,
             "cycle {cycle}: standby rows differ from primary"
         );
+        let all = "SELECT md5(string_agg(x::text, ',' ORDER BY x::text)) FROM rep_t x";
+        let (hp, hs): (String, String) =
+            (p.query_one(all, &[])?.get(0), s.query_one(all, &[])?.get(0));
+        assert_eq!(hp, hs, "cycle {cycle}: standby table contents differ");
     }
     Ok(())
 }
@@ -73,6 +78,7 @@ fn replicate(name: &str, index_sql: &str, index: &str) -> Result<()> {
 fn btree_standby_returns_the_same_rows() -> Result<()> {
     replicate(
         "rep-btree",
+        "",
         "CREATE INDEX rep_t_id ON rep_t (id);",
         "rep_t_id",
     )
@@ -82,7 +88,18 @@ fn btree_standby_returns_the_same_rows() -> Result<()> {
 fn alex_standby_returns_the_same_rows() -> Result<()> {
     replicate(
         "rep-alex",
+        "",
         "CREATE INDEX rep_t_id ON rep_t USING alex (id);",
+        "rep_t_id",
+    )
+}
+
+#[test]
+fn columnar_standby_returns_the_same_rows() -> Result<()> {
+    replicate(
+        "rep-columnar",
+        "USING omen_columnar",
+        "CREATE INDEX rep_t_id ON rep_t (id); CREATE INDEX rep_t_alex ON rep_t USING alex (id);",
         "rep_t_id",
     )
 }

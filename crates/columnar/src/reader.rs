@@ -1,0 +1,558 @@
+//! Segment reader: parses the footer once, then decodes single row groups
+//! from just the column chunks a scan needs.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, FixedSizeBinaryArray, Float32Array, Float64Array, Int16Array,
+    Int32Array, Int64Array, Int8Array, LargeBinaryArray, RecordBatch,
+};
+use bytes::{Buf, Bytes};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
+use parquet::arrow::ProjectionMask;
+use parquet::errors::ParquetError;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::reader::{ChunkReader, Length};
+use parquet::file::statistics::Statistics;
+
+use crate::schema::{check_schema, decode_schema, err, ColumnKind, Error, Result, Schema, Value};
+use crate::stats::{decode_all, GroupStats};
+use crate::writer::{arrow_schema, KEY_SCHEMA, KEY_STATS, KEY_VERSION};
+use crate::FORMAT_VERSION;
+
+/// Where segment bytes come from; the caller copies them out of database pages.
+#[allow(clippy::len_without_is_empty)]
+pub trait SegmentSource {
+    /// Total segment size in bytes.
+    fn len(&self) -> u64;
+    /// Exactly `len` bytes starting at `offset`, or an error.
+    fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>>;
+}
+
+impl SegmentSource for [u8] {
+    fn len(&self) -> u64 {
+        <[u8]>::len(self) as u64
+    }
+
+    fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        usize::try_from(offset)
+            .ok()
+            .and_then(|start| self.get(start..start.checked_add(len)?))
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| {
+                Error(format!(
+                    "read of {len} bytes at offset {offset} is beyond the {}-byte segment",
+                    <[u8]>::len(self)
+                ))
+            })
+    }
+}
+
+impl SegmentSource for Vec<u8> {
+    fn len(&self) -> u64 {
+        SegmentSource::len(self.as_slice())
+    }
+
+    fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        self.as_slice().read(offset, len)
+    }
+}
+
+/// Lets a `&[u8]` (or any reference to a source) be passed as `&dyn SegmentSource`.
+impl<T: SegmentSource + ?Sized> SegmentSource for &T {
+    fn len(&self) -> u64 {
+        (**self).len()
+    }
+
+    fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        (**self).read(offset, len)
+    }
+}
+
+/// Parsed metadata of one segment; holds no column data.
+pub struct SegmentReader {
+    meta: ArrowReaderMetadata,
+    kinds: Vec<ColumnKind>,
+    schema: Schema,
+    stats: Vec<GroupStats>,
+    /// (min, max) row number per group, validated at open.
+    row_ranges: Vec<(u64, u64)>,
+}
+
+const MAGIC: &[u8; 4] = b"PAR1";
+
+/// Reads exactly `len` bytes, refusing ranges outside the segment before
+/// asking the source (so corrupt metadata cannot trigger huge allocations).
+fn read_exact(src: &dyn SegmentSource, offset: u64, len: u64, what: &str) -> Result<Vec<u8>> {
+    let end = offset.checked_add(len);
+    if end.is_none_or(|end| end > src.len()) {
+        return err(format!(
+            "{what} at offset {offset} length {len} exceeds the {}-byte segment",
+            src.len()
+        ));
+    }
+    let len = usize::try_from(len).map_err(|_| Error(format!("{what} is too large")))?;
+    let bytes = src.read(offset, len)?;
+    if bytes.len() != len {
+        return err(format!(
+            "{what}: source returned {} bytes, wanted {len}",
+            bytes.len()
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Runs a Parquet/Arrow decoding step, turning a panic on corrupt input into
+/// an error (the decoders are not guaranteed panic-free on hostile bytes).
+fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown panic");
+            err(format!("{what} failed on corrupt data: {msg}"))
+        }
+    }
+}
+
+impl SegmentReader {
+    /// Parses the footer of `src` and checks it against `expected`.
+    pub fn open(src: &dyn SegmentSource, expected: &Schema) -> Result<Self> {
+        Self::open_inner(src, Some(expected))
+    }
+
+    /// Parses the footer of `src`, taking the schema stored in it; the caller
+    /// checks [`SegmentReader::schema`] against what it expects (a table whose
+    /// columns were renamed, added or dropped still reads its old segments).
+    pub fn open_stored(src: &dyn SegmentSource) -> Result<Self> {
+        Self::open_inner(src, None)
+    }
+
+    /// The schema the segment was written with.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    fn open_inner(src: &dyn SegmentSource, expected: Option<&Schema>) -> Result<Self> {
+        let total = src.len();
+        if total < 12 {
+            return err(format!("segment of {total} bytes is too short"));
+        }
+        if read_exact(src, 0, 4, "segment header")? != MAGIC {
+            return err("segment header magic is not PAR1");
+        }
+        let tail = read_exact(src, total - 8, 8, "segment footer")?;
+        if tail[4..] != MAGIC[..] {
+            return err("segment footer magic is not PAR1");
+        }
+        let meta_len = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+        if meta_len > total - 12 {
+            return err(format!(
+                "segment footer is truncated: metadata length {meta_len} exceeds the {total}-byte segment"
+            ));
+        }
+        let meta_start = total - 8 - meta_len;
+        let buf = read_exact(src, meta_start, meta_len, "segment metadata")?;
+        let meta = guarded("parsing segment metadata", || {
+            Ok(ParquetMetaDataReader::decode_metadata(&buf)?)
+        })?;
+
+        let kv = |key: &str| {
+            meta.file_metadata()
+                .key_value_metadata()
+                .and_then(|kvs| kvs.iter().find(|kv| kv.key == key))
+                .and_then(|kv| kv.value.clone())
+                .ok_or_else(|| Error(format!("segment metadata lacks {key}")))
+        };
+        let version = kv(KEY_VERSION)?;
+        if version != FORMAT_VERSION.to_string() {
+            return err(format!(
+                "segment format version {version:?} is not {FORMAT_VERSION}"
+            ));
+        }
+        let stored = decode_schema(&kv(KEY_SCHEMA)?)?;
+        if let Some(expected) = expected {
+            check_schema(&stored, expected)?;
+        }
+        let expected = &stored;
+        let n = expected.columns.len();
+        let stats = decode_all(&kv(KEY_STATS)?, meta.num_row_groups(), n)?;
+
+        let row_ranges = check_layout(&meta, n, meta_start, &stats)?;
+        let meta = guarded("reading segment arrow schema", || {
+            Ok(ArrowReaderMetadata::try_new(
+                Arc::new(meta),
+                ArrowReaderOptions::new(),
+            )?)
+        })?;
+        let want = arrow_schema(expected);
+        let got = meta.schema();
+        if got.fields().len() != want.fields().len() {
+            return err("segment arrow schema has the wrong number of fields");
+        }
+        for (i, (g, w)) in got.fields().iter().zip(want.fields()).enumerate() {
+            if g.data_type() != w.data_type() {
+                return err(format!(
+                    "segment field {i} has arrow type {} instead of {}",
+                    g.data_type(),
+                    w.data_type()
+                ));
+            }
+        }
+        Ok(SegmentReader {
+            meta,
+            kinds: expected.columns.iter().map(|c| c.kind).collect(),
+            schema: stored,
+            stats,
+            row_ranges,
+        })
+    }
+
+    fn parquet(&self) -> &ParquetMetaData {
+        self.meta.metadata()
+    }
+
+    /// Total rows in the segment.
+    pub fn rows(&self) -> u64 {
+        self.stats.iter().map(|s| s.rows).sum()
+    }
+
+    pub fn row_groups(&self) -> usize {
+        self.stats.len()
+    }
+
+    /// Rows in `group` (panics if the group does not exist).
+    pub fn group_rows(&self, group: usize) -> u64 {
+        self.stats[group].rows
+    }
+
+    /// Smallest and largest row number in `group`, from the row-number
+    /// column's Parquet statistics (their presence is checked at open).
+    pub fn group_row_range(&self, group: usize) -> (u64, u64) {
+        self.row_ranges[group]
+    }
+
+    /// Statistics the writer computed for `group`.
+    pub fn group_stats(&self, group: usize) -> &GroupStats {
+        &self.stats[group]
+    }
+
+    /// Statistics merged over all groups.
+    pub fn segment_stats(&self) -> GroupStats {
+        let mut all = GroupStats::empty(self.kinds.len());
+        for s in &self.stats {
+            all.merge(s);
+        }
+        all
+    }
+
+    /// Compressed bytes per schema column, summed over groups.
+    pub fn column_chunk_bytes(&self) -> Vec<u64> {
+        let mut out = vec![0u64; self.kinds.len()];
+        for rg in self.parquet().row_groups() {
+            for (i, total) in out.iter_mut().enumerate() {
+                *total += rg.column(i + 1).compressed_size().max(0) as u64;
+            }
+        }
+        out
+    }
+
+    /// Uncompressed bytes of all column chunks (row numbers included).
+    pub fn uncompressed_bytes(&self) -> u64 {
+        let chunks = self
+            .parquet()
+            .row_groups()
+            .iter()
+            .flat_map(|rg| rg.columns());
+        chunks.map(|c| c.uncompressed_size().max(0) as u64).sum()
+    }
+
+    /// Decodes `columns` (schema column indexes) and the row numbers of
+    /// `group`, reading only those column chunks from `src`.
+    pub fn read_group(
+        &self,
+        src: &dyn SegmentSource,
+        group: usize,
+        columns: &[usize],
+    ) -> Result<DecodedGroup> {
+        if group >= self.row_groups() {
+            return err(format!(
+                "row group {group} does not exist (segment has {})",
+                self.row_groups()
+            ));
+        }
+        let mut wanted: Vec<usize> = columns.to_vec();
+        wanted.sort_unstable();
+        wanted.dedup();
+        if let Some(&bad) = wanted.iter().find(|&&c| c >= self.kinds.len()) {
+            return err(format!(
+                "column {bad} does not exist (schema has {})",
+                self.kinds.len()
+            ));
+        }
+        let leaves: Vec<usize> = std::iter::once(0)
+            .chain(wanted.iter().map(|c| c + 1))
+            .collect();
+        let rg = self.parquet().row_group(group);
+        let mut chunks = Vec::with_capacity(leaves.len());
+        for &leaf in &leaves {
+            let (start, len) = rg.column(leaf).byte_range();
+            let bytes = read_exact(src, start, len, "column chunk")?;
+            chunks.push((start, Bytes::from(bytes)));
+        }
+        chunks.sort_by_key(|c| c.0);
+        let sparse = Sparse {
+            len: src.len(),
+            chunks,
+        };
+        let rows = self.stats[group].rows;
+        let batch_size = usize::try_from(rows).unwrap_or(usize::MAX).max(1);
+        let mask = ProjectionMask::roots(self.meta.parquet_schema(), leaves);
+        let batches = guarded("decoding row group", || {
+            let reader =
+                ParquetRecordBatchReaderBuilder::new_with_metadata(sparse, self.meta.clone())
+                    .with_row_groups(vec![group])
+                    .with_projection(mask)
+                    .with_batch_size(batch_size)
+                    .build()?;
+            Ok(reader.collect::<std::result::Result<Vec<RecordBatch>, _>>()?)
+        })?;
+        let decoded: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+        if decoded != rows || batches.len() > 1 {
+            return err(format!(
+                "row group {group} decoded {decoded} rows in {} batches, expected {rows} in one",
+                batches.len()
+            ));
+        }
+        let mut out = DecodedGroup {
+            row_numbers: Int64Array::from(Vec::<i64>::new()),
+            columns: (0..self.kinds.len()).map(|_| None).collect(),
+        };
+        let Some(batch) = batches.into_iter().next() else {
+            return Ok(out);
+        };
+        if batch.num_columns() != wanted.len() + 1 {
+            return err("decoded row group has the wrong number of columns");
+        }
+        out.row_numbers = typed::<Int64Array>(batch.column(0), "row number")?;
+        let rn = &out.row_numbers;
+        if rn.null_count() != 0 {
+            return err(format!("row group {group} has NULL row numbers"));
+        }
+        if rn.values().first().is_some_and(|&v| v < 0)
+            || rn.values().windows(2).any(|w| w[0] >= w[1])
+        {
+            return err(format!("row group {group} row numbers are not ascending"));
+        }
+        for (k, &col) in wanted.iter().enumerate() {
+            let decoded = DecodedColumn::new(self.kinds[col], batch.column(k + 1), col)?;
+            out.columns[col] = Some(decoded);
+        }
+        Ok(out)
+    }
+}
+
+/// Checks the Parquet layout matches the writer's (column count, sane
+/// sizes, chunks inside the data area, row-number statistics present) and
+/// returns each group's row-number range.
+fn check_layout(
+    meta: &ParquetMetaData,
+    n: usize,
+    data_end: u64,
+    stats: &[GroupStats],
+) -> Result<Vec<(u64, u64)>> {
+    if meta.file_metadata().schema_descr().num_columns() != n + 1 {
+        return err(format!(
+            "segment has {} Parquet columns, expected {}",
+            meta.file_metadata().schema_descr().num_columns(),
+            n + 1
+        ));
+    }
+    let mut ranges = Vec::with_capacity(meta.num_row_groups());
+    for (g, rg) in meta.row_groups().iter().enumerate() {
+        if rg.num_columns() != n + 1 {
+            return err(format!("row group {g} has {} columns", rg.num_columns()));
+        }
+        if u64::try_from(rg.num_rows()).ok() != Some(stats[g].rows) {
+            return err(format!(
+                "row group {g} has {} rows but its stats say {}",
+                rg.num_rows(),
+                stats[g].rows
+            ));
+        }
+        for (c, chunk) in rg.columns().iter().enumerate() {
+            let (start, len) = chunk.byte_range();
+            if start.checked_add(len).is_none_or(|end| end > data_end) {
+                return err(format!(
+                    "row group {g} column chunk {c} lies outside the segment data"
+                ));
+            }
+        }
+        let range = match rg.column(0).statistics() {
+            Some(Statistics::Int64(s)) => s.min_opt().copied().zip(s.max_opt().copied()),
+            _ => None,
+        };
+        match range {
+            Some((min, max)) if 0 <= min && min <= max => ranges.push((min as u64, max as u64)),
+            _ => return err(format!("row group {g} lacks valid row-number statistics")),
+        }
+    }
+    Ok(ranges)
+}
+
+fn typed<T: Array + Clone + 'static>(array: &ArrayRef, what: &str) -> Result<T> {
+    array.as_any().downcast_ref::<T>().cloned().ok_or_else(|| {
+        Error(format!(
+            "decoded {what} column has arrow type {}",
+            array.data_type()
+        ))
+    })
+}
+
+/// A decoded column, typed once so `value` does not downcast per call.
+enum DecodedColumn {
+    Bool(BooleanArray),
+    Char(Int8Array),
+    Int16(Int16Array),
+    Int32(Int32Array),
+    Int64(Int64Array),
+    Float32(Float32Array),
+    Float64(Float64Array),
+    Fixed(FixedSizeBinaryArray),
+    Bytes(LargeBinaryArray),
+}
+
+impl DecodedColumn {
+    fn new(kind: ColumnKind, array: &ArrayRef, col: usize) -> Result<DecodedColumn> {
+        let what = format!("schema column {col}");
+        Ok(match kind {
+            ColumnKind::Bool => DecodedColumn::Bool(typed(array, &what)?),
+            ColumnKind::Char => DecodedColumn::Char(typed(array, &what)?),
+            ColumnKind::Int16 => DecodedColumn::Int16(typed(array, &what)?),
+            ColumnKind::Int32 => DecodedColumn::Int32(typed(array, &what)?),
+            ColumnKind::Int64 => DecodedColumn::Int64(typed(array, &what)?),
+            ColumnKind::Float32 => DecodedColumn::Float32(typed(array, &what)?),
+            ColumnKind::Float64 => DecodedColumn::Float64(typed(array, &what)?),
+            ColumnKind::Fixed(n) => {
+                let a: FixedSizeBinaryArray = typed(array, &what)?;
+                if a.value_length() != i32::from(n) {
+                    return err(format!("{what} has fixed width {}", a.value_length()));
+                }
+                DecodedColumn::Fixed(a)
+            }
+            ColumnKind::Bytes => DecodedColumn::Bytes(typed(array, &what)?),
+        })
+    }
+}
+
+/// The decoded rows of one row group (row numbers plus projected columns).
+pub struct DecodedGroup {
+    row_numbers: Int64Array,
+    columns: Vec<Option<DecodedColumn>>,
+}
+
+impl DecodedGroup {
+    pub fn len(&self) -> usize {
+        self.row_numbers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Row number of row `i` (ascending in `i`).
+    pub fn row_number(&self, i: usize) -> u64 {
+        self.row_numbers.value(i) as u64
+    }
+
+    /// Index of the row with `row_number`, by binary search.
+    pub fn position_of(&self, row_number: u64) -> Option<usize> {
+        let target = i64::try_from(row_number).ok()?;
+        self.row_numbers.values().binary_search(&target).ok()
+    }
+
+    /// Value of schema column `column` in row `i`, with words in the
+    /// canonical form of the crate docs. Panics if the column was not
+    /// decoded or `i` is out of range (caller bugs).
+    pub fn value(&self, column: usize, i: usize) -> Value<'_> {
+        let Some(col) = self.columns.get(column).and_then(Option::as_ref) else {
+            panic!("DecodedGroup::value: column {column} was not decoded");
+        };
+        macro_rules! word {
+            ($a:expr, $conv:expr) => {
+                if $a.is_null(i) {
+                    Value::Null
+                } else {
+                    Value::Word($conv($a.value(i)))
+                }
+            };
+        }
+        match col {
+            DecodedColumn::Bool(a) => word!(a, u64::from),
+            DecodedColumn::Char(a) => word!(a, |v: i8| i64::from(v) as u64),
+            DecodedColumn::Int16(a) => word!(a, |v: i16| i64::from(v) as u64),
+            DecodedColumn::Int32(a) => word!(a, |v: i32| i64::from(v) as u64),
+            DecodedColumn::Int64(a) => word!(a, |v: i64| v as u64),
+            DecodedColumn::Float32(a) => word!(a, |v: f32| u64::from(v.to_bits())),
+            DecodedColumn::Float64(a) => word!(a, f64::to_bits),
+            DecodedColumn::Fixed(a) if a.is_null(i) => Value::Null,
+            DecodedColumn::Fixed(a) => Value::Bytes(a.value(i)),
+            DecodedColumn::Bytes(a) if a.is_null(i) => Value::Null,
+            DecodedColumn::Bytes(a) => Value::Bytes(a.value(i)),
+        }
+    }
+}
+
+/// In-memory copy of just the column chunks a read needs, addressed by
+/// their offsets in the whole segment.
+struct Sparse {
+    len: u64,
+    chunks: Vec<(u64, Bytes)>,
+}
+
+impl Sparse {
+    /// The bytes from `start` to the end of the chunk containing it.
+    fn from(&self, start: u64) -> parquet::errors::Result<Bytes> {
+        for (base, bytes) in &self.chunks {
+            if start >= *base && start - base < bytes.len() as u64 {
+                return Ok(bytes.slice((start - base) as usize..));
+            }
+        }
+        Err(ParquetError::General(format!(
+            "offset {start} is outside the column chunks read"
+        )))
+    }
+}
+
+impl Length for Sparse {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl ChunkReader for Sparse {
+    type T = bytes::buf::Reader<Bytes>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        Ok(self.from(start)?.reader())
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        if length == 0 {
+            return Ok(Bytes::new());
+        }
+        let rest = self.from(start)?;
+        if rest.len() < length {
+            return Err(ParquetError::General(format!(
+                "{length} bytes at offset {start} run past the column chunk read"
+            )));
+        }
+        Ok(rest.slice(..length))
+    }
+}

@@ -1,0 +1,251 @@
+//! Segment writer: buffers rows column-wise and encodes each full row group
+//! to Parquet immediately, so memory stays bounded by one group plus the
+//! compressed output.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BooleanBuilder, FixedSizeBinaryBuilder, Float32Builder, Float64Builder, Int16Builder,
+    Int32Builder, Int64Builder, Int8Builder, LargeBinaryBuilder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema as ArrowSchema, SchemaRef};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+
+use crate::schema::{encode_schema, err, value_mismatch, ColumnKind, Result, Schema, Value};
+use crate::stats::{encode_all, GroupStats};
+use crate::{FORMAT_VERSION, ROW_NUMBER_COLUMN};
+
+/// Key-value metadata keys.
+pub(crate) const KEY_VERSION: &str = "omendb.format_version";
+pub(crate) const KEY_SCHEMA: &str = "omendb.schema";
+pub(crate) const KEY_STATS: &str = "omendb.stats";
+
+/// A row group is cut early once its raw values exceed this many bytes, so a
+/// run of huge varlenas cannot make one group (and its memory) unbounded.
+const MAX_GROUP_BYTES: usize = 256 << 20;
+
+/// Builds one Parquet segment from rows pushed in row-number order.
+pub struct SegmentWriter {
+    kinds: Vec<ColumnKind>,
+    arrow_schema: SchemaRef,
+    writer: ArrowWriter<Vec<u8>>,
+    rows_per_group: usize,
+    row_numbers: Int64Builder,
+    builders: Vec<ColumnBuilder>,
+    group: GroupStats,
+    group_rows: usize,
+    group_bytes: usize,
+    stats: Vec<GroupStats>,
+    rows: u64,
+    last_row: Option<u64>,
+}
+
+enum ColumnBuilder {
+    Bool(BooleanBuilder),
+    Char(Int8Builder),
+    Int16(Int16Builder),
+    Int32(Int32Builder),
+    Int64(Int64Builder),
+    Float32(Float32Builder),
+    Float64(Float64Builder),
+    Fixed(FixedSizeBinaryBuilder),
+    Bytes(LargeBinaryBuilder),
+}
+
+impl ColumnBuilder {
+    fn new(kind: ColumnKind) -> ColumnBuilder {
+        match kind {
+            ColumnKind::Bool => ColumnBuilder::Bool(BooleanBuilder::new()),
+            ColumnKind::Char => ColumnBuilder::Char(Int8Builder::new()),
+            ColumnKind::Int16 => ColumnBuilder::Int16(Int16Builder::new()),
+            ColumnKind::Int32 => ColumnBuilder::Int32(Int32Builder::new()),
+            ColumnKind::Int64 => ColumnBuilder::Int64(Int64Builder::new()),
+            ColumnKind::Float32 => ColumnBuilder::Float32(Float32Builder::new()),
+            ColumnKind::Float64 => ColumnBuilder::Float64(Float64Builder::new()),
+            ColumnKind::Fixed(n) => ColumnBuilder::Fixed(FixedSizeBinaryBuilder::new(i32::from(n))),
+            ColumnKind::Bytes => ColumnBuilder::Bytes(LargeBinaryBuilder::new()),
+        }
+    }
+
+    /// Appends a value already checked by `value_mismatch`.
+    fn append(&mut self, value: &Value) -> Result<()> {
+        use ColumnBuilder as B;
+        match (self, *value) {
+            (B::Bool(b), Value::Null) => b.append_null(),
+            (B::Char(b), Value::Null) => b.append_null(),
+            (B::Int16(b), Value::Null) => b.append_null(),
+            (B::Int32(b), Value::Null) => b.append_null(),
+            (B::Int64(b), Value::Null) => b.append_null(),
+            (B::Float32(b), Value::Null) => b.append_null(),
+            (B::Float64(b), Value::Null) => b.append_null(),
+            (B::Fixed(b), Value::Null) => b.append_null(),
+            (B::Bytes(b), Value::Null) => b.append_null(),
+            (B::Bool(b), Value::Word(w)) => b.append_value(w != 0),
+            (B::Char(b), Value::Word(w)) => b.append_value(w as u8 as i8),
+            (B::Int16(b), Value::Word(w)) => b.append_value(w as u16 as i16),
+            (B::Int32(b), Value::Word(w)) => b.append_value(w as u32 as i32),
+            (B::Int64(b), Value::Word(w)) => b.append_value(w as i64),
+            (B::Float32(b), Value::Word(w)) => b.append_value(f32::from_bits(w as u32)),
+            (B::Float64(b), Value::Word(w)) => b.append_value(f64::from_bits(w)),
+            (B::Fixed(b), Value::Bytes(v)) => b.append_value(v)?,
+            (B::Bytes(b), Value::Bytes(v)) => b.append_value(v),
+            _ => return err("value does not match column kind"),
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            ColumnBuilder::Bool(b) => Arc::new(b.finish()),
+            ColumnBuilder::Char(b) => Arc::new(b.finish()),
+            ColumnBuilder::Int16(b) => Arc::new(b.finish()),
+            ColumnBuilder::Int32(b) => Arc::new(b.finish()),
+            ColumnBuilder::Int64(b) => Arc::new(b.finish()),
+            ColumnBuilder::Float32(b) => Arc::new(b.finish()),
+            ColumnBuilder::Float64(b) => Arc::new(b.finish()),
+            ColumnBuilder::Fixed(b) => Arc::new(b.finish()),
+            ColumnBuilder::Bytes(b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// Arrow schema of a segment: the row-number column, then `c0`, `c1`, ...
+/// (PostgreSQL names may repeat or be odd; the real names live in metadata).
+pub(crate) fn arrow_schema(schema: &Schema) -> ArrowSchema {
+    let mut fields = vec![Field::new(ROW_NUMBER_COLUMN, DataType::Int64, false)];
+    for (i, col) in schema.columns.iter().enumerate() {
+        fields.push(Field::new(format!("c{i}"), col.kind.arrow_type(), true));
+    }
+    ArrowSchema::new(fields)
+}
+
+impl SegmentWriter {
+    /// Starts a segment for `schema`, cutting a row group every
+    /// `rows_per_group` rows (or earlier for very large values).
+    pub fn new(schema: &Schema, rows_per_group: usize) -> Result<Self> {
+        if rows_per_group == 0 {
+            return err("rows_per_group must be positive");
+        }
+        for (i, col) in schema.columns.iter().enumerate() {
+            if col.kind == ColumnKind::Fixed(0) {
+                return err(format!("column {i} has fixed length 0"));
+            }
+        }
+        let arrow_schema = Arc::new(arrow_schema(schema));
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+            .set_max_row_group_size(rows_per_group)
+            .set_key_value_metadata(Some(vec![
+                KeyValue::new(KEY_VERSION.to_string(), FORMAT_VERSION.to_string()),
+                KeyValue::new(KEY_SCHEMA.to_string(), encode_schema(schema)),
+            ]))
+            .build();
+        let writer = ArrowWriter::try_new(Vec::new(), arrow_schema.clone(), Some(props))?;
+        let kinds: Vec<ColumnKind> = schema.columns.iter().map(|c| c.kind).collect();
+        Ok(SegmentWriter {
+            builders: kinds.iter().map(|k| ColumnBuilder::new(*k)).collect(),
+            group: GroupStats::empty(kinds.len()),
+            kinds,
+            arrow_schema,
+            writer,
+            rows_per_group,
+            row_numbers: Int64Builder::new(),
+            group_rows: 0,
+            group_bytes: 0,
+            stats: Vec::new(),
+            rows: 0,
+            last_row: None,
+        })
+    }
+
+    /// Adds one row. Row numbers must be strictly increasing and at most
+    /// `i64::MAX` (they are stored as Parquet INT64). A rejected row leaves
+    /// the writer unchanged.
+    pub fn push(&mut self, row_number: u64, values: &[Value]) -> Result<()> {
+        if values.len() != self.kinds.len() {
+            return err(format!(
+                "row has {} values, schema has {} columns",
+                values.len(),
+                self.kinds.len()
+            ));
+        }
+        if let Some(last) = self.last_row {
+            if row_number <= last {
+                return err(format!(
+                    "row number {row_number} does not follow previous row number {last}"
+                ));
+            }
+        }
+        let Ok(row_i64) = i64::try_from(row_number) else {
+            return err(format!("row number {row_number} exceeds i64::MAX"));
+        };
+        let mut bytes = 8;
+        for (i, (kind, value)) in self.kinds.iter().zip(values).enumerate() {
+            if let Some(msg) = value_mismatch(*kind, value) {
+                return err(format!("column {i}: {msg}"));
+            }
+            bytes += match value {
+                Value::Null => 0,
+                Value::Word(_) => kind.word_width(),
+                Value::Bytes(b) => b.len() + 8,
+            };
+        }
+        for (builder, value) in self.builders.iter_mut().zip(values) {
+            builder.append(value)?;
+        }
+        self.row_numbers.append_value(row_i64);
+        self.group.add_row(&self.kinds, values);
+        self.group_rows += 1;
+        self.group_bytes += bytes;
+        self.rows += 1;
+        self.last_row = Some(row_number);
+        if self.group_rows >= self.rows_per_group || self.group_bytes >= MAX_GROUP_BYTES {
+            self.flush_group()?;
+        }
+        Ok(())
+    }
+
+    /// Rows pushed so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Rough memory held: unencoded values of the open group plus the
+    /// encoded segment so far.
+    pub fn buffered_bytes(&self) -> usize {
+        self.group_bytes + self.writer.in_progress_size() + self.writer.bytes_written()
+    }
+
+    /// Encodes any open group and returns the complete Parquet file.
+    pub fn finish(mut self) -> Result<Vec<u8>> {
+        self.flush_group()?;
+        self.writer.append_key_value_metadata(KeyValue::new(
+            KEY_STATS.to_string(),
+            encode_all(&self.stats),
+        ));
+        // into_inner writes the footer itself; calling finish first would
+        // write it twice.
+        Ok(self.writer.into_inner()?)
+    }
+
+    /// Encodes the open group (if any) as one Parquet row group.
+    fn flush_group(&mut self) -> Result<()> {
+        if self.group_rows == 0 {
+            return Ok(());
+        }
+        let mut columns: Vec<ArrayRef> = vec![Arc::new(self.row_numbers.finish())];
+        columns.extend(self.builders.iter_mut().map(ColumnBuilder::finish));
+        let batch = RecordBatch::try_new(self.arrow_schema.clone(), columns)?;
+        self.writer.write(&batch)?;
+        self.writer.flush()?;
+        let fresh = GroupStats::empty(self.kinds.len());
+        self.stats.push(std::mem::replace(&mut self.group, fresh));
+        self.group_rows = 0;
+        self.group_bytes = 0;
+        Ok(())
+    }
+}

@@ -1,0 +1,215 @@
+//! Segments round-trip every kind bit-exactly, under any projection.
+
+mod common;
+
+use common::*;
+use omendb_columnar::{Schema, SegmentReader, SegmentWriter, Value};
+
+struct Table {
+    schema: Schema,
+    row_numbers: Vec<u64>,
+    rows: Vec<Vec<Owned>>,
+}
+
+fn random_table(rng: &mut Rng, nrows: usize, big: bool) -> Table {
+    let extra = rng.index(8);
+    let schema = random_schema(rng, extra);
+    let rows = (0..nrows).map(|_| random_row(rng, &schema, big)).collect();
+    Table {
+        row_numbers: row_numbers(rng, nrows),
+        schema,
+        rows,
+    }
+}
+
+fn write(table: &Table, rows_per_group: usize) -> Vec<u8> {
+    let mut w = SegmentWriter::new(&table.schema, rows_per_group).unwrap();
+    for (rn, row) in table.row_numbers.iter().zip(&table.rows) {
+        w.push(*rn, &as_values(row)).unwrap();
+    }
+    assert_eq!(w.rows(), table.rows.len() as u64);
+    assert!(w.buffered_bytes() > 0 || table.rows.is_empty());
+    w.finish().unwrap()
+}
+
+/// Decodes every group with `projection(group)` and checks each value.
+fn check(table: &Table, bytes: &[u8], rows_per_group: usize, rng: &mut Rng, projections: usize) {
+    let reader = SegmentReader::open(&bytes, &table.schema).unwrap();
+    let n = table.rows.len();
+    assert_eq!(reader.rows(), n as u64);
+    assert_eq!(reader.row_groups(), n.div_ceil(rows_per_group));
+    let ncols = table.schema.columns.len();
+    let mut first = 0usize;
+    for g in 0..reader.row_groups() {
+        let len = reader.group_rows(g) as usize;
+        assert_eq!(len, rows_per_group.min(n - first), "group {g} size");
+        let rns = &table.row_numbers[first..first + len];
+        assert_eq!(reader.group_row_range(g), (rns[0], rns[len - 1]));
+
+        let all: Vec<usize> = (0..ncols).collect();
+        let mut projs = vec![all, vec![]];
+        for _ in 0..projections {
+            let mut p: Vec<usize> = (0..ncols).filter(|_| rng.one_in(3)).collect();
+            if rng.one_in(2) && !p.is_empty() {
+                p.reverse();
+                p.push(p[0]); // duplicates and odd order are allowed
+            }
+            projs.push(p);
+        }
+        for proj in projs {
+            let d = reader.read_group(&bytes, g, &proj).unwrap();
+            assert_eq!(d.len(), len);
+            for i in 0..len {
+                assert_eq!(d.row_number(i), rns[i]);
+                assert_eq!(d.position_of(rns[i]), Some(i));
+                if i + 1 < len && rns[i] + 1 < rns[i + 1] {
+                    assert_eq!(d.position_of(rns[i] + 1), None);
+                }
+                for &c in &proj {
+                    let kind = table.schema.columns[c].kind;
+                    let want = expected(kind, &table.rows[first + i][c]);
+                    let got = to_owned(d.value(c, i));
+                    assert_eq!(got, want, "group {g} row {i} column {c} ({kind:?})");
+                }
+            }
+            assert_eq!(d.position_of(rns[0].wrapping_sub(1)), None);
+            assert_eq!(d.position_of(rns[len - 1] + 1), None);
+            assert_eq!(d.position_of(u64::MAX), None);
+        }
+        first += len;
+    }
+    assert_eq!(first, n);
+}
+
+#[test]
+fn small_groups_round_trip() {
+    for seed in 0..12 {
+        let mut rng = Rng::new(seed);
+        let nrows = rng.index(120);
+        let table = random_table(&mut rng, nrows, true);
+        let bytes = write(&table, 7);
+        check(&table, &bytes, 7, &mut rng, 3);
+    }
+}
+
+#[test]
+fn large_groups_round_trip() {
+    for seed in 100..103 {
+        let mut rng = Rng::new(seed);
+        let nrows = 1000 + rng.index(2500);
+        let table = random_table(&mut rng, nrows, false);
+        let bytes = write(&table, 1000);
+        check(&table, &bytes, 1000, &mut rng, 4);
+        let bytes = write(&table, 4000);
+        check(&table, &bytes, 4000, &mut rng, 1);
+    }
+}
+
+#[test]
+fn empty_segment() {
+    let mut rng = Rng::new(7);
+    let schema = random_schema(&mut rng, 0);
+    let bytes = SegmentWriter::new(&schema, 10).unwrap().finish().unwrap();
+    let r = SegmentReader::open(&bytes, &schema).unwrap();
+    assert_eq!((r.rows(), r.row_groups()), (0, 0));
+    let s = r.segment_stats();
+    assert_eq!(s.rows, 0);
+    assert!(s.nulls.iter().all(|&n| n == 0));
+    assert!(r.read_group(&bytes, 0, &[0]).is_err());
+}
+
+#[test]
+fn zero_column_schema() {
+    let schema = Schema { columns: vec![] };
+    let mut w = SegmentWriter::new(&schema, 3).unwrap();
+    for rn in [5u64, 9, 10, 11, 400] {
+        w.push(rn, &[]).unwrap();
+    }
+    let bytes = w.finish().unwrap();
+    let r = SegmentReader::open(&bytes, &schema).unwrap();
+    assert_eq!((r.rows(), r.row_groups()), (5, 2));
+    assert_eq!(r.group_row_range(1), (11, 400));
+    let d = r.read_group(&bytes, 1, &[]).unwrap();
+    assert_eq!((d.len(), d.row_number(1)), (2, 400));
+}
+
+#[test]
+fn all_null_and_bit_patterns() {
+    let mut rng = Rng::new(3);
+    let schema = random_schema(&mut rng, 0);
+    let nulls: Vec<Owned> = schema.columns.iter().map(|_| Owned::Null).collect();
+    let mut w = SegmentWriter::new(&schema, 4).unwrap();
+    for rn in 0..10u64 {
+        w.push(rn * 3, &as_values(&nulls)).unwrap();
+    }
+    let bytes = w.finish().unwrap();
+    let r = SegmentReader::open(&bytes, &schema).unwrap();
+    for g in 0..r.row_groups() {
+        let d = r
+            .read_group(&bytes, g, &(0..schema.columns.len()).collect::<Vec<_>>())
+            .unwrap();
+        for i in 0..d.len() {
+            for c in 0..schema.columns.len() {
+                assert_eq!(d.value(c, i), Value::Null);
+            }
+        }
+    }
+}
+
+#[test]
+#[should_panic(expected = "not decoded")]
+fn value_of_unprojected_column_panics() {
+    let mut rng = Rng::new(4);
+    let schema = random_schema(&mut rng, 0);
+    let row = random_row(&mut rng, &schema, false);
+    let mut w = SegmentWriter::new(&schema, 4).unwrap();
+    w.push(1, &as_values(&row)).unwrap();
+    let bytes = w.finish().unwrap();
+    let r = SegmentReader::open(&bytes, &schema).unwrap();
+    let d = r.read_group(&bytes, 0, &[0]).unwrap();
+    let _ = d.value(1, 0);
+}
+
+#[test]
+fn writer_rejects_bad_input() {
+    let mut rng = Rng::new(5);
+    let schema = random_schema(&mut rng, 0);
+    let row = random_row(&mut rng, &schema, false);
+    let mut w = SegmentWriter::new(&schema, 4).unwrap();
+    w.push(10, &as_values(&row)).unwrap();
+    assert!(w.push(10, &as_values(&row)).is_err(), "repeated row number");
+    assert!(
+        w.push(9, &as_values(&row)).is_err(),
+        "decreasing row number"
+    );
+    assert!(
+        w.push(1 << 63, &as_values(&row)).is_err(),
+        "row number beyond i64"
+    );
+    assert!(w.push(11, &as_values(&row[1..])).is_err(), "short row");
+    let fixed = schema
+        .columns
+        .iter()
+        .position(|c| matches!(c.kind, omendb_columnar::ColumnKind::Fixed(16)))
+        .unwrap();
+    let mut bad = as_values(&row);
+    bad[fixed] = Value::Bytes(&[1, 2, 3]);
+    let e = w.push(11, &bad).unwrap_err();
+    assert!(e.to_string().contains(&format!("column {fixed}")), "{e}");
+    let int = schema
+        .columns
+        .iter()
+        .position(|c| c.kind == omendb_columnar::ColumnKind::Int32)
+        .unwrap();
+    let mut bad = as_values(&row);
+    bad[int] = Value::Bytes(b"xx");
+    assert!(w.push(11, &bad).is_err());
+    // The writer is unchanged by rejected rows.
+    w.push(11, &as_values(&row)).unwrap();
+    assert_eq!(w.rows(), 2);
+    let bytes = w.finish().unwrap();
+    let r = SegmentReader::open(&bytes, &schema).unwrap();
+    assert_eq!(r.rows(), 2);
+    assert_eq!(r.group_row_range(0), (10, 11));
+    assert!(SegmentWriter::new(&schema, 0).is_err());
+}

@@ -1,0 +1,607 @@
+//! The extension's catalog tables for columnar storage, read and written with
+//! heap access (not SPI): reads take the caller's snapshot, so segment and
+//! deletion visibility is exactly heap MVCC; writes take an explicit command
+//! id, so a segment flushed at the end of a statement is stamped with the
+//! command that inserted its rows.
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::collections::HashSet;
+use std::ffi::CString;
+
+extension_sql!(
+    r#"
+-- One row per segment of an omen_columnar table's storage. A segment covers
+-- row numbers first_row..last_row (row_count of them present); its bytes are
+-- block_count pages from first_block (Parquet, kind 'p') or rows in the
+-- write-store page chain starting at first_block (kind 'w').
+CREATE TABLE omendb.columnar_segment (
+    storage_id bigint NOT NULL,
+    first_row bigint NOT NULL,
+    last_row bigint NOT NULL,
+    row_count bigint NOT NULL,
+    kind "char" NOT NULL,
+    first_block bigint NOT NULL,
+    block_count bigint NOT NULL,
+    byte_length bigint NOT NULL,
+    format_version integer NOT NULL
+);
+CREATE INDEX columnar_segment_rows ON omendb.columnar_segment (storage_id, first_row);
+-- One row per deleted row; the primary key makes two transactions deleting
+-- the same row conflict (the second waits for the first, like heap).
+CREATE TABLE omendb.columnar_deleted (
+    storage_id bigint NOT NULL,
+    row_number bigint NOT NULL,
+    by_update boolean NOT NULL,
+    CONSTRAINT columnar_deleted_pkey PRIMARY KEY (storage_id, row_number)
+);
+CREATE SEQUENCE omendb.columnar_storage_seq;
+REVOKE ALL ON omendb.columnar_segment, omendb.columnar_deleted, omendb.columnar_storage_seq FROM PUBLIC;
+"#,
+    name = "columnar_catalog",
+    requires = ["omendb_schema"]
+);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Parquet,
+    WriteStore,
+    /// Row numbers reserved by a transaction whose rows are not written yet
+    /// (kind 'r'): only dirty reads care, to wait for that transaction.
+    Reserved,
+}
+
+#[derive(Clone, Debug)]
+pub struct Segment {
+    pub first_row: u64,
+    pub last_row: u64,
+    pub row_count: u64,
+    pub kind: Kind,
+    pub first_block: u32,
+    pub block_count: u32,
+    pub byte_length: u64,
+    pub format_version: u32,
+}
+
+/// A deletion row as seen by a dirty read.
+pub struct Deletion {
+    pub xmin: pg_sys::TransactionId,
+    pub cmin: pg_sys::CommandId,
+    pub by_update: bool,
+}
+
+const SEGMENT_TABLE: &str = "columnar_segment";
+const SEGMENT_INDEX: &str = "columnar_segment_rows";
+const DELETED_TABLE: &str = "columnar_deleted";
+const DELETED_INDEX: &str = "columnar_deleted_pkey";
+const STORAGE_SEQ: &str = "columnar_storage_seq";
+
+unsafe extern "C-unwind" {
+    fn nextval_internal(relid: pg_sys::Oid, check_permissions: bool) -> i64;
+}
+
+fn lookup(name: &str) -> pg_sys::Oid {
+    let schema = CString::new("omendb").expect("no NUL");
+    let cname = CString::new(name).expect("no NUL");
+    // SAFETY: syscache lookups with valid C strings.
+    unsafe {
+        let ns = pg_sys::get_namespace_oid(schema.as_ptr(), true);
+        if ns == pg_sys::InvalidOid {
+            pg_sys::InvalidOid
+        } else {
+            pg_sys::get_relname_relid(cname.as_ptr(), ns)
+        }
+    }
+}
+
+/// Whether the catalog tables exist (not during DROP EXTENSION ... CASCADE).
+pub fn available() -> bool {
+    lookup(SEGMENT_TABLE) != pg_sys::InvalidOid && lookup(DELETED_TABLE) != pg_sys::InvalidOid
+}
+
+fn catalog_oid(name: &str) -> pg_sys::Oid {
+    let oid = lookup(name);
+    if oid == pg_sys::InvalidOid {
+        crate::error::error_with_hint(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+            format!("omendb catalog table omendb.{name} does not exist"),
+            "omen_columnar tables need the omendb extension: CREATE EXTENSION omendb.".into(),
+        );
+    }
+    oid
+}
+
+/// An open catalog relation, closed (lock kept to end of transaction) on drop.
+struct Open(pg_sys::Relation);
+
+impl Open {
+    fn table(name: &str, lock: u32) -> Open {
+        // SAFETY: opening an existing relation by OID.
+        Open(unsafe { pg_sys::table_open(catalog_oid(name), lock as i32) })
+    }
+    fn index(name: &str, lock: u32) -> Open {
+        // SAFETY: as above.
+        Open(unsafe { pg_sys::index_open(catalog_oid(name), lock as i32) })
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        // SAFETY: opened in Open::table/index; relation_close fits both.
+        unsafe { pg_sys::relation_close(self.0, pg_sys::NoLock as i32) };
+    }
+}
+
+/// A new storage id for a table's metapage: ids are never reused, so catalog
+/// rows of a dropped or truncated storage can never attach to another.
+pub fn new_storage_id() -> u64 {
+    // SAFETY: the sequence exists (catalog_oid checks); no permission check,
+    // the id is internal.
+    let seq = catalog_oid(STORAGE_SEQ);
+    unsafe { pg_sys::ffi::pg_guard_ffi_boundary(|| nextval_internal(seq, false) as u64) }
+}
+
+fn int8_key(key: &mut pg_sys::ScanKeyData, attno: i16, strategy: u16, proc_: u32, value: u64) {
+    // SAFETY: initialising a caller-owned scan key.
+    unsafe {
+        pg_sys::ScanKeyInit(
+            key,
+            attno,
+            strategy,
+            pg_sys::Oid::from(proc_),
+            pg_sys::Datum::from(value as i64),
+        )
+    };
+}
+
+/// Insert `values` into catalog table `table` as command `cid`, and into its
+/// indexes (unique ones checked: a concurrent duplicate waits, then errors).
+/// Returns the new catalog tuple's TID.
+fn insert(
+    table: &str,
+    values: &mut [pg_sys::Datum],
+    cid: pg_sys::CommandId,
+) -> pg_sys::ItemPointerData {
+    let heap = Open::table(table, pg_sys::RowExclusiveLock);
+    let mut nulls = vec![false; values.len()];
+    // SAFETY: values match the catalog's descriptor (the callers build them
+    // in column order); the tuple is ours until freed.
+    unsafe {
+        let desc = (*heap.0).rd_att;
+        let tup = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
+        pg_sys::heap_insert(heap.0, tup, cid, 0, std::ptr::null_mut());
+        let list = pg_sys::RelationGetIndexList(heap.0);
+        let n = if list.is_null() {
+            0
+        } else {
+            (*list).length as usize
+        };
+        {
+            for k in 0..n {
+                let oid = (*(*list).elements.add(k)).oid_value;
+                let index = Open(pg_sys::index_open(oid, pg_sys::RowExclusiveLock as i32));
+                let info = pg_sys::BuildIndexInfo(index.0);
+                let n = (*info).ii_NumIndexKeyAttrs as usize;
+                let mut ivalues = Vec::with_capacity(n);
+                let mut inulls = vec![false; n];
+                for i in 0..n {
+                    let attno = (*info).ii_IndexAttrNumbers[i] as usize;
+                    ivalues.push(values[attno - 1]);
+                }
+                let check = if (*info).ii_Unique {
+                    pg_sys::IndexUniqueCheck::UNIQUE_CHECK_YES
+                } else {
+                    pg_sys::IndexUniqueCheck::UNIQUE_CHECK_NO
+                };
+                pg_sys::index_insert(
+                    index.0,
+                    ivalues.as_mut_ptr(),
+                    inulls.as_mut_ptr(),
+                    &mut (*tup).t_self,
+                    heap.0,
+                    check,
+                    false,
+                    info,
+                );
+            }
+        }
+        let tid = (*tup).t_self;
+        pg_sys::heap_freetuple(tup);
+        tid
+    }
+}
+
+pub fn insert_segment(
+    storage: u64,
+    seg: &Segment,
+    cid: pg_sys::CommandId,
+) -> pg_sys::ItemPointerData {
+    let kind = match seg.kind {
+        Kind::Parquet => b'p',
+        Kind::WriteStore => b'w',
+        Kind::Reserved => b'r',
+    };
+    let mut values = [
+        pg_sys::Datum::from(storage as i64),
+        pg_sys::Datum::from(seg.first_row as i64),
+        pg_sys::Datum::from(seg.last_row as i64),
+        pg_sys::Datum::from(seg.row_count as i64),
+        pg_sys::Datum::from(kind as i8),
+        pg_sys::Datum::from(seg.first_block as i64),
+        pg_sys::Datum::from(seg.block_count as i64),
+        pg_sys::Datum::from(seg.byte_length as i64),
+        pg_sys::Datum::from(seg.format_version as i32),
+    ];
+    insert(SEGMENT_TABLE, &mut values, cid)
+}
+
+/// Delete this transaction's reservation rows (their batch is written or
+/// gone), as a command after `cid`, the one that inserted them: a command
+/// cannot delete what it inserted itself.
+pub fn forget_reservations(tids: &[pg_sys::ItemPointerData], cid: pg_sys::CommandId) {
+    if tids.is_empty() {
+        return;
+    }
+    let heap = Open::table(SEGMENT_TABLE, pg_sys::RowExclusiveLock);
+    for tid in tids {
+        let mut t = *tid;
+        let mut tmfd = pg_sys::TM_FailureData::default();
+        // SAFETY: a tuple this transaction inserted and nobody else deletes.
+        let r = unsafe {
+            pg_sys::heap_delete(
+                heap.0,
+                &mut t,
+                cid + 1,
+                std::ptr::null_mut(),
+                true,
+                &mut tmfd,
+                false,
+            )
+        };
+        if r != pg_sys::TM_Result::TM_Ok {
+            crate::error::error(
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                format!("could not delete an omen_columnar row reservation (result {r})"),
+            );
+        }
+    }
+}
+
+pub fn insert_deletion(storage: u64, row: u64, by_update: bool, cid: pg_sys::CommandId) {
+    let mut values = [
+        pg_sys::Datum::from(storage as i64),
+        pg_sys::Datum::from(row as i64),
+        pg_sys::Datum::from(by_update),
+    ];
+    insert(DELETED_TABLE, &mut values, cid);
+}
+
+/// Deform a catalog tuple into its datums.
+unsafe fn deform(heap: &Open, tup: pg_sys::HeapTuple, n: usize) -> Vec<pg_sys::Datum> {
+    let mut values = vec![pg_sys::Datum::from(0); n];
+    let mut nulls = vec![false; n];
+    pg_sys::heap_deform_tuple(
+        tup,
+        (*heap.0).rd_att,
+        values.as_mut_ptr(),
+        nulls.as_mut_ptr(),
+    );
+    values
+}
+
+fn segment_from(values: &[pg_sys::Datum]) -> Segment {
+    let i = |k: usize| values[k].value() as i64;
+    Segment {
+        first_row: i(1) as u64,
+        last_row: i(2) as u64,
+        row_count: i(3) as u64,
+        kind: match values[4].value() as u8 {
+            b'w' => Kind::WriteStore,
+            b'r' => Kind::Reserved,
+            _ => Kind::Parquet,
+        },
+        first_block: i(5) as u32,
+        block_count: i(6) as u32,
+        byte_length: i(7) as u64,
+        format_version: values[8].value() as u32,
+    }
+}
+
+/// Every segment of `storage` visible to `snapshot`, ordered by first row.
+pub fn segments(storage: u64, snapshot: pg_sys::Snapshot) -> Vec<Segment> {
+    let heap = Open::table(SEGMENT_TABLE, pg_sys::AccessShareLock);
+    let mut key = pg_sys::ScanKeyData::default();
+    int8_key(
+        &mut key,
+        1,
+        pg_sys::BTEqualStrategyNumber as u16,
+        pg_sys::F_INT8EQ,
+        storage,
+    );
+    let mut out = Vec::new();
+    // SAFETY: a system-table scan over an open catalog with a valid snapshot.
+    unsafe {
+        let scan = pg_sys::systable_beginscan(
+            heap.0,
+            catalog_oid(SEGMENT_INDEX),
+            true,
+            snapshot,
+            1,
+            &mut key,
+        );
+        loop {
+            let tup = pg_sys::systable_getnext(scan);
+            if tup.is_null() {
+                break;
+            }
+            let seg = segment_from(&deform(&heap, tup, 9));
+            if seg.kind != Kind::Reserved {
+                out.push(seg);
+            }
+        }
+        pg_sys::systable_endscan(scan);
+    }
+    out.sort_by_key(|s| s.first_row);
+    out
+}
+
+/// The segment visible to `snapshot` whose row range holds `row`. Visible
+/// segments never overlap, so the visible segment with the greatest first
+/// row at or below `row` is the only candidate. Under a dirty snapshot, a
+/// reservation by a transaction in progress is returned (kind Reserved, with
+/// that transaction in the snapshot's xmin) when no segment holds the row.
+pub fn segment_containing(storage: u64, row: u64, snapshot: pg_sys::Snapshot) -> Option<Segment> {
+    let heap = Open::table(SEGMENT_TABLE, pg_sys::AccessShareLock);
+    let index = Open::index(SEGMENT_INDEX, pg_sys::AccessShareLock);
+    let mut keys = [
+        pg_sys::ScanKeyData::default(),
+        pg_sys::ScanKeyData::default(),
+    ];
+    int8_key(
+        &mut keys[0],
+        1,
+        pg_sys::BTEqualStrategyNumber as u16,
+        pg_sys::F_INT8EQ,
+        storage,
+    );
+    int8_key(
+        &mut keys[1],
+        2,
+        pg_sys::BTLessEqualStrategyNumber as u16,
+        pg_sys::F_INT8LE,
+        row,
+    );
+    // SAFETY: snapshot valid for the scan.
+    let dirty = unsafe { (*snapshot).snapshot_type } == pg_sys::SnapshotType::SNAPSHOT_DIRTY;
+    let mut reserved: Option<(Segment, pg_sys::TransactionId)> = None;
+    // SAFETY: ordered system-table scan over an open catalog and its index.
+    let found = unsafe {
+        let scan =
+            pg_sys::systable_beginscan_ordered(heap.0, index.0, snapshot, 2, keys.as_mut_ptr());
+        let mut found = None;
+        loop {
+            let tup = pg_sys::systable_getnext_ordered(
+                scan,
+                pg_sys::ScanDirection::BackwardScanDirection,
+            );
+            if tup.is_null() {
+                break;
+            }
+            let seg = segment_from(&deform(&heap, tup, 9));
+            if seg.kind == Kind::Reserved {
+                let xmin = xmin_of(tup);
+                if dirty
+                    && seg.last_row >= row
+                    && reserved.is_none()
+                    && !pg_sys::TransactionIdIsCurrentTransactionId(xmin)
+                    && pg_sys::TransactionIdIsInProgress(xmin)
+                {
+                    reserved = Some((seg, xmin));
+                }
+                continue;
+            }
+            found = Some(seg).filter(|s| s.last_row >= row);
+            break;
+        }
+        pg_sys::systable_endscan_ordered(scan);
+        found
+    };
+    if found.is_some() {
+        return found;
+    }
+    let (seg, xid) = reserved?;
+    // SAFETY: a dirty snapshot's xmin tells the caller whom to wait for.
+    unsafe {
+        (*snapshot).xmin = xid;
+        (*snapshot).xmax = pg_sys::InvalidTransactionId;
+    }
+    Some(seg)
+}
+
+fn xmin_of(tup: pg_sys::HeapTuple) -> pg_sys::TransactionId {
+    // SAFETY: a tuple returned by a scan; its header is valid.
+    unsafe {
+        let h = (*tup).t_data;
+        let frozen = pg_sys::HEAP_XMIN_FROZEN as u16;
+        if (*h).t_infomask & frozen == frozen {
+            pg_sys::FrozenTransactionId
+        } else {
+            (*h).t_choice.t_heap.t_xmin
+        }
+    }
+}
+
+/// Whether a deletion row returned by a scan under `snapshot` hides its row.
+/// Under a dirty snapshot a deletion by a transaction still in progress does
+/// not (heap shows such a tuple, and the scan has left the deleter's xid in
+/// the snapshot for the caller to wait on); SnapshotAny sees every row.
+fn deletion_applies(tup: pg_sys::HeapTuple, snapshot: pg_sys::Snapshot) -> bool {
+    // SAFETY: snapshot is valid for the scan.
+    let kind = unsafe { (*snapshot).snapshot_type };
+    match kind {
+        pg_sys::SnapshotType::SNAPSHOT_ANY | pg_sys::SnapshotType::SNAPSHOT_NON_VACUUMABLE => false,
+        pg_sys::SnapshotType::SNAPSHOT_DIRTY => {
+            let xmin = xmin_of(tup);
+            // SAFETY: plain transaction-status lookups.
+            unsafe {
+                pg_sys::TransactionIdIsCurrentTransactionId(xmin)
+                    || pg_sys::TransactionIdDidCommit(xmin)
+            }
+        }
+        _ => true,
+    }
+}
+
+fn deletion_scan(
+    storage: u64,
+    row: Option<u64>,
+    snapshot: pg_sys::Snapshot,
+    mut each: impl FnMut(pg_sys::HeapTuple, &[pg_sys::Datum]),
+) {
+    let heap = Open::table(DELETED_TABLE, pg_sys::AccessShareLock);
+    let mut keys = [
+        pg_sys::ScanKeyData::default(),
+        pg_sys::ScanKeyData::default(),
+    ];
+    int8_key(
+        &mut keys[0],
+        1,
+        pg_sys::BTEqualStrategyNumber as u16,
+        pg_sys::F_INT8EQ,
+        storage,
+    );
+    let nkeys = if let Some(r) = row {
+        int8_key(
+            &mut keys[1],
+            2,
+            pg_sys::BTEqualStrategyNumber as u16,
+            pg_sys::F_INT8EQ,
+            r,
+        );
+        2
+    } else {
+        1
+    };
+    // SAFETY: system-table scan over an open catalog with a valid snapshot.
+    unsafe {
+        let scan = pg_sys::systable_beginscan(
+            heap.0,
+            catalog_oid(DELETED_INDEX),
+            true,
+            snapshot,
+            nkeys,
+            keys.as_mut_ptr(),
+        );
+        loop {
+            let tup = pg_sys::systable_getnext(scan);
+            if tup.is_null() {
+                break;
+            }
+            let values = deform(&heap, tup, 3);
+            each(tup, &values);
+        }
+        pg_sys::systable_endscan(scan);
+    }
+}
+
+/// Row numbers of `storage` that are deleted as `snapshot` sees it.
+pub fn deleted_rows(storage: u64, snapshot: pg_sys::Snapshot) -> HashSet<u64> {
+    let mut out = HashSet::new();
+    deletion_scan(storage, None, snapshot, |tup, values| {
+        if deletion_applies(tup, snapshot) {
+            out.insert(values[1].value() as u64);
+        }
+    });
+    out
+}
+
+/// Rows of `storage` whose deletion committed before `horizon`: every
+/// running and future transaction sees them deleted.
+pub fn deleted_before(storage: u64, horizon: pg_sys::TransactionId) -> HashSet<u64> {
+    let mut out = HashSet::new();
+    deletion_scan(
+        storage,
+        None,
+        &raw mut pg_sys::SnapshotAnyData,
+        |tup, values| {
+            let xmin = xmin_of(tup);
+            // SAFETY: transaction-status lookups.
+            let dead = unsafe {
+                xmin == pg_sys::FrozenTransactionId
+                    || (pg_sys::TransactionIdDidCommit(xmin)
+                        && pg_sys::TransactionIdPrecedes(xmin, horizon))
+            };
+            if dead {
+                out.insert(values[1].value() as u64);
+            }
+        },
+    );
+    out
+}
+
+/// Whether `row` is deleted as `snapshot` sees it.
+pub fn is_deleted(storage: u64, row: u64, snapshot: pg_sys::Snapshot) -> bool {
+    let mut deleted = false;
+    deletion_scan(storage, Some(row), snapshot, |tup, _| {
+        deleted |= deletion_applies(tup, snapshot);
+    });
+    deleted
+}
+
+/// The live (committed, or in progress) deletion of `row`, if any.
+pub fn deletion_of(storage: u64, row: u64) -> Option<Deletion> {
+    let mut dirty = pg_sys::SnapshotData {
+        snapshot_type: pg_sys::SnapshotType::SNAPSHOT_DIRTY,
+        ..Default::default()
+    };
+    let mut found = None;
+    deletion_scan(storage, Some(row), &mut dirty, |tup, values| {
+        // SAFETY: tuple from the scan.
+        let cmin = unsafe { pg_sys::HeapTupleHeaderGetCmin((*tup).t_data) };
+        found = Some(Deletion {
+            xmin: xmin_of(tup),
+            cmin,
+            by_update: values[2].value() != 0,
+        });
+    });
+    found
+}
+
+/// Delete every catalog row of `storage` (TRUNCATE, DROP): transactional,
+/// so a rolled-back TRUNCATE keeps them.
+pub fn forget_storage(storage: u64) {
+    for (table, index) in [
+        (SEGMENT_TABLE, SEGMENT_INDEX),
+        (DELETED_TABLE, DELETED_INDEX),
+    ] {
+        let heap = Open::table(table, pg_sys::RowExclusiveLock);
+        let mut key = pg_sys::ScanKeyData::default();
+        int8_key(
+            &mut key,
+            1,
+            pg_sys::BTEqualStrategyNumber as u16,
+            pg_sys::F_INT8EQ,
+            storage,
+        );
+        // SAFETY: scanning with SnapshotSelf sees our own rows and committed
+        // ones, never a tuple we already deleted.
+        unsafe {
+            let scan = pg_sys::systable_beginscan(
+                heap.0,
+                catalog_oid(index),
+                true,
+                &raw mut pg_sys::SnapshotSelfData,
+                1,
+                &mut key,
+            );
+            loop {
+                let tup = pg_sys::systable_getnext(scan);
+                if tup.is_null() {
+                    break;
+                }
+                pg_sys::simple_heap_delete(heap.0, &mut (*tup).t_self);
+            }
+            pg_sys::systable_endscan(scan);
+        }
+    }
+}

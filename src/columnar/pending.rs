@@ -1,0 +1,421 @@
+//! Rows inserted by the running statement, held in backend memory until the
+//! statement ends, then written as one segment: a Parquet segment when there
+//! are many (COPY, INSERT ... SELECT), a write-store batch when there are few
+//! (single-row INSERTs), so small inserts never make one-row Parquet files.
+//!
+//! Row numbers (and so TIDs) are reserved at insert time, because the
+//! executor indexes a row right after inserting it. Until the flush, fetches
+//! by TID (unique checks, triggers) find the row here.
+//!
+//! A batch belongs to one (relation, subtransaction, command). It is flushed
+//! at the end of its statement (ExecutorEnd, finish_bulk_insert), before any
+//! scan of the relation, at subtransaction pre-commit and at pre-commit, and
+//! always inside its own subtransaction, so the segment's catalog row has the
+//! inserting subtransaction's xid and the inserting command's id. Abort drops
+//! the batches of the aborted (sub)transaction.
+
+use super::catalog::{self, Kind, Segment};
+use super::storage;
+use super::{datum, row_to_tid};
+use omendb_columnar::{decode_row, encode_row, Schema, SegmentWriter, Value};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::cell::RefCell;
+
+/// Rows per Parquet row group.
+pub const ROWS_PER_GROUP: usize = 65_536;
+/// A batch is written as a segment once it holds this many rows or bytes.
+const SEGMENT_MAX_ROWS: usize = 1 << 20;
+const SEGMENT_MAX_BYTES: usize = 128 << 20;
+/// Batches up to this size go to the write store instead of Parquet.
+const WRITE_STORE_MAX_ROWS: usize = 512;
+const WRITE_STORE_MAX_BYTES: usize = 64 << 10;
+/// Largest row-number reservation (reservations grow 8x per batch).
+const MAX_RESERVATION: u64 = 1 << 16;
+
+struct Batch {
+    relid: pg_sys::Oid,
+    relfilenode: pg_sys::Oid,
+    subxact: pg_sys::SubTransactionId,
+    cid: pg_sys::CommandId,
+    schema: Schema,
+    rows: Vec<u64>,
+    ends: Vec<usize>,
+    data: Vec<u8>,
+    next: u64,
+    end: u64,
+    chunk: u64,
+    /// Catalog rows announcing this batch's reserved row numbers to other
+    /// backends (see [`reserve`]); deleted when the batch is written.
+    reservations: Vec<pg_sys::ItemPointerData>,
+    /// Rows removed before the flush (a failed speculative insertion).
+    killed: Vec<u64>,
+}
+
+impl Batch {
+    fn record(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.data[start..self.ends[i]]
+    }
+}
+
+thread_local! {
+    static BATCHES: RefCell<Vec<Batch>> = const { RefCell::new(Vec::new()) };
+}
+
+fn relfilenode(rel: pg_sys::Relation) -> pg_sys::Oid {
+    // SAFETY: open relation.
+    unsafe { (*rel).rd_node.relNode }
+}
+
+fn relid(rel: pg_sys::Relation) -> pg_sys::Oid {
+    // SAFETY: open relation.
+    unsafe { (*rel).rd_id }
+}
+
+/// Insert rows from `slots`, setting each slot's TID.
+pub fn insert(
+    rel: pg_sys::Relation,
+    slots: &[*mut pg_sys::TupleTableSlot],
+    cid: pg_sys::CommandId,
+) {
+    // SAFETY: plain xact-state lookup.
+    let subxact = unsafe { pg_sys::GetCurrentSubTransactionId() };
+    let key = (relid(rel), relfilenode(rel), subxact, cid);
+    // A batch of an earlier command of this subtransaction is complete.
+    flush_where(|b| {
+        (b.relid, b.relfilenode) == (key.0, key.1) && b.subxact == subxact && b.cid != cid
+    });
+    let mut full = false;
+    BATCHES.with_borrow_mut(|batches| {
+        let i = match batches
+            .iter()
+            .position(|b| (b.relid, b.relfilenode, b.subxact, b.cid) == key)
+        {
+            Some(i) => i,
+            None => {
+                // SAFETY: open relation; rd_att is its descriptor.
+                let schema = datum::schema_of(unsafe { (*rel).rd_att });
+                batches.push(Batch {
+                    relid: key.0,
+                    relfilenode: key.1,
+                    subxact,
+                    cid,
+                    schema,
+                    rows: Vec::new(),
+                    ends: Vec::new(),
+                    data: Vec::new(),
+                    next: 0,
+                    end: 0,
+                    chunk: 1,
+                    reservations: Vec::new(),
+                    killed: Vec::new(),
+                });
+                batches.len() - 1
+            }
+        };
+        let b = &mut batches[i];
+        let mut values: Vec<Value> = Vec::new();
+        for (k, &slot) in slots.iter().enumerate() {
+            if b.next == b.end {
+                let want = ((slots.len() - k) as u64).max(b.chunk);
+                b.next = reserve(rel, want, cid, &mut b.reservations);
+                b.end = b.next + want;
+                b.chunk = (b.chunk * 8).min(MAX_RESERVATION);
+            }
+            let row = b.next;
+            b.next += 1;
+            datum::values_of(slot, &b.schema, &mut values);
+            encode_row(&b.schema, &values, &mut b.data);
+            b.ends.push(b.data.len());
+            b.rows.push(row);
+            // SAFETY: valid slot; the executor reads tts_tid to index the row.
+            unsafe {
+                (*slot).tts_tid = row_to_tid(row);
+                (*slot).tts_tableOid = key.0;
+            }
+        }
+        full = b.rows.len() >= SEGMENT_MAX_ROWS || b.data.len() >= SEGMENT_MAX_BYTES;
+    });
+    if full {
+        flush_where(|b| (b.relid, b.relfilenode, b.subxact, b.cid) == key);
+    }
+}
+
+/// Reserve `n` row numbers and announce them in the catalog as a
+/// reservation row of this (sub)transaction. Until the batch is written,
+/// other backends find its rows only in the indexes; a dirty read (a unique
+/// check) that finds the reservation waits for this transaction, as it would
+/// for an in-progress heap insertion.
+fn reserve(
+    rel: pg_sys::Relation,
+    n: u64,
+    cid: pg_sys::CommandId,
+    out: &mut Vec<pg_sys::ItemPointerData>,
+) -> u64 {
+    let first = storage::reserve_rows(rel, n);
+    let meta = storage::ensure_meta(rel);
+    let seg = Segment {
+        first_row: first,
+        last_row: first + n - 1,
+        row_count: 0,
+        kind: Kind::Reserved,
+        first_block: 0,
+        block_count: 0,
+        byte_length: 0,
+        format_version: omendb_columnar::FORMAT_VERSION,
+    };
+    out.push(catalog::insert_segment(meta.storage_id, &seg, cid));
+    first
+}
+
+/// Write every batch of the current subtransaction that matches `pick`.
+fn flush_where(pick: impl Fn(&Batch) -> bool) {
+    // SAFETY: plain xact-state lookup.
+    let current = unsafe { pg_sys::GetCurrentSubTransactionId() };
+    let taken: Vec<Batch> = BATCHES.with_borrow_mut(|batches| {
+        let (take, keep): (Vec<Batch>, Vec<Batch>) = batches
+            .drain(..)
+            .partition(|b| b.subxact == current && pick(b));
+        *batches = keep;
+        take
+    });
+    for b in taken {
+        write(b);
+    }
+}
+
+/// Flush the batches of relation `rel` left by earlier commands, before a
+/// scan whose snapshot may see them. The running command's own batch stays:
+/// its snapshot cannot see those rows, and flushing on every rescan would
+/// cut them into tiny segments.
+pub fn flush_relation(rel: pg_sys::Relation) {
+    let id = relid(rel);
+    // SAFETY: plain xact-state lookup.
+    let now = unsafe { pg_sys::GetCurrentCommandId(false) };
+    flush_where(|b| b.relid == id && b.cid < now);
+    let stranded =
+        BATCHES.with_borrow(|batches| batches.iter().any(|b| b.relid == id && b.cid < now));
+    if stranded {
+        // Rows of an enclosing subtransaction cannot be written from inside
+        // a nested one without taking its xid; refuse rather than misattribute.
+        crate::error::error(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!(
+                "omen_columnar table \"{}\" is read inside a subtransaction started while rows inserted outside it were still being written",
+                super::relation_name(rel)
+            ),
+        );
+    }
+}
+
+/// Discard the batches of `rel` (its storage is being replaced).
+pub fn discard_relation(rel: pg_sys::Relation) {
+    let id = relid(rel);
+    BATCHES.with_borrow_mut(|batches| batches.retain(|b| b.relid != id));
+}
+
+fn write(mut b: Batch) {
+    if !b.killed.is_empty() {
+        let killed = std::mem::take(&mut b.killed);
+        let mut keep = Vec::with_capacity(b.rows.len());
+        let mut ends = Vec::with_capacity(b.rows.len());
+        let mut data = Vec::with_capacity(b.data.len());
+        for i in 0..b.rows.len() {
+            if !killed.contains(&b.rows[i]) {
+                data.extend_from_slice(b.record(i));
+                ends.push(data.len());
+                keep.push(b.rows[i]);
+            }
+        }
+        (b.rows, b.ends, b.data) = (keep, ends, data);
+    }
+    catalog::forget_reservations(&b.reservations, b.cid);
+    if b.rows.is_empty() {
+        return;
+    }
+    // SAFETY: the inserting statement holds RowExclusiveLock until commit.
+    let rel = unsafe { pg_sys::table_open(b.relid, pg_sys::RowExclusiveLock as i32) };
+    // SAFETY: open relation.
+    if unsafe { (*rel).rd_node.relNode } != b.relfilenode {
+        // Storage replaced (TRUNCATE) after these rows were inserted.
+        unsafe { pg_sys::table_close(rel, pg_sys::NoLock as i32) };
+        return;
+    }
+    let meta = storage::ensure_meta(rel);
+    let small = b.rows.len() <= WRITE_STORE_MAX_ROWS
+        && b.data.len() <= WRITE_STORE_MAX_BYTES
+        && (0..b.rows.len()).all(|i| b.record(i).len() + 10 <= storage::WS_MAX_ITEM);
+    let (kind, first_block, block_count, byte_length) = if small {
+        // Each write-store record carries its column count: columns added
+        // later read as missing, as in Parquet segments.
+        let ncols = (b.schema.columns.len() as u16).to_le_bytes();
+        let items: Vec<Vec<u8>> = (0..b.rows.len())
+            .map(|i| [&ncols[..], b.record(i)].concat())
+            .collect();
+        let rows: Vec<(u64, &[u8])> = (0..b.rows.len())
+            .map(|i| (b.rows[i], items[i].as_slice()))
+            .collect();
+        let (first, pages) = storage::append_write_store(rel, &rows);
+        (Kind::WriteStore, first, pages, b.data.len() as u64)
+    } else {
+        let bytes = encode_segment(rel, &b);
+        let (first, count) = storage::write_segment(rel, &bytes);
+        (Kind::Parquet, first, count, bytes.len() as u64)
+    };
+    let seg = Segment {
+        first_row: b.rows[0],
+        last_row: *b.rows.last().expect("non-empty"),
+        row_count: b.rows.len() as u64,
+        kind,
+        first_block,
+        block_count,
+        byte_length,
+        format_version: omendb_columnar::FORMAT_VERSION,
+    };
+    catalog::insert_segment(meta.storage_id, &seg, b.cid);
+    // SAFETY: opened above.
+    unsafe { pg_sys::table_close(rel, pg_sys::NoLock as i32) };
+}
+
+fn encode_segment(rel: pg_sys::Relation, b: &Batch) -> Vec<u8> {
+    let fail = |e: omendb_columnar::Error| -> ! {
+        crate::error::error(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!(
+                "omen_columnar table \"{}\": could not encode a segment: {e}",
+                super::relation_name(rel)
+            ),
+        )
+    };
+    let mut w = SegmentWriter::new(&b.schema, ROWS_PER_GROUP).unwrap_or_else(|e| fail(e));
+    let mut values = Vec::new();
+    for i in 0..b.rows.len() {
+        decode_row(&b.schema, b.record(i), &mut values).unwrap_or_else(|e| fail(e));
+        w.push(b.rows[i], &values).unwrap_or_else(|e| fail(e));
+        if i % 4096 == 0 {
+            pgrx::check_for_interrupts!();
+        }
+    }
+    w.finish().unwrap_or_else(|e| fail(e))
+}
+
+/// Write the batches of `rel` inserted by the current command (end of COPY).
+pub fn flush_current(rel: pg_sys::Relation) {
+    let id = relid(rel);
+    flush_where(|b| b.relid == id);
+}
+
+/// Remove a row that a speculative insertion gave up on.
+pub fn kill_row(rel: pg_sys::Relation, row: u64) {
+    let id = relid(rel);
+    let in_batch = BATCHES.with_borrow_mut(|batches| {
+        for b in batches.iter_mut().filter(|b| b.relid == id) {
+            if b.rows.binary_search(&row).is_ok() {
+                b.killed.push(row);
+                return true;
+            }
+        }
+        false
+    });
+    if !in_batch {
+        // Already written with its batch: delete it like any row.
+        let meta = storage::ensure_meta(rel);
+        // SAFETY: plain xact-state lookup.
+        catalog::insert_deletion(meta.storage_id, row, false, unsafe {
+            pg_sys::GetCurrentCommandId(true)
+        });
+    }
+}
+
+/// A row of `rel` still in a batch: calls `f(schema, record, cid)`.
+pub fn with_row<R>(
+    rel: pg_sys::Relation,
+    row: u64,
+    f: impl FnOnce(&Schema, &[u8], pg_sys::CommandId) -> R,
+) -> Option<R> {
+    let id = relid(rel);
+    let node = relfilenode(rel);
+    BATCHES.with_borrow(|batches| {
+        for b in batches
+            .iter()
+            .filter(|b| b.relid == id && b.relfilenode == node)
+        {
+            if b.killed.contains(&row) {
+                continue;
+            }
+            if let Ok(i) = b.rows.binary_search(&row) {
+                return Some(f(&b.schema, b.record(i), b.cid));
+            }
+        }
+        None
+    })
+}
+
+static mut PREV_EXECUTOR_END: pg_sys::ExecutorEnd_hook_type = None;
+
+#[pg_guard]
+unsafe extern "C-unwind" fn executor_end(query: *mut pg_sys::QueryDesc) {
+    flush_where(|_| true);
+    // SAFETY: chaining to the previous hook or the standard function.
+    unsafe {
+        match PREV_EXECUTOR_END {
+            Some(prev) => prev(query),
+            None => pg_sys::standard_ExecutorEnd(query),
+        }
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn xact_callback(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
+    match event {
+        pg_sys::XactEvent::XACT_EVENT_PRE_COMMIT
+        | pg_sys::XactEvent::XACT_EVENT_PARALLEL_PRE_COMMIT
+        | pg_sys::XactEvent::XACT_EVENT_PRE_PREPARE => {
+            flush_where(|_| true);
+            if BATCHES.with_borrow(|b| !b.is_empty()) {
+                crate::error::error(
+                    PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                    "omen_columnar rows of a finished subtransaction were not written".into(),
+                );
+            }
+        }
+        pg_sys::XactEvent::XACT_EVENT_ABORT
+        | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT
+        | pg_sys::XactEvent::XACT_EVENT_COMMIT
+        | pg_sys::XactEvent::XACT_EVENT_PARALLEL_COMMIT
+        | pg_sys::XactEvent::XACT_EVENT_PREPARE => BATCHES.with_borrow_mut(|b| b.clear()),
+        _ => {}
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn subxact_callback(
+    event: pg_sys::SubXactEvent::Type,
+    my_subid: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    match event {
+        pg_sys::SubXactEvent::SUBXACT_EVENT_PRE_COMMIT_SUB => {
+            flush_where(|b| b.subxact == my_subid)
+        }
+        pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB => {
+            BATCHES.with_borrow_mut(|batches| batches.retain(|b| b.subxact != my_subid))
+        }
+        _ => {}
+    }
+}
+
+pub fn init() {
+    // SAFETY: hook and callback registration in _PG_init, single-threaded.
+    unsafe {
+        PREV_EXECUTOR_END = pg_sys::ExecutorEnd_hook;
+        pg_sys::ExecutorEnd_hook = Some(executor_end);
+        pg_sys::RegisterXactCallback(Some(xact_callback), std::ptr::null_mut());
+        pg_sys::RegisterSubXactCallback(Some(subxact_callback), std::ptr::null_mut());
+    }
+}

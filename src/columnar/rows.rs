@@ -1,0 +1,330 @@
+//! Reading rows out of segments into slots.
+
+use super::catalog::{Kind, Segment};
+use super::pushdown::Hints;
+use super::{corrupt, datum, storage};
+use omendb_columnar::{decode_row, DecodedGroup, Schema, SegmentReader, Value};
+use pgrx::pg_sys;
+
+/// The table being read and its current storage schema.
+pub struct Table {
+    pub rel: pg_sys::Relation,
+    pub schema: Schema,
+}
+
+impl Table {
+    pub fn new(rel: pg_sys::Relation) -> Table {
+        // SAFETY: open relation.
+        Table {
+            rel,
+            schema: datum::schema_of(unsafe { (*rel).rd_att }),
+        }
+    }
+
+    /// The leading `n` columns of the table schema: what a segment written
+    /// with `n` columns must match (columns are only ever appended; a type
+    /// change rewrites the table).
+    fn prefix(&self, n: usize) -> Option<Schema> {
+        (n <= self.schema.columns.len()).then(|| Schema {
+            columns: self.schema.columns[..n].to_vec(),
+        })
+    }
+
+    /// Open a Parquet segment and check its schema against the table's.
+    pub fn open_parquet(&self, seg: &Segment) -> (SegmentReader, storage::SegmentPages) {
+        let src = storage::SegmentPages {
+            rel: self.rel,
+            first_block: seg.first_block,
+            block_count: seg.block_count,
+            len: seg.byte_length,
+        };
+        let reader = SegmentReader::open_stored(&src).unwrap_or_else(|e| {
+            corrupt(
+                self.rel,
+                format!("segment at block {}: {e}", seg.first_block),
+            )
+        });
+        let stored = reader.schema();
+        let compatible = self.prefix(stored.columns.len()).is_some_and(|want| {
+            want.columns
+                .iter()
+                .zip(&stored.columns)
+                .all(|(w, s)| w.kind == s.kind && (w.type_oid == 0 || w.type_oid == s.type_oid))
+        });
+        if !compatible {
+            corrupt(
+                self.rel,
+                format!(
+                    "segment at block {} was written for different column types",
+                    seg.first_block
+                ),
+            );
+        }
+        (reader, src)
+    }
+
+    pub fn read_group(
+        &self,
+        reader: &SegmentReader,
+        src: &storage::SegmentPages,
+        group: usize,
+        columns: &[usize],
+    ) -> DecodedGroup {
+        reader.read_group(src, group, columns).unwrap_or_else(|e| {
+            corrupt(
+                self.rel,
+                format!(
+                    "segment at block {}, row group {group}: {e}",
+                    src.first_block
+                ),
+            )
+        })
+    }
+
+    /// Fill `slot` from a decoded Parquet row.
+    pub fn fill_from_group(
+        &self,
+        slot: *mut pg_sys::TupleTableSlot,
+        stored: usize,
+        data: &DecodedGroup,
+        i: usize,
+        columns: &[usize],
+    ) {
+        datum::fill_slot(slot, &self.schema, stored, |c| {
+            if columns.binary_search(&c).is_ok() {
+                data.value(c, i)
+            } else {
+                Value::Null
+            }
+        });
+    }
+
+    /// Fill `slot` from a write-store item (column count + row record).
+    pub fn fill_from_item(&self, slot: *mut pg_sys::TupleTableSlot, item: &[u8]) {
+        let bad = |what: String| -> ! { corrupt(self.rel, format!("write-store record: {what}")) };
+        if item.len() < 2 {
+            bad("shorter than its header".into());
+        }
+        let ncols = u16::from_le_bytes([item[0], item[1]]) as usize;
+        let schema = self
+            .prefix(ncols)
+            .unwrap_or_else(|| bad(format!("{ncols} columns, the table has fewer")));
+        self.fill_from_record(slot, &schema, &item[2..]);
+    }
+
+    /// Fill `slot` from a row record written with `schema`.
+    pub fn fill_from_record(
+        &self,
+        slot: *mut pg_sys::TupleTableSlot,
+        schema: &Schema,
+        record: &[u8],
+    ) {
+        let mut values = Vec::new();
+        decode_row(schema, record, &mut values)
+            .unwrap_or_else(|e| corrupt(self.rel, format!("row record: {e}")));
+        datum::fill_slot(slot, &self.schema, schema.columns.len(), |c| values[c]);
+    }
+
+    /// The rows of write-store segment `seg`, copied out of its pages.
+    pub fn write_store_rows(&self, seg: &Segment) -> Vec<(u64, Vec<u8>)> {
+        let mut out = Vec::with_capacity(seg.row_count as usize);
+        storage::read_write_store(self.rel, seg.first_block, seg.block_count, |row, item| {
+            if (seg.first_row..=seg.last_row).contains(&row) {
+                out.push((row, item.to_vec()));
+            }
+        });
+        out.sort_by_key(|(r, _)| *r);
+        if out.len() as u64 != seg.row_count {
+            corrupt(self.rel, format!(
+                "write-store segment of rows {}..{} has {} rows in its pages, its catalog row says {}",
+                seg.first_row, seg.last_row, out.len(), seg.row_count
+            ));
+        }
+        out
+    }
+}
+
+/// What a cursor does with the row it reached.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Take,
+    Skip,
+    /// Leave the row unread and return None.
+    Stop,
+}
+
+/// A cursor over one segment's rows, in row-number order.
+pub enum Cursor {
+    Parquet {
+        reader: SegmentReader,
+        src: storage::SegmentPages,
+        stored: usize,
+        group: usize,
+        data: Option<DecodedGroup>,
+        pos: usize,
+        /// Row groups whose statistics fail these filters are not read.
+        filter: Option<Hints>,
+    },
+    Rows {
+        rows: Vec<(u64, Vec<u8>)>,
+        pos: usize,
+    },
+}
+
+impl Cursor {
+    pub fn open(t: &Table, seg: &Segment) -> Cursor {
+        match seg.kind {
+            Kind::Parquet => {
+                let (reader, src) = t.open_parquet(seg);
+                let stored = reader.schema().columns.len();
+                Cursor::Parquet {
+                    reader,
+                    src,
+                    stored,
+                    group: 0,
+                    data: None,
+                    pos: 0,
+                    filter: None,
+                }
+            }
+            Kind::WriteStore => Cursor::Rows {
+                rows: t.write_store_rows(seg),
+                pos: 0,
+            },
+            Kind::Reserved => Cursor::Rows {
+                rows: Vec::new(),
+                pos: 0,
+            },
+        }
+    }
+
+    /// Open a cursor that skips row groups (and, returning None, whole
+    /// segments) whose statistics prove no row passes `hints`' filters.
+    pub fn open_filtered(t: &Table, seg: &Segment, hints: &Hints) -> Option<Cursor> {
+        let mut c = Cursor::open(t, seg);
+        if let Cursor::Parquet { reader, filter, .. } = &mut c {
+            if !hints.may_match(&reader.segment_stats()) {
+                return None;
+            }
+            *filter = Some(hints.clone());
+        }
+        Some(c)
+    }
+
+    /// Store the next row that `step` takes into `slot`; returns its row
+    /// number, or None at the end of the segment or at a `Stop`. `columns`
+    /// (sorted) are the stored columns to decode; others read as NULL.
+    pub fn next(
+        &mut self,
+        t: &Table,
+        slot: *mut pg_sys::TupleTableSlot,
+        columns: &[usize],
+        step: &mut dyn FnMut(u64) -> Step,
+    ) -> Option<u64> {
+        match self {
+            Cursor::Parquet {
+                reader,
+                src,
+                stored,
+                group,
+                data,
+                pos,
+                filter,
+            } => loop {
+                pgrx::check_for_interrupts!();
+                if data.is_none() {
+                    if *group >= reader.row_groups() {
+                        return None;
+                    }
+                    if filter
+                        .as_ref()
+                        .is_some_and(|h| !h.may_match(reader.group_stats(*group)))
+                    {
+                        *group += 1;
+                        continue;
+                    }
+                    let cols: Vec<usize> =
+                        columns.iter().copied().filter(|c| *c < *stored).collect();
+                    *data = Some(t.read_group(reader, src, *group, &cols));
+                    *pos = 0;
+                }
+                let d = data.as_ref().expect("loaded");
+                if *pos >= d.len() {
+                    *data = None;
+                    *group += 1;
+                    continue;
+                }
+                let i = *pos;
+                let row = d.row_number(i);
+                match step(row) {
+                    Step::Stop => return None,
+                    Step::Skip => {
+                        *pos += 1;
+                        continue;
+                    }
+                    Step::Take => *pos += 1,
+                }
+                t.fill_from_group(slot, *stored, d, i, columns);
+                return Some(row);
+            },
+            Cursor::Rows { rows, pos } => {
+                while *pos < rows.len() {
+                    pgrx::check_for_interrupts!();
+                    let (row, item) = &rows[*pos];
+                    match step(*row) {
+                        Step::Stop => return None,
+                        Step::Skip => {
+                            *pos += 1;
+                            continue;
+                        }
+                        Step::Take => *pos += 1,
+                    }
+                    t.fill_from_item(slot, item);
+                    return Some(*row);
+                }
+                None
+            }
+        }
+    }
+
+    /// Store row `row` into `slot` if this segment has it.
+    pub fn seek(&mut self, t: &Table, slot: *mut pg_sys::TupleTableSlot, row: u64) -> bool {
+        match self {
+            Cursor::Parquet {
+                reader,
+                src,
+                stored,
+                group,
+                data,
+                ..
+            } => {
+                let want = (0..reader.row_groups()).find(|&g| {
+                    let (lo, hi) = reader.group_row_range(g);
+                    (lo..=hi).contains(&row)
+                });
+                let Some(g) = want else { return false };
+                if data.is_none() || *group != g {
+                    let all: Vec<usize> = (0..*stored).collect();
+                    *data = Some(t.read_group(reader, src, g, &all));
+                    *group = g;
+                }
+                let d = data.as_ref().expect("loaded");
+                match d.position_of(row) {
+                    Some(i) => {
+                        let all: Vec<usize> = (0..*stored).collect();
+                        t.fill_from_group(slot, *stored, d, i, &all);
+                        true
+                    }
+                    None => false,
+                }
+            }
+            Cursor::Rows { rows, .. } => match rows.binary_search_by_key(&row, |(r, _)| *r) {
+                Ok(i) => {
+                    t.fill_from_item(slot, &rows[i].1);
+                    true
+                }
+                Err(_) => false,
+            },
+        }
+    }
+}

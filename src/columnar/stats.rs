@@ -1,0 +1,284 @@
+//! `omendb.columnar_stats`, `omendb.columnar_column_bytes` and
+//! `omendb.columnar_verify`.
+
+use super::catalog::{Kind, Segment};
+use super::rows::{Cursor, Step, Table};
+use super::scan::visible;
+use super::{corrupt, handler, storage};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::collections::HashSet;
+
+/// An omen_columnar table opened by OID, closed on drop.
+struct Open(pg_sys::Relation);
+
+impl Open {
+    fn new(oid: pg_sys::Oid, lock: u32) -> Open {
+        // SAFETY: lookups and open by OID; checked before use.
+        unsafe {
+            if pg_sys::get_rel_relkind(oid) != pg_sys::RELKIND_RELATION as std::ffi::c_char {
+                let name = pg_sys::get_rel_name(oid);
+                let what = if name.is_null() {
+                    format!("relation with OID {} does not exist", oid.to_u32())
+                } else {
+                    format!(
+                        "\"{}\" is not a table",
+                        std::ffi::CStr::from_ptr(name).to_string_lossy()
+                    )
+                };
+                crate::error::error_with_hint(
+                    PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+                    what,
+                    "Pass a table created with USING omen_columnar.".into(),
+                );
+            }
+            let rel = pg_sys::table_open(oid, lock as i32);
+            let open = Open(rel);
+            if !handler::is_columnar(rel) {
+                crate::error::error_with_hint(
+                    PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+                    format!(
+                        "table \"{}\" is not an omen_columnar table",
+                        super::relation_name(rel)
+                    ),
+                    "Pass a table created with USING omen_columnar.".into(),
+                );
+            }
+            open
+        }
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        // SAFETY: opened in new(); the lock is kept to transaction end.
+        unsafe { pg_sys::table_close(self.0, pg_sys::NoLock as i32) };
+    }
+}
+
+/// The segments and deletions a fresh snapshot sees.
+fn current(rel: pg_sys::Relation) -> (Vec<Segment>, HashSet<u64>) {
+    // SAFETY: snapshot registered for the duration of the catalog reads.
+    unsafe {
+        let snap = pg_sys::RegisterSnapshot(pg_sys::GetTransactionSnapshot());
+        let r = visible(rel, snap);
+        pg_sys::UnregisterSnapshot(snap);
+        r
+    }
+}
+
+#[pg_extern(sql = "
+CREATE FUNCTION omendb.columnar_stats(tbl pg_catalog.regclass)
+RETURNS TABLE (segments bigint, parquet_segments bigint, write_store_segments bigint, row_count bigint,
+               deleted_rows bigint, pages bigint, stored_bytes bigint, uncompressed_bytes bigint,
+               compression_ratio double precision, format_version integer)
+STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
+REVOKE ALL ON FUNCTION omendb.columnar_stats(pg_catalog.regclass) FROM PUBLIC;
+COMMENT ON FUNCTION omendb.columnar_stats(pg_catalog.regclass) IS
+    'Segments, rows, deleted rows and sizes of an omen_columnar table (compression_ratio = uncompressed Parquet bytes / stored Parquet bytes)';
+")]
+#[allow(clippy::type_complexity)]
+fn columnar_stats(
+    tbl: pg_sys::Oid,
+) -> TableIterator<
+    'static,
+    (
+        name!(segments, i64),
+        name!(parquet_segments, i64),
+        name!(write_store_segments, i64),
+        name!(row_count, i64),
+        name!(deleted_rows, i64),
+        name!(pages, i64),
+        name!(stored_bytes, i64),
+        name!(uncompressed_bytes, i64),
+        name!(compression_ratio, Option<f64>),
+        name!(format_version, i32),
+    ),
+> {
+    let open = Open::new(tbl, pg_sys::AccessShareLock);
+    let rel = open.0;
+    let (segments, deleted) = current(rel);
+    let table = Table::new(rel);
+    let (mut stored, mut raw, mut parquet_stored) = (0u64, 0u64, 0u64);
+    let mut parquet = 0;
+    for s in &segments {
+        stored += s.byte_length;
+        if s.kind == Kind::Parquet {
+            parquet += 1;
+            parquet_stored += s.byte_length;
+            let (reader, _) = table.open_parquet(s);
+            raw += reader.uncompressed_bytes();
+        }
+    }
+    let rows: u64 = segments.iter().map(|s| s.row_count).sum();
+    TableIterator::once((
+        segments.len() as i64,
+        parquet,
+        segments.len() as i64 - parquet,
+        rows as i64,
+        deleted.len() as i64,
+        storage::nblocks(rel) as i64,
+        stored as i64,
+        raw as i64,
+        (parquet_stored > 0).then(|| raw as f64 / parquet_stored as f64),
+        omendb_columnar::FORMAT_VERSION as i32,
+    ))
+}
+
+#[pg_extern(sql = "
+CREATE FUNCTION omendb.columnar_column_bytes(tbl pg_catalog.regclass)
+RETURNS TABLE (column_name text, stored_bytes bigint)
+STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
+REVOKE ALL ON FUNCTION omendb.columnar_column_bytes(pg_catalog.regclass) FROM PUBLIC;
+COMMENT ON FUNCTION omendb.columnar_column_bytes(pg_catalog.regclass) IS
+    'Compressed bytes per column over the Parquet segments of an omen_columnar table';
+")]
+fn columnar_column_bytes(
+    tbl: pg_sys::Oid,
+) -> TableIterator<'static, (name!(column_name, String), name!(stored_bytes, i64))> {
+    let open = Open::new(tbl, pg_sys::AccessShareLock);
+    let rel = open.0;
+    let (segments, _) = current(rel);
+    let table = Table::new(rel);
+    let mut bytes = vec![0u64; table.schema.columns.len()];
+    for s in segments.iter().filter(|s| s.kind == Kind::Parquet) {
+        let (reader, _) = table.open_parquet(s);
+        for (i, b) in reader.column_chunk_bytes().into_iter().enumerate() {
+            if let Some(t) = bytes.get_mut(i) {
+                *t += b;
+            }
+        }
+    }
+    // SAFETY: the open relation's descriptor.
+    let atts = unsafe {
+        (*(*rel).rd_att)
+            .attrs
+            .as_slice((*(*rel).rd_att).natts as usize)
+    };
+    let rows: Vec<(String, i64)> = atts
+        .iter()
+        .zip(bytes)
+        .filter(|(a, _)| !a.attisdropped)
+        .map(|(a, b)| (pgrx::name_data_to_str(&a.attname).to_string(), b as i64))
+        .collect();
+    TableIterator::new(rows)
+}
+
+#[pg_extern(sql = "
+CREATE FUNCTION omendb.columnar_verify(tbl pg_catalog.regclass)
+RETURNS TABLE (segments bigint, rows_checked bigint, deleted_rows bigint, pages bigint)
+STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
+REVOKE ALL ON FUNCTION omendb.columnar_verify(pg_catalog.regclass) FROM PUBLIC;
+COMMENT ON FUNCTION omendb.columnar_verify(pg_catalog.regclass) IS
+    'Check every invariant of an omen_columnar table: page formats, segment ranges and contents, deletions; ERROR on the first failure';
+")]
+fn columnar_verify(
+    tbl: pg_sys::Oid,
+) -> TableIterator<
+    'static,
+    (
+        name!(segments, i64),
+        name!(rows_checked, i64),
+        name!(deleted_rows, i64),
+        name!(pages, i64),
+    ),
+> {
+    // ShareLock: no writer changes the table while we check it.
+    let open = Open::new(tbl, pg_sys::ShareLock);
+    let rel = open.0;
+    let nblocks = storage::nblocks(rel);
+    let Some(meta) = storage::meta(rel) else {
+        return TableIterator::once((0, 0, 0, nblocks as i64));
+    };
+    let (segments, deleted) = current(rel);
+    let table = Table::new(rel);
+    let mut prev_last: Option<u64> = None;
+    let mut parquet_pages: Vec<(u32, u32)> = Vec::new();
+    let mut checked = 0i64;
+    // SAFETY: a slot for decoding rows, dropped below.
+    let slot = unsafe { pg_sys::table_slot_create(rel, std::ptr::null_mut()) };
+    let columns: Vec<usize> = (0..table.schema.columns.len()).collect();
+    for s in &segments {
+        let range = format!("segment of rows {}..{}", s.first_row, s.last_row);
+        if s.first_row > s.last_row || s.last_row >= meta.next_row {
+            corrupt(
+                rel,
+                format!("{range} is outside the reserved rows 0..{}", meta.next_row),
+            );
+        }
+        if prev_last.is_some_and(|p| s.first_row <= p) {
+            corrupt(rel, format!("{range} overlaps the previous segment"));
+        }
+        prev_last = Some(s.last_row);
+        if s.block_count == 0
+            || s.first_block == 0
+            || s.first_block as u64 + s.block_count as u64 > nblocks as u64
+                && s.kind == Kind::Parquet
+        {
+            corrupt(
+                rel,
+                format!(
+                    "{range} has pages {}+{} outside the table's {nblocks}",
+                    s.first_block, s.block_count
+                ),
+            );
+        }
+        if s.kind == Kind::Parquet {
+            parquet_pages.push((s.first_block, s.block_count));
+        }
+        let mut cursor = Cursor::open(&table, s);
+        let mut n = 0u64;
+        let mut last: Option<u64> = None;
+        let mut order_ok = true;
+        let mut step = |r: u64| {
+            if last.is_some_and(|l| r <= l) || r < s.first_row || r > s.last_row {
+                order_ok = false;
+            }
+            last = Some(r);
+            n += 1;
+            Step::Take
+        };
+        while cursor.next(&table, slot, &columns, &mut step).is_some() {
+            pgrx::check_for_interrupts!();
+        }
+        if !order_ok {
+            corrupt(
+                rel,
+                format!("{range} holds row numbers out of order or out of its range"),
+            );
+        }
+        if n != s.row_count {
+            corrupt(
+                rel,
+                format!(
+                    "{range} holds {n} rows, its catalog row says {}",
+                    s.row_count
+                ),
+            );
+        }
+        checked += n as i64;
+    }
+    parquet_pages.sort();
+    for w in parquet_pages.windows(2) {
+        if w[0].0 + w[0].1 > w[1].0 {
+            corrupt(
+                rel,
+                format!("segments at blocks {} and {} share pages", w[0].0, w[1].0),
+            );
+        }
+    }
+    for r in &deleted {
+        let i = segments.partition_point(|s| s.first_row <= *r);
+        if i == 0 || segments[i - 1].last_row < *r {
+            corrupt(rel, format!("deleted row {r} is in no segment"));
+        }
+    }
+    // SAFETY: created above.
+    unsafe { pg_sys::ExecDropSingleTupleTableSlot(slot) };
+    TableIterator::once((
+        segments.len() as i64,
+        checked,
+        deleted.len() as i64,
+        nblocks as i64,
+    ))
+}
