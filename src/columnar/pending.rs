@@ -50,6 +50,10 @@ struct Batch {
     reservations: Vec<pg_sys::ItemPointerData>,
     /// Rows removed before the flush (a failed speculative insertion).
     killed: Vec<u64>,
+    /// The reserved row-number ranges, contiguous ones merged. Segments
+    /// never span two of them: other backends' rows may lie in between,
+    /// and visible segments must not overlap.
+    ranges: Vec<(u64, u64)>,
 }
 
 impl Batch {
@@ -110,6 +114,7 @@ pub fn insert(
                     chunk: 1,
                     reservations: Vec::new(),
                     killed: Vec::new(),
+                    ranges: Vec::new(),
                 });
                 batches.len() - 1
             }
@@ -121,6 +126,10 @@ pub fn insert(
                 let want = ((slots.len() - k) as u64).max(b.chunk);
                 b.next = reserve(rel, want, cid, &mut b.reservations);
                 b.end = b.next + want;
+                match b.ranges.last_mut() {
+                    Some(last) if last.1 == b.next => last.1 = b.end,
+                    _ => b.ranges.push((b.next, b.end)),
+                }
                 b.chunk = (b.chunk * 8).min(MAX_RESERVATION);
             }
             let row = b.next;
@@ -243,42 +252,60 @@ fn write(mut b: Batch) {
         return;
     }
     let meta = storage::ensure_meta(rel);
-    let small = b.rows.len() <= WRITE_STORE_MAX_ROWS
-        && b.data.len() <= WRITE_STORE_MAX_BYTES
-        && (0..b.rows.len()).all(|i| b.record(i).len() + 10 <= storage::WS_MAX_ITEM);
+    let mut i = 0;
+    for &(_, end) in &b.ranges {
+        let j = i + b.rows[i..].partition_point(|&r| r < end);
+        if j > i {
+            write_run(rel, &b, i..j, meta.storage_id);
+        }
+        i = j;
+    }
+    // SAFETY: opened above.
+    unsafe { pg_sys::table_close(rel, pg_sys::NoLock as i32) };
+}
+
+/// Write rows `run` of `b` (all inside one reserved range) as one segment.
+fn write_run(rel: pg_sys::Relation, b: &Batch, run: std::ops::Range<usize>, storage_id: u64) {
+    let bytes: usize = run.clone().map(|i| b.record(i).len()).sum();
+    let small = run.len() <= WRITE_STORE_MAX_ROWS
+        && bytes <= WRITE_STORE_MAX_BYTES
+        && run
+            .clone()
+            .all(|i| b.record(i).len() + 10 <= storage::WS_MAX_ITEM);
     let (kind, first_block, block_count, byte_length) = if small {
         // Each write-store record carries its column count: columns added
         // later read as missing, as in Parquet segments.
         let ncols = (b.schema.columns.len() as u16).to_le_bytes();
-        let items: Vec<Vec<u8>> = (0..b.rows.len())
+        let items: Vec<Vec<u8>> = run
+            .clone()
             .map(|i| [&ncols[..], b.record(i)].concat())
             .collect();
-        let rows: Vec<(u64, &[u8])> = (0..b.rows.len())
-            .map(|i| (b.rows[i], items[i].as_slice()))
+        let rows: Vec<(u64, &[u8])> = run
+            .clone()
+            .zip(&items)
+            .map(|(i, item)| (b.rows[i], item.as_slice()))
             .collect();
         let (first, pages) = storage::append_write_store(rel, &rows);
-        (Kind::WriteStore, first, pages, b.data.len() as u64)
+        (Kind::WriteStore, first, pages, bytes as u64)
     } else {
-        let bytes = encode_segment(rel, &b);
-        let (first, count) = storage::write_segment(rel, &bytes);
-        (Kind::Parquet, first, count, bytes.len() as u64)
+        let encoded = encode_segment(rel, b, run.clone());
+        let (first, count) = storage::write_segment(rel, &encoded);
+        (Kind::Parquet, first, count, encoded.len() as u64)
     };
     let seg = Segment {
-        first_row: b.rows[0],
-        last_row: *b.rows.last().expect("non-empty"),
-        row_count: b.rows.len() as u64,
+        first_row: b.rows[run.start],
+        last_row: b.rows[run.end - 1],
+        row_count: run.len() as u64,
         kind,
         first_block,
         block_count,
         byte_length,
         format_version: omendb_columnar::FORMAT_VERSION,
     };
-    catalog::insert_segment(meta.storage_id, &seg, b.cid);
-    // SAFETY: opened above.
-    unsafe { pg_sys::table_close(rel, pg_sys::NoLock as i32) };
+    catalog::insert_segment(storage_id, &seg, b.cid);
 }
 
-fn encode_segment(rel: pg_sys::Relation, b: &Batch) -> Vec<u8> {
+fn encode_segment(rel: pg_sys::Relation, b: &Batch, run: std::ops::Range<usize>) -> Vec<u8> {
     let fail = |e: omendb_columnar::Error| -> ! {
         crate::error::error(
             PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
@@ -290,7 +317,7 @@ fn encode_segment(rel: pg_sys::Relation, b: &Batch) -> Vec<u8> {
     };
     let mut w = SegmentWriter::new(&b.schema, ROWS_PER_GROUP).unwrap_or_else(|e| fail(e));
     let mut values = Vec::new();
-    for i in 0..b.rows.len() {
+    for i in run {
         decode_row(&b.schema, b.record(i), &mut values).unwrap_or_else(|e| fail(e));
         w.push(b.rows[i], &values).unwrap_or_else(|e| fail(e));
         if i % 4096 == 0 {

@@ -317,9 +317,12 @@ impl Cluster {
             port: free_port()?,
         };
         // The copied postgresql.conf names the primary's port and socket dir.
+        // Tests read the standby after replay caught up; a query must not be
+        // cancelled because replay removes row versions it might need.
         standby.append_conf(&[
             format!("port = {}", standby.port),
             format!("unix_socket_directories = '{}'", standby.data_dir.display()),
+            "max_standby_streaming_delay = -1".to_string(),
         ])?;
         std::fs::remove_file(standby.log_path()).ok();
         standby.start()?;

@@ -100,6 +100,6 @@ fn columnar_standby_returns_the_same_rows() -> Result<()> {
         "rep-columnar",
         "USING omen_columnar",
         "CREATE INDEX rep_t_id ON rep_t (id); CREATE INDEX rep_t_alex ON rep_t USING alex (id);",
-        "rep_t_id",
+        "rep_t_", // whichever index the planner prefers
     )
 }
