@@ -12,6 +12,7 @@ use postgres::{Client, NoTls};
 use std::time::{Duration, Instant};
 
 pub mod alex_vs_btree;
+pub mod columnar_vs_heap;
 pub mod pgbench;
 pub mod plot;
 pub mod workloads;

@@ -79,6 +79,27 @@ pub struct Fetcher {
     table: Table,
     cached: Option<(Segment, Cursor)>,
     row_cx: pgrx::PgMemoryContexts,
+    storage_id: Option<u64>,
+    /// After a few lookups under one MVCC snapshot, what it sees is read
+    /// once (segments, deleted rows) instead of probing the catalog per row.
+    view: Option<View>,
+    lookups: u32,
+}
+
+/// Lookups under one snapshot before its whole view is loaded.
+const VIEW_AFTER: u32 = 32;
+
+struct View {
+    key: (usize, pg_sys::CommandId, pg_sys::TransactionId, pg_sys::TransactionId),
+    segments: Vec<Segment>,
+    deleted: std::collections::HashSet<u64>,
+}
+
+/// Identity of an MVCC snapshot's contents, or None for other kinds.
+fn view_key(s: pg_sys::Snapshot) -> Option<(usize, pg_sys::CommandId, pg_sys::TransactionId, pg_sys::TransactionId)> {
+    // SAFETY: a valid snapshot.
+    let d = unsafe { &*s };
+    (d.snapshot_type == pg_sys::SnapshotType::SNAPSHOT_MVCC).then_some((s as usize, d.curcid, d.xmin, d.xmax))
 }
 
 impl Fetcher {
@@ -87,7 +108,31 @@ impl Fetcher {
             table: Table::new(rel),
             cached: None,
             row_cx: pgrx::PgMemoryContexts::new("omen_columnar fetch row"),
+            storage_id: None,
+            view: None,
+            lookups: 0,
         }
+    }
+
+    /// The visible segment holding `row`, through the loaded view when the
+    /// snapshot has one.
+    fn segment_for(&mut self, storage: u64, row: u64, snapshot: pg_sys::Snapshot) -> Option<Segment> {
+        let Some(key) = view_key(snapshot) else {
+            return visible_segment(storage, row, snapshot);
+        };
+        if self.view.as_ref().is_none_or(|v| v.key != key) {
+            self.view = None;
+            self.lookups += 1;
+            if self.lookups < VIEW_AFTER {
+                return visible_segment(storage, row, snapshot);
+            }
+            let (segments, deleted) = super::scan::visible(self.table.rel, snapshot);
+            self.view = Some(View { key, segments, deleted });
+        }
+        let v = self.view.as_ref().expect("loaded");
+        let i = v.segments.partition_point(|s| s.first_row <= row);
+        let seg = v.segments[..i].last().filter(|s| s.last_row >= row && !v.deleted.contains(&row))?;
+        Some(seg.clone())
     }
 
     /// Store row `row` into `slot` if `snapshot` sees it.
@@ -118,10 +163,13 @@ impl Fetcher {
         if let Some(found) = from_batch {
             return found;
         }
-        let Some(meta) = storage::meta(rel) else {
+        if self.storage_id.is_none() {
+            self.storage_id = storage::meta(rel).map(|m| m.storage_id);
+        }
+        let Some(storage_id) = self.storage_id else {
             return false;
         };
-        let Some(seg) = visible_segment(meta.storage_id, row, snapshot) else {
+        let Some(seg) = self.segment_for(storage_id, row, snapshot) else {
             return false;
         };
         if seg.kind == catalog::Kind::Reserved {

@@ -2,7 +2,9 @@
 //!
 //! Usage: sqlbench [SUITE] [--dsn DSN] [--runs N] [--rows N] [--probes N]
 //!                 [--dists a,b] [--insert-seconds N] [--plot FILE.svg]
-//! SUITE: `alex` (alex vs btree, the default) or `harness` (btree vs hash).
+//! SUITE: `alex` (alex vs btree, the default), `columnar` (omen_columnar vs
+//! heap on TPC-H lineitem; needs --lineitem FILE.csv readable by the server)
+//! or `harness` (btree vs hash).
 //! DSN defaults to the demo cluster that scripts/run.sh starts.
 
 use omendb_bench::{alex_vs_btree as ab, pgbench, run, workloads, Workload};
@@ -17,6 +19,7 @@ struct Args {
     dists: Vec<String>,
     insert_seconds: u32,
     plot: Option<String>,
+    lineitem: Option<String>,
 }
 
 fn parse() -> Args {
@@ -29,6 +32,7 @@ fn parse() -> Args {
         dists: ab::DISTS.iter().map(|d| d.name.to_string()).collect(),
         insert_seconds: 10,
         plot: None,
+        lineitem: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -41,7 +45,8 @@ fn parse() -> Args {
                 .unwrap_or_else(|_| usage(&format!("{arg} takes a number")))
         };
         match arg.as_str() {
-            "alex" | "harness" => a.suite = arg.clone(),
+            "alex" | "harness" | "columnar" => a.suite = arg.clone(),
+            "--lineitem" => a.lineitem = Some(value()),
             "--dsn" => a.dsn = value(),
             "--runs" => a.runs = num(value()) as usize,
             "--rows" => a.rows = num(value()),
@@ -59,6 +64,7 @@ fn main() {
     let a = parse();
     let result = match a.suite.as_str() {
         "harness" => report(&a, &workloads::point_probes(a.rows, a.probes)).map(|_| ()),
+        "columnar" => columnar_suite(&a),
         _ => alex_suite(&a),
     };
     if let Err(e) = result {
@@ -140,9 +146,49 @@ fn alex_suite(a: &Args) -> Result<(), String> {
     Ok(())
 }
 
+fn columnar_suite(a: &Args) -> Result<(), String> {
+    use omendb_bench::columnar_vs_heap as cv;
+    let csv = a.lineitem.as_deref().ok_or("the columnar suite needs --lineitem FILE.csv")?;
+    println!("## omen_columnar vs heap: TPC-H lineitem from {csv}, {} runs each (medians)\n", a.runs);
+    let mut client = Client::connect(&a.dsn, NoTls).map_err(|e| e.to_string())?;
+    // An extension created by an older build (same version) lacks the
+    // access method: recreate it.
+    let has_am: i64 = client
+        .query_one("SELECT count(*) FROM pg_am WHERE amname = 'omen_columnar'", &[])
+        .map_err(|e| e.to_string())?
+        .get(0);
+    if has_am == 0 {
+        client
+            .batch_execute("DROP EXTENSION IF EXISTS omendb CASCADE; CREATE EXTENSION omendb")
+            .map_err(|e| e.to_string())?;
+    }
+    let mut ratios: Vec<(String, f64)> = Vec::new();
+    ratios.push(("COPY load time".into(), report(a, &cv::load(csv))?));
+    for stmt in cv::settle() {
+        client.batch_execute(&stmt).map_err(|e| format!("{stmt}: {e}"))?;
+    }
+    let size: f64 = client
+        .query_one(
+            &format!("SELECT pg_total_relation_size('{}')::float8 / pg_total_relation_size('{}')", cv::COLUMNAR, cv::HEAP),
+            &[],
+        )
+        .map_err(|e| e.to_string())?
+        .get(0);
+    ratios.push(("size on disk".into(), size));
+    ratios.push(("scan, all 16 columns".into(), report(a, &cv::full_scan())?));
+    ratios.push(("scan, 2 of 16 columns".into(), report(a, &cv::two_columns())?));
+    ratios.push(("selective range".into(), report(a, &cv::selective())?));
+    if let Some(path) = &a.plot {
+        let title = "omen_columnar / heap, TPC-H SF1 lineitem (below 1.0: columnar faster or smaller)";
+        std::fs::write(path, omendb_bench::plot::ratio_chart(title, &ratios)).map_err(|e| format!("{path}: {e}"))?;
+        println!("plot written to {path}");
+    }
+    Ok(())
+}
+
 fn usage(msg: &str) -> ! {
     eprintln!(
-        "sqlbench: {msg}\nusage: sqlbench [alex|harness] [--dsn DSN] [--runs N] [--rows N] [--probes N] [--dists a,b] [--insert-seconds N]"
+        "sqlbench: {msg}\nusage: sqlbench [alex|columnar|harness] [--lineitem FILE.csv] [--dsn DSN] [--runs N] [--rows N] [--probes N] [--dists a,b] [--insert-seconds N]"
     );
     std::process::exit(2);
 }

@@ -14,5 +14,6 @@ mod process;
 
 pub use cluster::{Cluster, ClusterOptions, Lsn};
 pub use ledger::{InsertWorkload, Ledger};
+pub use process::{pg_command, run};
 
 pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
