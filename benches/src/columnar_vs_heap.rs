@@ -39,7 +39,9 @@ pub fn load(csv: &str) -> Workload {
             .map(|(label, t)| Variant {
                 label: label.to_string(),
                 session_sql: String::new(),
-                query: format!("TRUNCATE {t}; COPY {t} FROM '{csv}' WITH (FORMAT csv, HEADER true)"),
+                query: format!(
+                    "TRUNCATE {t}; COPY {t} FROM '{csv}' WITH (FORMAT csv, HEADER true)"
+                ),
                 plan_contains: None,
             })
             .collect(),
@@ -50,7 +52,10 @@ pub fn load(csv: &str) -> Workload {
 
 /// After loading: VACUUM ANALYZE both, and check they hold the same rows.
 pub fn settle() -> Vec<String> {
-    vec![format!("VACUUM ANALYZE {HEAP}"), format!("VACUUM ANALYZE {COLUMNAR}")]
+    vec![
+        format!("VACUUM ANALYZE {HEAP}"),
+        format!("VACUUM ANALYZE {COLUMNAR}"),
+    ]
 }
 
 fn checks(query: impl Fn(&str) -> String) -> Option<Vec<String>> {

@@ -63,9 +63,12 @@ pub unsafe extern "C-unwind" fn relation_copy_data(
     rel: pg_sys::Relation,
     newrnode: *const pg_sys::RelFileNode,
 ) {
-    // ALTER TABLE SET TABLESPACE: the same pages (and storage id) in a new file.
+    // ALTER TABLE SET TABLESPACE: the same pages (and storage id) in a new
+    // file. The copy reads the file, not shared buffers: flush them first.
     // SAFETY: as heapam_relation_copy_data.
     unsafe {
+        pending::flush_relation(rel);
+        pg_sys::FlushRelationBuffers(rel);
         let persistence = (*(*rel).rd_rel).relpersistence;
         let dst = pg_sys::RelationCreateStorage(*newrnode, persistence, true);
         pg_sys::RelationCopyStorage(
@@ -74,14 +77,9 @@ pub unsafe extern "C-unwind" fn relation_copy_data(
             pg_sys::ForkNumber::MAIN_FORKNUM,
             persistence,
         );
-        storage_moved(rel);
         pg_sys::RelationDropStorage(rel);
         pg_sys::smgrclose(dst);
     }
-}
-
-fn storage_moved(rel: pg_sys::Relation) {
-    storage::mark_moved(rel);
 }
 
 #[pg_guard]
@@ -111,7 +109,7 @@ pub unsafe extern "C-unwind" fn relation_copy_for_cluster(
     // (with their original transaction ids, so MVCC is preserved) carry over.
     pending::flush_relation(old);
     storage::copy_pages(old, new);
-    storage_moved(old);
+    storage::mark_moved(old);
     // SAFETY: the caller's counters.
     let (segments, deleted) = visible(old, unsafe { pg_sys::GetActiveSnapshot() });
     let rows: u64 = segments.iter().map(|s| s.row_count).sum();
@@ -580,7 +578,8 @@ unsafe extern "C-unwind" fn object_access(
         }
         let rel = pg_sys::relation_open(object_id, pg_sys::NoLock as i32);
         if super::handler::is_columnar(rel) && catalog::available() {
-            if let Some(m) = storage::meta(rel) {
+            // Lenient: a damaged table must still be droppable.
+            if let Some(m) = storage::meta_if_valid(rel) {
                 if !m.moved {
                     pending::discard_relation(rel);
                     catalog::forget_storage(m.storage_id);

@@ -90,16 +90,29 @@ pub struct Fetcher {
 const VIEW_AFTER: u32 = 32;
 
 struct View {
-    key: (usize, pg_sys::CommandId, pg_sys::TransactionId, pg_sys::TransactionId),
+    key: (
+        usize,
+        pg_sys::CommandId,
+        pg_sys::TransactionId,
+        pg_sys::TransactionId,
+    ),
     segments: Vec<Segment>,
     deleted: std::collections::HashSet<u64>,
 }
 
 /// Identity of an MVCC snapshot's contents, or None for other kinds.
-fn view_key(s: pg_sys::Snapshot) -> Option<(usize, pg_sys::CommandId, pg_sys::TransactionId, pg_sys::TransactionId)> {
+fn view_key(
+    s: pg_sys::Snapshot,
+) -> Option<(
+    usize,
+    pg_sys::CommandId,
+    pg_sys::TransactionId,
+    pg_sys::TransactionId,
+)> {
     // SAFETY: a valid snapshot.
     let d = unsafe { &*s };
-    (d.snapshot_type == pg_sys::SnapshotType::SNAPSHOT_MVCC).then_some((s as usize, d.curcid, d.xmin, d.xmax))
+    (d.snapshot_type == pg_sys::SnapshotType::SNAPSHOT_MVCC)
+        .then_some((s as usize, d.curcid, d.xmin, d.xmax))
 }
 
 impl Fetcher {
@@ -116,7 +129,12 @@ impl Fetcher {
 
     /// The visible segment holding `row`, through the loaded view when the
     /// snapshot has one.
-    fn segment_for(&mut self, storage: u64, row: u64, snapshot: pg_sys::Snapshot) -> Option<Segment> {
+    fn segment_for(
+        &mut self,
+        storage: u64,
+        row: u64,
+        snapshot: pg_sys::Snapshot,
+    ) -> Option<Segment> {
         let Some(key) = view_key(snapshot) else {
             return visible_segment(storage, row, snapshot);
         };
@@ -127,11 +145,17 @@ impl Fetcher {
                 return visible_segment(storage, row, snapshot);
             }
             let (segments, deleted) = super::scan::visible(self.table.rel, snapshot);
-            self.view = Some(View { key, segments, deleted });
+            self.view = Some(View {
+                key,
+                segments,
+                deleted,
+            });
         }
         let v = self.view.as_ref().expect("loaded");
         let i = v.segments.partition_point(|s| s.first_row <= row);
-        let seg = v.segments[..i].last().filter(|s| s.last_row >= row && !v.deleted.contains(&row))?;
+        let seg = v.segments[..i]
+            .last()
+            .filter(|s| s.last_row >= row && !v.deleted.contains(&row))?;
         Some(seg.clone())
     }
 

@@ -240,6 +240,23 @@ pub fn meta(rel: pg_sys::Relation) -> Option<Meta> {
     Some(decode_meta(rel, b.page()))
 }
 
+/// The metapage if block 0 is a valid one, else None (no error: DROP TABLE
+/// of a damaged table uses this).
+pub fn meta_if_valid(rel: pg_sys::Relation) -> Option<Meta> {
+    if nblocks(rel) == 0 {
+        return None;
+    }
+    let b = Locked::read(rel, 0, pg_sys::BUFFER_LOCK_SHARE);
+    let p = b.page();
+    // SAFETY: header of a locked page.
+    let special = unsafe { (*header(p)).pd_special } as usize;
+    let ok = special == SPECIAL_OFF
+        && u32_at(p, SPECIAL_OFF) == MAGIC
+        && rd(p, SPECIAL_OFF + 4, 2) == (PageKind::Meta as u16).to_le_bytes()
+        && u32_at(p, HEADER) == PAGE_FORMAT_VERSION as u32;
+    ok.then(|| decode_meta(rel, p))
+}
+
 /// The metapage, created (with a fresh storage id) if the table is empty.
 pub fn ensure_meta(rel: pg_sys::Relation) -> Meta {
     if let Some(m) = meta(rel) {

@@ -148,13 +148,22 @@ fn alex_suite(a: &Args) -> Result<(), String> {
 
 fn columnar_suite(a: &Args) -> Result<(), String> {
     use omendb_bench::columnar_vs_heap as cv;
-    let csv = a.lineitem.as_deref().ok_or("the columnar suite needs --lineitem FILE.csv")?;
-    println!("## omen_columnar vs heap: TPC-H lineitem from {csv}, {} runs each (medians)\n", a.runs);
+    let csv = a
+        .lineitem
+        .as_deref()
+        .ok_or("the columnar suite needs --lineitem FILE.csv")?;
+    println!(
+        "## omen_columnar vs heap: TPC-H lineitem from {csv}, {} runs each (medians)\n",
+        a.runs
+    );
     let mut client = Client::connect(&a.dsn, NoTls).map_err(|e| e.to_string())?;
     // An extension created by an older build (same version) lacks the
     // access method: recreate it.
     let has_am: i64 = client
-        .query_one("SELECT count(*) FROM pg_am WHERE amname = 'omen_columnar'", &[])
+        .query_one(
+            "SELECT count(*) FROM pg_am WHERE amname = 'omen_columnar'",
+            &[],
+        )
         .map_err(|e| e.to_string())?
         .get(0);
     if has_am == 0 {
@@ -165,22 +174,33 @@ fn columnar_suite(a: &Args) -> Result<(), String> {
     let mut ratios: Vec<(String, f64)> = Vec::new();
     ratios.push(("COPY load time".into(), report(a, &cv::load(csv))?));
     for stmt in cv::settle() {
-        client.batch_execute(&stmt).map_err(|e| format!("{stmt}: {e}"))?;
+        client
+            .batch_execute(&stmt)
+            .map_err(|e| format!("{stmt}: {e}"))?;
     }
     let size: f64 = client
         .query_one(
-            &format!("SELECT pg_total_relation_size('{}')::float8 / pg_total_relation_size('{}')", cv::COLUMNAR, cv::HEAP),
+            &format!(
+                "SELECT pg_total_relation_size('{}')::float8 / pg_total_relation_size('{}')",
+                cv::COLUMNAR,
+                cv::HEAP
+            ),
             &[],
         )
         .map_err(|e| e.to_string())?
         .get(0);
     ratios.push(("size on disk".into(), size));
     ratios.push(("scan, all 16 columns".into(), report(a, &cv::full_scan())?));
-    ratios.push(("scan, 2 of 16 columns".into(), report(a, &cv::two_columns())?));
+    ratios.push((
+        "scan, 2 of 16 columns".into(),
+        report(a, &cv::two_columns())?,
+    ));
     ratios.push(("selective range".into(), report(a, &cv::selective())?));
     if let Some(path) = &a.plot {
-        let title = "omen_columnar / heap, TPC-H SF1 lineitem (below 1.0: columnar faster or smaller)";
-        std::fs::write(path, omendb_bench::plot::ratio_chart(title, &ratios)).map_err(|e| format!("{path}: {e}"))?;
+        let title =
+            "omen_columnar / heap, TPC-H SF1 lineitem (below 1.0: columnar faster or smaller)";
+        std::fs::write(path, omendb_bench::plot::ratio_chart(title, &ratios))
+            .map_err(|e| format!("{path}: {e}"))?;
         println!("plot written to {path}");
     }
     Ok(())

@@ -162,6 +162,25 @@ SELECT segments > 0 AS ok, rows_checked FROM omendb.columnar_verify('ws');
 SELECT rows_checked FROM omendb.columnar_verify('types_col');
 SELECT rows_checked FROM omendb.columnar_verify('pk');
 
+-- ALTER TABLE SET TABLESPACE copies the pages (and keeps the catalog rows).
+SET allow_in_place_tablespaces = true;
+CREATE TABLESPACE omendb_regress_ts LOCATION '';
+SELECT count(*), sum(id), sum(k) FROM pk;
+ALTER TABLE pk SET TABLESPACE omendb_regress_ts;
+SELECT count(*), sum(id), sum(k) FROM pk;
+SELECT rows_checked FROM omendb.columnar_verify('pk');
+ALTER TABLE pk SET TABLESPACE pg_default;
+SELECT count(*), sum(id), sum(k) FROM pk;
+DROP TABLESPACE omendb_regress_ts;
+RESET allow_in_place_tablespaces;
+
+-- Temporary tables.
+CREATE TEMP TABLE tmp_col (id int, v text) USING omen_columnar;
+INSERT INTO tmp_col SELECT g, 't' || g FROM generate_series(1, 3000) g;
+INSERT INTO tmp_col VALUES (0, 'single');
+DELETE FROM tmp_col WHERE id % 2 = 1;
+SELECT count(*), sum(id), min(v) FROM tmp_col;
+
 -- Errors.
 CREATE UNLOGGED TABLE unl (x int) USING omen_columnar;
 SELECT * FROM ws TABLESAMPLE SYSTEM (10);

@@ -384,8 +384,14 @@ fn pg_dump_and_restore_round_trip() -> Result<()> {
     let am: String = r
         .query_one("SELECT amname::text FROM pg_class c JOIN pg_am a ON a.oid = c.relam WHERE relname = 'oc'", &[])?
         .get(0);
-    assert_eq!(am, "omen_columnar", "the restored table must keep its access method");
-    assert!(contents(&mut r, "oc")? == want, "restored omen_columnar table differs from the dumped one");
+    assert_eq!(
+        am, "omen_columnar",
+        "the restored table must keep its access method"
+    );
+    assert!(
+        contents(&mut r, "oc")? == want,
+        "restored omen_columnar table differs from the dumped one"
+    );
     r.query("SELECT * FROM omendb.columnar_verify('oc')", &[])?;
     Ok(())
 }
