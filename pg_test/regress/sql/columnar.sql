@@ -155,6 +155,17 @@ ANALYZE ws;
 SELECT reltuples > 0 AS has_stats FROM pg_class WHERE relname = 'ws';
 SELECT count(*) > 0 AS has_column_stats FROM pg_stats WHERE tablename = 'ws';
 
+-- CREATE INDEX CONCURRENTLY and REINDEX CONCURRENTLY.
+CREATE INDEX CONCURRENTLY ws_v ON ws (v);
+SET enable_seqscan = off;
+EXPLAIN (COSTS OFF) SELECT count(*) FROM ws WHERE v = 'big';
+SELECT count(*) FROM ws WHERE v = 'big';
+REINDEX INDEX CONCURRENTLY ws_v;
+SELECT count(*) FROM ws WHERE v = 'big';
+RESET enable_seqscan;
+SELECT count(*) FROM ws WHERE v = 'big';
+DROP INDEX ws_v;
+
 -- Introspection.
 SELECT segments > 0 AS has_segments, row_count, deleted_rows, compression_ratio > 1 AS compressed FROM omendb.columnar_stats('ws');
 SELECT column_name, stored_bytes > 0 AS stored FROM omendb.columnar_column_bytes('ws');
