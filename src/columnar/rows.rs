@@ -81,21 +81,19 @@ impl Table {
         })
     }
 
-    /// Fill `slot` from a decoded Parquet row.
+    /// Fill `slot` from row `i` of a decoded Parquet row group.
     pub fn fill_from_group(
         &self,
         slot: *mut pg_sys::TupleTableSlot,
         stored: usize,
         data: &DecodedGroup,
         i: usize,
-        columns: &[usize],
+        columns: Option<&[usize]>,
     ) {
-        datum::fill_slot(slot, &self.schema, stored, |c| {
-            if columns.binary_search(&c).is_ok() {
-                data.value(c, i)
-            } else {
-                Value::Null
-            }
+        // `columns` (sorted) were decoded; None: every stored column was.
+        datum::fill_slot(slot, &self.schema, stored, |c| match columns {
+            Some(cols) if cols.binary_search(&c).is_err() => Value::Null,
+            _ => data.value(c, i),
         });
     }
 
@@ -264,7 +262,7 @@ impl Cursor {
                     }
                     Step::Take => *pos += 1,
                 }
-                t.fill_from_group(slot, *stored, d, i, columns);
+                t.fill_from_group(slot, *stored, d, i, Some(columns));
                 return Some(row);
             },
             Cursor::Rows { rows, pos } => {
@@ -311,8 +309,7 @@ impl Cursor {
                 let d = data.as_ref().expect("loaded");
                 match d.position_of(row) {
                     Some(i) => {
-                        let all: Vec<usize> = (0..*stored).collect();
-                        t.fill_from_group(slot, *stored, d, i, &all);
+                        t.fill_from_group(slot, *stored, d, i, None);
                         true
                     }
                     None => false,

@@ -173,6 +173,34 @@ SELECT segments > 0 AS ok, rows_checked FROM omendb.columnar_verify('ws');
 SELECT rows_checked FROM omendb.columnar_verify('types_col');
 SELECT rows_checked FROM omendb.columnar_verify('pk');
 
+-- Domains, enums, composites; renamed columns; foreign keys both ways.
+CREATE DOMAIN posint AS int CHECK (VALUE > 0);
+CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+CREATE TYPE pair AS (a int, b text);
+CREATE TABLE misc (d posint, m mood, p pair, ps pair[]) USING omen_columnar;
+INSERT INTO misc VALUES (1, 'happy', ROW(1, 'x'), ARRAY[ROW(2, 'y')::pair]), (2, NULL, ROW(NULL, NULL), '{}');
+ALTER TABLE misc RENAME COLUMN m TO feeling;
+SELECT d, feeling, p, ps FROM misc ORDER BY d;
+SELECT count(*) FROM misc WHERE feeling > 'ok';
+CREATE TABLE child (id int, parent int REFERENCES pk (id)) USING omen_columnar;
+INSERT INTO child VALUES (1, 42);
+INSERT INTO child VALUES (2, 999999);
+DELETE FROM pk WHERE id = 42;
+CREATE TABLE parent_heap (id int PRIMARY KEY);
+INSERT INTO parent_heap VALUES (1);
+CREATE TABLE child2 (p int REFERENCES parent_heap (id)) USING omen_columnar;
+INSERT INTO child2 VALUES (1);
+INSERT INTO child2 VALUES (2);
+DROP TABLE child, child2, parent_heap;
+
+-- Parallel sequential scans return every row once.
+SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+EXPLAIN (COSTS OFF) SELECT count(*), sum(id) FROM ws;
+SELECT count(*), sum(id) FROM ws;
+RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
+
 -- ALTER TABLE SET TABLESPACE copies the pages (and keeps the catalog rows).
 SET allow_in_place_tablespaces = true;
 CREATE TABLESPACE omendb_regress_ts LOCATION '';
