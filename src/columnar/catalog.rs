@@ -35,8 +35,18 @@ CREATE TABLE omendb.columnar_deleted (
     by_update boolean NOT NULL,
     CONSTRAINT columnar_deleted_pkey PRIMARY KEY (storage_id, row_number)
 );
+-- Blocks of segments that omendb.columnar_compact replaced: reusable by
+-- later segments once no catalog row of the replaced segments is left (so
+-- no snapshot, on the primary or a standby, can still read them).
+CREATE TABLE omendb.columnar_free (
+    storage_id bigint NOT NULL,
+    first_block bigint NOT NULL,
+    block_count bigint NOT NULL
+);
+CREATE INDEX columnar_free_storage ON omendb.columnar_free (storage_id);
 CREATE SEQUENCE omendb.columnar_storage_seq;
-REVOKE ALL ON omendb.columnar_segment, omendb.columnar_deleted, omendb.columnar_storage_seq FROM PUBLIC;
+REVOKE ALL ON omendb.columnar_segment, omendb.columnar_deleted, omendb.columnar_free,
+    omendb.columnar_storage_seq FROM PUBLIC;
 "#,
     name = "columnar_catalog",
     requires = ["omendb_schema"]
@@ -74,6 +84,8 @@ const SEGMENT_TABLE: &str = "columnar_segment";
 const SEGMENT_INDEX: &str = "columnar_segment_rows";
 const DELETED_TABLE: &str = "columnar_deleted";
 const DELETED_INDEX: &str = "columnar_deleted_pkey";
+const FREE_TABLE: &str = "columnar_free";
+const FREE_INDEX: &str = "columnar_free_storage";
 const STORAGE_SEQ: &str = "columnar_storage_seq";
 
 unsafe extern "C-unwind" {
@@ -152,6 +164,153 @@ fn int8_key(key: &mut pg_sys::ScanKeyData, attno: i16, strategy: u16, proc_: u32
             pg_sys::Datum::from(value as i64),
         )
     };
+}
+
+/// A second key on a catalog's row-number column (attribute 2).
+#[derive(Clone, Copy)]
+enum RowKey {
+    Equal(u64),
+    AtMost(u64),
+}
+
+/// Scan keys `storage_id = storage [and column 2 <op> row]`; returns the count.
+fn storage_keys(keys: &mut [pg_sys::ScanKeyData; 2], storage: u64, row: Option<RowKey>) -> i32 {
+    let (eq, le) = (
+        pg_sys::BTEqualStrategyNumber as u16,
+        pg_sys::BTLessEqualStrategyNumber as u16,
+    );
+    int8_key(&mut keys[0], 1, eq, pg_sys::F_INT8EQ, storage);
+    match row {
+        None => 1,
+        Some(RowKey::Equal(r)) => {
+            int8_key(&mut keys[1], 2, eq, pg_sys::F_INT8EQ, r);
+            2
+        }
+        Some(RowKey::AtMost(r)) => {
+            int8_key(&mut keys[1], 2, le, pg_sys::F_INT8LE, r);
+            2
+        }
+    }
+}
+
+/// Visit the catalog rows of `storage` in `table` (through `index`) that
+/// `snapshot` returns, with their deformed values.
+fn scan_storage(
+    table: &str,
+    index: &str,
+    lock: u32,
+    storage: u64,
+    row: Option<RowKey>,
+    snapshot: pg_sys::Snapshot,
+    mut each: impl FnMut(&Open, pg_sys::HeapTuple, &[pg_sys::Datum]),
+) {
+    let heap = Open::table(table, lock);
+    let mut keys = [
+        pg_sys::ScanKeyData::default(),
+        pg_sys::ScanKeyData::default(),
+    ];
+    let nkeys = storage_keys(&mut keys, storage, row);
+    // SAFETY: a system-table scan over an open catalog with a valid snapshot.
+    unsafe {
+        let natts = (*(*heap.0).rd_att).natts as usize;
+        let scan = pg_sys::systable_beginscan(
+            heap.0,
+            catalog_oid(index),
+            true,
+            snapshot,
+            nkeys,
+            keys.as_mut_ptr(),
+        );
+        loop {
+            let tup = pg_sys::systable_getnext(scan);
+            if tup.is_null() {
+                break;
+            }
+            let values = deform(&heap, tup, natts);
+            each(&heap, tup, &values);
+        }
+        pg_sys::systable_endscan(scan);
+    }
+}
+
+/// A dirty snapshot: committed and in-progress insertions, without rows
+/// whose deletion committed. What "rows anyone may still read" means for
+/// catalog rows once pages of deleted segments can be reused.
+fn dirty_snapshot() -> pg_sys::SnapshotData {
+    pg_sys::SnapshotData {
+        snapshot_type: pg_sys::SnapshotType::SNAPSHOT_DIRTY,
+        ..Default::default()
+    }
+}
+
+/// Where a catalog row stands for maintenance (compaction, page reuse).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Inserted by a committed transaction and not deleted by one.
+    Live,
+    /// Inserted or deleted by a transaction still running (this one too).
+    Busy,
+    /// Inserted by an aborted transaction, or deleted by a committed one.
+    Dead,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Xact {
+    Running,
+    Committed,
+    Aborted,
+}
+
+fn xact_status(xid: pg_sys::TransactionId) -> Xact {
+    // SAFETY: transaction-status lookups; in-progress is asked first, as
+    // heapam_visibility.c does, because a committing transaction is marked
+    // committed in clog before it leaves the proc array.
+    unsafe {
+        if xid == pg_sys::FrozenTransactionId {
+            Xact::Committed
+        } else if pg_sys::TransactionIdIsCurrentTransactionId(xid)
+            || pg_sys::TransactionIdIsInProgress(xid)
+        {
+            Xact::Running
+        } else if pg_sys::TransactionIdDidCommit(xid) {
+            Xact::Committed
+        } else {
+            Xact::Aborted
+        }
+    }
+}
+
+/// The deleting transaction of a catalog tuple, if any (locks don't count).
+fn xmax_of(tup: pg_sys::HeapTuple) -> Option<pg_sys::TransactionId> {
+    // SAFETY: a tuple returned by a scan; its header is valid.
+    unsafe {
+        let h = (*tup).t_data;
+        let mask = (*h).t_infomask as u32;
+        if mask & (pg_sys::HEAP_XMAX_INVALID | pg_sys::HEAP_XMAX_LOCK_ONLY) != 0 {
+            return None;
+        }
+        let xmax = (*h).t_choice.t_heap.t_xmax;
+        (xmax != pg_sys::InvalidTransactionId).then_some(xmax)
+    }
+}
+
+fn state_of(tup: pg_sys::HeapTuple) -> State {
+    match xact_status(xmin_of(tup)) {
+        Xact::Running => return State::Busy,
+        Xact::Aborted => return State::Dead,
+        Xact::Committed => {}
+    }
+    // SAFETY: header of a scanned tuple.
+    let multi = unsafe { (*(*tup).t_data).t_infomask as u32 & pg_sys::HEAP_XMAX_IS_MULTI != 0 };
+    match xmax_of(tup) {
+        None => State::Live,
+        Some(_) if multi => State::Busy,
+        Some(xmax) => match xact_status(xmax) {
+            Xact::Running => State::Busy,
+            Xact::Committed => State::Dead,
+            Xact::Aborted => State::Live,
+        },
+    }
 }
 
 /// Insert `values` into catalog table `table` as command `cid`, and into its
@@ -309,39 +468,63 @@ fn segment_from(values: &[pg_sys::Datum]) -> Segment {
 
 /// Every segment of `storage` visible to `snapshot`, ordered by first row.
 pub fn segments(storage: u64, snapshot: pg_sys::Snapshot) -> Vec<Segment> {
-    let heap = Open::table(SEGMENT_TABLE, pg_sys::AccessShareLock);
-    let mut key = pg_sys::ScanKeyData::default();
-    int8_key(
-        &mut key,
-        1,
-        pg_sys::BTEqualStrategyNumber as u16,
-        pg_sys::F_INT8EQ,
-        storage,
-    );
     let mut out = Vec::new();
-    // SAFETY: a system-table scan over an open catalog with a valid snapshot.
-    unsafe {
-        let scan = pg_sys::systable_beginscan(
-            heap.0,
-            catalog_oid(SEGMENT_INDEX),
-            true,
-            snapshot,
-            1,
-            &mut key,
-        );
-        loop {
-            let tup = pg_sys::systable_getnext(scan);
-            if tup.is_null() {
-                break;
-            }
-            let seg = segment_from(&deform(&heap, tup, 9));
+    scan_storage(
+        SEGMENT_TABLE,
+        SEGMENT_INDEX,
+        pg_sys::AccessShareLock,
+        storage,
+        None,
+        snapshot,
+        |_, _, values| {
+            let seg = segment_from(values);
             if seg.kind != Kind::Reserved {
                 out.push(seg);
             }
-        }
-        pg_sys::systable_endscan(scan);
-    }
+        },
+    );
     out.sort_by_key(|s| s.first_row);
+    out
+}
+
+/// Every segment of `storage` that some transaction may still read:
+/// committed or in progress, deletion not committed (a dirty read).
+pub fn segments_in_use(storage: u64) -> Vec<Segment> {
+    let mut dirty = dirty_snapshot();
+    segments(storage, &mut dirty)
+}
+
+/// A catalog row of a segment (reservations included), as maintenance sees it.
+pub struct Entry {
+    pub segment: Segment,
+    pub tid: pg_sys::ItemPointerData,
+    pub state: State,
+    /// The transaction that deleted it, if any.
+    pub xmax: Option<pg_sys::TransactionId>,
+}
+
+/// Every catalog row of `storage`'s segments still in the table, whatever
+/// its visibility, ordered by first row.
+pub fn segment_entries(storage: u64) -> Vec<Entry> {
+    let mut out = Vec::new();
+    scan_storage(
+        SEGMENT_TABLE,
+        SEGMENT_INDEX,
+        pg_sys::AccessShareLock,
+        storage,
+        None,
+        &raw mut pg_sys::SnapshotAnyData,
+        |_, tup, values| {
+            out.push(Entry {
+                segment: segment_from(values),
+                // SAFETY: a scanned tuple.
+                tid: unsafe { (*tup).t_self },
+                state: state_of(tup),
+                xmax: xmax_of(tup),
+            });
+        },
+    );
+    out.sort_by_key(|e| e.segment.first_row);
     out
 }
 
@@ -351,33 +534,31 @@ pub fn segments(storage: u64, snapshot: pg_sys::Snapshot) -> Vec<Segment> {
 /// reservation by a transaction in progress is returned (kind Reserved, with
 /// that transaction in the snapshot's xmin) when no segment holds the row.
 pub fn segment_containing(storage: u64, row: u64, snapshot: pg_sys::Snapshot) -> Option<Segment> {
+    // SnapshotAny would also return segments that compaction replaced, whose
+    // pages may hold other data now; a dirty read returns those in use.
+    let mut any_as_dirty = dirty_snapshot();
+    // SAFETY: a valid snapshot.
+    let any = unsafe { (*snapshot).snapshot_type } == pg_sys::SnapshotType::SNAPSHOT_ANY;
+    let (snapshot, report) = if any {
+        (&raw mut any_as_dirty, false)
+    } else {
+        (snapshot, true)
+    };
     let heap = Open::table(SEGMENT_TABLE, pg_sys::AccessShareLock);
     let index = Open::index(SEGMENT_INDEX, pg_sys::AccessShareLock);
     let mut keys = [
         pg_sys::ScanKeyData::default(),
         pg_sys::ScanKeyData::default(),
     ];
-    int8_key(
-        &mut keys[0],
-        1,
-        pg_sys::BTEqualStrategyNumber as u16,
-        pg_sys::F_INT8EQ,
-        storage,
-    );
-    int8_key(
-        &mut keys[1],
-        2,
-        pg_sys::BTLessEqualStrategyNumber as u16,
-        pg_sys::F_INT8LE,
-        row,
-    );
+    let nkeys = storage_keys(&mut keys, storage, Some(RowKey::AtMost(row)));
     // SAFETY: snapshot valid for the scan.
-    let dirty = unsafe { (*snapshot).snapshot_type } == pg_sys::SnapshotType::SNAPSHOT_DIRTY;
+    let dirty =
+        report && unsafe { (*snapshot).snapshot_type } == pg_sys::SnapshotType::SNAPSHOT_DIRTY;
     let mut reserved: Option<(Segment, pg_sys::TransactionId)> = None;
     // SAFETY: ordered system-table scan over an open catalog and its index.
     let found = unsafe {
         let scan =
-            pg_sys::systable_beginscan_ordered(heap.0, index.0, snapshot, 2, keys.as_mut_ptr());
+            pg_sys::systable_beginscan_ordered(heap.0, index.0, snapshot, nkeys, keys.as_mut_ptr());
         let mut found = None;
         loop {
             let tup = pg_sys::systable_getnext_ordered(
@@ -458,50 +639,15 @@ fn deletion_scan(
     snapshot: pg_sys::Snapshot,
     mut each: impl FnMut(pg_sys::HeapTuple, &[pg_sys::Datum]),
 ) {
-    let heap = Open::table(DELETED_TABLE, pg_sys::AccessShareLock);
-    let mut keys = [
-        pg_sys::ScanKeyData::default(),
-        pg_sys::ScanKeyData::default(),
-    ];
-    int8_key(
-        &mut keys[0],
-        1,
-        pg_sys::BTEqualStrategyNumber as u16,
-        pg_sys::F_INT8EQ,
+    scan_storage(
+        DELETED_TABLE,
+        DELETED_INDEX,
+        pg_sys::AccessShareLock,
         storage,
+        row.map(RowKey::Equal),
+        snapshot,
+        |_, tup, values| each(tup, values),
     );
-    let nkeys = if let Some(r) = row {
-        int8_key(
-            &mut keys[1],
-            2,
-            pg_sys::BTEqualStrategyNumber as u16,
-            pg_sys::F_INT8EQ,
-            r,
-        );
-        2
-    } else {
-        1
-    };
-    // SAFETY: system-table scan over an open catalog with a valid snapshot.
-    unsafe {
-        let scan = pg_sys::systable_beginscan(
-            heap.0,
-            catalog_oid(DELETED_INDEX),
-            true,
-            snapshot,
-            nkeys,
-            keys.as_mut_ptr(),
-        );
-        loop {
-            let tup = pg_sys::systable_getnext(scan);
-            if tup.is_null() {
-                break;
-            }
-            let values = deform(&heap, tup, 3);
-            each(tup, &values);
-        }
-        pg_sys::systable_endscan(scan);
-    }
 }
 
 /// Row numbers of `storage` that are deleted as `snapshot` sees it.
@@ -515,24 +661,27 @@ pub fn deleted_rows(storage: u64, snapshot: pg_sys::Snapshot) -> HashSet<u64> {
     out
 }
 
-/// Rows of `storage` whose deletion committed before `horizon`: every
-/// running and future transaction sees them deleted.
-pub fn deleted_before(storage: u64, horizon: pg_sys::TransactionId) -> HashSet<u64> {
-    let mut out = HashSet::new();
+/// Rows of `storage` whose deletion committed before `horizon` (every
+/// running and future transaction sees them deleted), with the TIDs of
+/// their deletion rows.
+pub fn deleted_before(
+    storage: u64,
+    horizon: pg_sys::TransactionId,
+) -> Vec<(u64, pg_sys::ItemPointerData)> {
+    let mut out = Vec::new();
     deletion_scan(
         storage,
         None,
         &raw mut pg_sys::SnapshotAnyData,
         |tup, values| {
             let xmin = xmin_of(tup);
-            // SAFETY: transaction-status lookups.
-            let dead = unsafe {
-                xmin == pg_sys::FrozenTransactionId
-                    || (pg_sys::TransactionIdDidCommit(xmin)
-                        && pg_sys::TransactionIdPrecedes(xmin, horizon))
-            };
-            if dead {
-                out.insert(values[1].value() as u64);
+            // SAFETY: transaction-id comparison.
+            let old = xmin == pg_sys::FrozenTransactionId
+                || unsafe { pg_sys::TransactionIdPrecedes(xmin, horizon) };
+            // Live: committed, and not already removed by a compaction.
+            if old && state_of(tup) == State::Live {
+                // SAFETY: a scanned tuple.
+                out.push((values[1].value() as u64, unsafe { (*tup).t_self }));
             }
         },
     );
@@ -573,35 +722,113 @@ pub fn forget_storage(storage: u64) {
     for (table, index) in [
         (SEGMENT_TABLE, SEGMENT_INDEX),
         (DELETED_TABLE, DELETED_INDEX),
+        (FREE_TABLE, FREE_INDEX),
     ] {
-        let heap = Open::table(table, pg_sys::RowExclusiveLock);
-        let mut key = pg_sys::ScanKeyData::default();
-        int8_key(
-            &mut key,
-            1,
-            pg_sys::BTEqualStrategyNumber as u16,
-            pg_sys::F_INT8EQ,
-            storage,
-        );
-        // SAFETY: scanning with SnapshotSelf sees our own rows and committed
-        // ones, never a tuple we already deleted.
-        unsafe {
-            let scan = pg_sys::systable_beginscan(
-                heap.0,
-                catalog_oid(index),
-                true,
-                &raw mut pg_sys::SnapshotSelfData,
-                1,
-                &mut key,
-            );
-            loop {
-                let tup = pg_sys::systable_getnext(scan);
-                if tup.is_null() {
-                    break;
-                }
-                pg_sys::simple_heap_delete(heap.0, &mut (*tup).t_self);
-            }
-            pg_sys::systable_endscan(scan);
+        if lookup(table) == pg_sys::InvalidOid {
+            continue; // an install from before the table existed
         }
+        // SnapshotSelf sees our own rows and committed ones, never a tuple
+        // we already deleted.
+        scan_storage(
+            table,
+            index,
+            pg_sys::RowExclusiveLock,
+            storage,
+            None,
+            &raw mut pg_sys::SnapshotSelfData,
+            |heap, tup, _| {
+                // SAFETY: a tuple of the open catalog, visible to us.
+                unsafe { pg_sys::simple_heap_delete(heap.0, &mut (*tup).t_self) }
+            },
+        );
     }
+}
+
+/// Delete catalog rows this transaction found live (compaction: replaced
+/// segments, deletion rows of purged rows).
+fn delete_tids(table: &str, tids: &[pg_sys::ItemPointerData]) {
+    let heap = Open::table(table, pg_sys::RowExclusiveLock);
+    for tid in tids {
+        let mut t = *tid;
+        // SAFETY: a tuple of the open catalog; errors if someone else
+        // deleted it (compaction holds a lock that excludes that).
+        unsafe { pg_sys::simple_heap_delete(heap.0, &mut t) };
+    }
+}
+
+pub fn delete_segments(tids: &[pg_sys::ItemPointerData]) {
+    delete_tids(SEGMENT_TABLE, tids);
+}
+
+pub fn delete_deletions(tids: &[pg_sys::ItemPointerData]) {
+    delete_tids(DELETED_TABLE, tids);
+}
+
+/// A run of free blocks recorded in `omendb.columnar_free`.
+pub struct FreeExtent {
+    pub first_block: u32,
+    pub block_count: u32,
+    pub tid: pg_sys::ItemPointerData,
+    pub state: State,
+    /// The transaction that freed the blocks (the row's inserter).
+    pub freed_by: pg_sys::TransactionId,
+}
+
+/// Record blocks `first..first+count` of `storage` as free.
+pub fn insert_free(storage: u64, first_block: u32, block_count: u32) {
+    let mut values = [
+        pg_sys::Datum::from(storage as i64),
+        pg_sys::Datum::from(first_block as i64),
+        pg_sys::Datum::from(block_count as i64),
+    ];
+    // SAFETY: plain xact-state lookup.
+    insert(FREE_TABLE, &mut values, unsafe {
+        pg_sys::GetCurrentCommandId(true)
+    });
+}
+
+/// The free-extent rows of `storage` that `snapshot` returns (SnapshotAny:
+/// every one still in the table; `state` tells which are usable).
+pub fn free_extents(storage: u64, snapshot: pg_sys::Snapshot) -> Vec<FreeExtent> {
+    let mut out = Vec::new();
+    scan_storage(
+        FREE_TABLE,
+        FREE_INDEX,
+        pg_sys::AccessShareLock,
+        storage,
+        None,
+        snapshot,
+        |_, tup, values| {
+            out.push(FreeExtent {
+                first_block: values[1].value() as u32,
+                block_count: values[2].value() as u32,
+                // SAFETY: a scanned tuple.
+                tid: unsafe { (*tup).t_self },
+                state: state_of(tup),
+                freed_by: xmin_of(tup),
+            });
+        },
+    );
+    out
+}
+
+/// Take a free extent for this transaction: deletes its row unless another
+/// transaction is taking it (then false, without waiting).
+pub fn claim_free(tid: pg_sys::ItemPointerData) -> bool {
+    let heap = Open::table(FREE_TABLE, pg_sys::RowExclusiveLock);
+    let mut t = tid;
+    let mut tmfd = pg_sys::TM_FailureData::default();
+    // SAFETY: a tuple of the open catalog; no wait on a concurrent claimer.
+    let r = unsafe {
+        pg_sys::heap_delete(
+            heap.0,
+            &mut t,
+            pg_sys::GetCurrentCommandId(true),
+            std::ptr::null_mut(),
+            false,
+            &mut tmfd,
+            false,
+        )
+    };
+    r == pg_sys::TM_Result::TM_Ok
 }

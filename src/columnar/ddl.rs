@@ -1,5 +1,5 @@
-//! Storage lifecycle (create, truncate, copy, drop), VACUUM, index builds,
-//! and size estimates.
+//! Storage lifecycle (create, truncate, copy, drop), index builds, and size
+//! estimates.
 
 use super::catalog;
 use super::rows::{Cursor, Step, Table};
@@ -123,118 +123,6 @@ pub unsafe extern "C-unwind" fn relation_copy_for_cluster(
 /// VACUUM: remove index entries of rows whose deletion every transaction
 /// sees, and update the table's statistics and relfrozenxid (the table
 /// itself stores no transaction ids).
-#[pg_guard]
-pub unsafe extern "C-unwind" fn relation_vacuum(
-    rel: pg_sys::Relation,
-    params: *mut pg_sys::VacuumParams,
-    bstrategy: pg_sys::BufferAccessStrategy,
-) {
-    pending::flush_relation(rel);
-    // SAFETY: snapshot registered for the duration; horizon lookup.
-    let (live, dead) = unsafe {
-        let snap = pg_sys::RegisterSnapshot(pg_sys::GetTransactionSnapshot());
-        let (segments, deleted) = visible(rel, snap);
-        pg_sys::UnregisterSnapshot(snap);
-        let live = segments
-            .iter()
-            .map(|s| s.row_count)
-            .sum::<u64>()
-            .saturating_sub(deleted.len() as u64);
-        // Rows whose deletion every running transaction sees: their index
-        // entries can go.
-        let dead = match storage::meta(rel) {
-            Some(m) => catalog::deleted_before(
-                m.storage_id,
-                pg_sys::GetOldestNonRemovableTransactionId(rel),
-            ),
-            None => HashSet::new(),
-        };
-        (live, dead)
-    };
-    // SAFETY: vacuum's index handling, as heap's lazy vacuum does it.
-    unsafe {
-        let mut nindexes = 0;
-        let mut indexes: *mut pg_sys::Relation = std::ptr::null_mut();
-        pg_sys::vac_open_indexes(
-            rel,
-            pg_sys::RowExclusiveLock as i32,
-            &mut nindexes,
-            &mut indexes,
-        );
-        let verbose = !params.is_null() && ((*params).options & pg_sys::VACOPT_VERBOSE) != 0;
-        for i in 0..nindexes as usize {
-            let index = *indexes.add(i);
-            let mut info = pg_sys::IndexVacuumInfo {
-                index,
-                analyze_only: false,
-                report_progress: false,
-                estimated_count: false,
-                message_level: if verbose {
-                    pg_sys::INFO as i32
-                } else {
-                    pg_sys::DEBUG2 as i32
-                },
-                num_heap_tuples: live as f64,
-                strategy: bstrategy,
-            };
-            let mut stats = std::ptr::null_mut();
-            if !dead.is_empty() {
-                stats = pg_sys::index_bulk_delete(
-                    &mut info,
-                    stats,
-                    Some(is_dead),
-                    &dead as *const HashSet<u64> as *mut std::ffi::c_void,
-                );
-            }
-            stats = pg_sys::index_vacuum_cleanup(&mut info, stats);
-            if !stats.is_null() && !(*stats).estimated_count {
-                let mut fz = false;
-                let mut mm = false;
-                pg_sys::vac_update_relstats(
-                    index,
-                    (*stats).num_pages,
-                    (*stats).num_index_tuples,
-                    0,
-                    false,
-                    pg_sys::InvalidTransactionId,
-                    pg_sys::InvalidTransactionId,
-                    &mut fz,
-                    &mut mm,
-                    false,
-                );
-            }
-        }
-        pg_sys::vac_close_indexes(nindexes, indexes, pg_sys::NoLock as i32);
-        let mut fz = false;
-        let mut mm = false;
-        let pages = storage::nblocks(rel);
-        pg_sys::vac_update_relstats(
-            rel,
-            pages,
-            live as f64,
-            0,
-            nindexes > 0,
-            pg_sys::GetOldestNonRemovableTransactionId(rel),
-            pg_sys::GetOldestMultiXactId(),
-            &mut fz,
-            &mut mm,
-            false,
-        );
-    }
-}
-
-#[pg_guard]
-unsafe extern "C-unwind" fn is_dead(
-    tid: pg_sys::ItemPointer,
-    state: *mut std::ffi::c_void,
-) -> bool {
-    // SAFETY: state is the HashSet passed to index_bulk_delete.
-    unsafe {
-        let dead = &*(state as *const HashSet<u64>);
-        tid_to_row(&*tid).is_some_and(|r| dead.contains(&r))
-    }
-}
-
 /// Evaluate an index predicate (ExecQual) in the per-tuple context.
 unsafe fn qual_passes(state: *mut pg_sys::ExprState, econtext: *mut pg_sys::ExprContext) -> bool {
     if state.is_null() {
@@ -351,7 +239,7 @@ pub unsafe extern "C-unwind" fn index_build_range_scan(
             alive_segs
         } else {
             match storage::meta(table_rel) {
-                Some(m) => catalog::segments(m.storage_id, &raw mut pg_sys::SnapshotAnyData),
+                Some(m) => catalog::segments_in_use(m.storage_id),
                 None => Vec::new(),
             }
         };

@@ -1,6 +1,6 @@
 //! The table access method routine and its SQL objects.
 
-use super::{ddl, fetch, modify, pending, scan, tid_to_row};
+use super::{ddl, fetch, modify, pending, scan, tid_to_row, vacuum};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
@@ -117,7 +117,7 @@ static ROUTINE: pg_sys::TableAmRoutine = pg_sys::TableAmRoutine {
     relation_nontransactional_truncate: Some(ddl::relation_nontransactional_truncate),
     relation_copy_data: Some(ddl::relation_copy_data),
     relation_copy_for_cluster: Some(ddl::relation_copy_for_cluster),
-    relation_vacuum: Some(ddl::relation_vacuum),
+    relation_vacuum: Some(vacuum::relation_vacuum),
     scan_analyze_next_block: Some(scan::scan_analyze_next_block),
     scan_analyze_next_tuple: Some(scan::scan_analyze_next_tuple),
     index_build_range_scan: Some(ddl::index_build_range_scan),

@@ -14,9 +14,11 @@
 //! `storage` (metapage and page formats), `datum` (slots <-> values),
 //! `pending` (rows inserted by the running statement), `rows` (reading
 //! segments under a snapshot), `scan`, `fetch`, `modify` (delete, update,
-//! lock), `ddl` (new storage, truncate, copy, vacuum, index build), `stats`.
+//! lock), `ddl` (new storage, truncate, copy, index build), `vacuum`,
+//! `compact` (merging segments, purging deleted rows, reusing pages), `stats`.
 
 mod catalog;
+mod compact;
 mod datum;
 mod ddl;
 mod fetch;
@@ -26,8 +28,9 @@ mod pending;
 mod pushdown;
 mod rows;
 mod scan;
-mod stats;
+pub(crate) mod stats;
 mod storage;
+mod vacuum;
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;

@@ -25,13 +25,47 @@ use std::cell::RefCell;
 /// Rows per Parquet row group.
 pub const ROWS_PER_GROUP: usize = 65_536;
 /// A batch is written as a segment once it holds this many rows or bytes.
-const SEGMENT_MAX_ROWS: usize = 1 << 20;
-const SEGMENT_MAX_BYTES: usize = 128 << 20;
+pub const SEGMENT_MAX_ROWS: usize = 1 << 20;
+pub const SEGMENT_MAX_BYTES: usize = 128 << 20;
 /// Batches up to this size go to the write store instead of Parquet.
 const WRITE_STORE_MAX_ROWS: usize = 512;
 const WRITE_STORE_MAX_BYTES: usize = 64 << 10;
 /// Largest row-number reservation (reservations grow 8x per batch).
 const MAX_RESERVATION: u64 = 1 << 16;
+
+/// Encoded row records with their row numbers, in row-number order.
+#[derive(Default)]
+pub struct RowBuf {
+    pub rows: Vec<u64>,
+    ends: Vec<usize>,
+    data: Vec<u8>,
+}
+
+impl RowBuf {
+    /// Append row `row`, whose record `encode` writes.
+    pub fn push(&mut self, row: u64, encode: impl FnOnce(&mut Vec<u8>)) {
+        encode(&mut self.data);
+        self.ends.push(self.data.len());
+        self.rows.push(row);
+    }
+    pub fn record(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.data[start..self.ends[i]]
+    }
+    pub fn bytes(&self) -> usize {
+        self.data.len()
+    }
+    /// Keep only the rows `keep` accepts.
+    fn retain(&mut self, keep: impl Fn(u64) -> bool) {
+        let mut out = RowBuf::default();
+        for i in 0..self.rows.len() {
+            if keep(self.rows[i]) {
+                out.push(self.rows[i], |d| d.extend_from_slice(self.record(i)));
+            }
+        }
+        *self = out;
+    }
+}
 
 struct Batch {
     relid: pg_sys::Oid,
@@ -39,9 +73,7 @@ struct Batch {
     subxact: pg_sys::SubTransactionId,
     cid: pg_sys::CommandId,
     schema: Schema,
-    rows: Vec<u64>,
-    ends: Vec<usize>,
-    data: Vec<u8>,
+    buf: RowBuf,
     next: u64,
     end: u64,
     chunk: u64,
@@ -54,13 +86,6 @@ struct Batch {
     /// never span two of them: other backends' rows may lie in between,
     /// and visible segments must not overlap.
     ranges: Vec<(u64, u64)>,
-}
-
-impl Batch {
-    fn record(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.data[start..self.ends[i]]
-    }
 }
 
 thread_local! {
@@ -106,9 +131,7 @@ pub fn insert(
                     subxact,
                     cid,
                     schema,
-                    rows: Vec::new(),
-                    ends: Vec::new(),
-                    data: Vec::new(),
+                    buf: RowBuf::default(),
                     next: 0,
                     end: 0,
                     chunk: 1,
@@ -135,16 +158,14 @@ pub fn insert(
             let row = b.next;
             b.next += 1;
             datum::values_of(slot, &b.schema, &mut values);
-            encode_row(&b.schema, &values, &mut b.data);
-            b.ends.push(b.data.len());
-            b.rows.push(row);
+            b.buf.push(row, |d| encode_row(&b.schema, &values, d));
             // SAFETY: valid slot; the executor reads tts_tid to index the row.
             unsafe {
                 (*slot).tts_tid = row_to_tid(row);
                 (*slot).tts_tableOid = key.0;
             }
         }
-        full = b.rows.len() >= SEGMENT_MAX_ROWS || b.data.len() >= SEGMENT_MAX_BYTES;
+        full = b.buf.rows.len() >= SEGMENT_MAX_ROWS || b.buf.bytes() >= SEGMENT_MAX_BYTES;
     });
     if full {
         flush_where(|b| (b.relid, b.relfilenode, b.subxact, b.cid) == key);
@@ -162,6 +183,9 @@ fn reserve(
     cid: pg_sys::CommandId,
     out: &mut Vec<pg_sys::ItemPointerData>,
 ) -> u64 {
+    // Compaction must find the reservation in the catalog if it can find
+    // the row numbers taken from the metapage.
+    let _sync = storage::ChangeLock::shared(rel);
     let first = storage::reserve_rows(rel, n);
     let meta = storage::ensure_meta(rel);
     let seg = Segment {
@@ -227,20 +251,10 @@ pub fn discard_relation(rel: pg_sys::Relation) {
 fn write(mut b: Batch) {
     if !b.killed.is_empty() {
         let killed = std::mem::take(&mut b.killed);
-        let mut keep = Vec::with_capacity(b.rows.len());
-        let mut ends = Vec::with_capacity(b.rows.len());
-        let mut data = Vec::with_capacity(b.data.len());
-        for i in 0..b.rows.len() {
-            if !killed.contains(&b.rows[i]) {
-                data.extend_from_slice(b.record(i));
-                ends.push(data.len());
-                keep.push(b.rows[i]);
-            }
-        }
-        (b.rows, b.ends, b.data) = (keep, ends, data);
+        b.buf.retain(|row| !killed.contains(&row));
     }
     catalog::forget_reservations(&b.reservations, b.cid);
-    if b.rows.is_empty() {
+    if b.buf.rows.is_empty() {
         return;
     }
     // SAFETY: the inserting statement holds RowExclusiveLock until commit.
@@ -252,11 +266,12 @@ fn write(mut b: Batch) {
         return;
     }
     let meta = storage::ensure_meta(rel);
+    let rows = &b.buf.rows;
     let mut i = 0;
     for &(_, end) in &b.ranges {
-        let j = i + b.rows[i..].partition_point(|&r| r < end);
+        let j = i + rows[i..].partition_point(|&r| r < end);
         if j > i {
-            write_run(rel, &b, i..j, meta.storage_id);
+            write_rows(rel, &b.schema, &b.buf, i..j, meta.storage_id, b.cid);
         }
         i = j;
     }
@@ -264,48 +279,72 @@ fn write(mut b: Batch) {
     unsafe { pg_sys::table_close(rel, pg_sys::NoLock as i32) };
 }
 
-/// Write rows `run` of `b` (all inside one reserved range) as one segment.
-fn write_run(rel: pg_sys::Relation, b: &Batch, run: std::ops::Range<usize>, storage_id: u64) {
-    let bytes: usize = run.clone().map(|i| b.record(i).len()).sum();
-    let small = run.len() <= WRITE_STORE_MAX_ROWS
+/// Whether rows `run` of `buf` go to the write store rather than Parquet.
+pub fn fits_write_store(buf: &RowBuf, run: std::ops::Range<usize>) -> bool {
+    let bytes: usize = run.clone().map(|i| buf.record(i).len()).sum();
+    run.len() <= WRITE_STORE_MAX_ROWS
         && bytes <= WRITE_STORE_MAX_BYTES
         && run
             .clone()
-            .all(|i| b.record(i).len() + 10 <= storage::WS_MAX_ITEM);
-    let (kind, first_block, block_count, byte_length) = if small {
+            .all(|i| buf.record(i).len() + 10 <= storage::WS_MAX_ITEM)
+}
+
+/// Write rows `run` of `buf` (encoded with `schema`, their row numbers all
+/// inside one reserved range or one replaced segment run) as one segment
+/// stamped with command `cid`.
+pub fn write_rows(
+    rel: pg_sys::Relation,
+    schema: &Schema,
+    buf: &RowBuf,
+    run: std::ops::Range<usize>,
+    storage_id: u64,
+    cid: pg_sys::CommandId,
+) {
+    let bytes: usize = run.clone().map(|i| buf.record(i).len()).sum();
+    let mut seg = Segment {
+        first_row: buf.rows[run.start],
+        last_row: buf.rows[run.end - 1],
+        row_count: run.len() as u64,
+        kind: Kind::WriteStore,
+        first_block: 0,
+        block_count: 0,
+        byte_length: bytes as u64,
+        format_version: omendb_columnar::FORMAT_VERSION,
+    };
+    if fits_write_store(buf, run.clone()) {
         // Each write-store record carries its column count: columns added
         // later read as missing, as in Parquet segments.
-        let ncols = (b.schema.columns.len() as u16).to_le_bytes();
+        let ncols = (schema.columns.len() as u16).to_le_bytes();
         let items: Vec<Vec<u8>> = run
             .clone()
-            .map(|i| [&ncols[..], b.record(i)].concat())
+            .map(|i| [&ncols[..], buf.record(i)].concat())
             .collect();
         let rows: Vec<(u64, &[u8])> = run
             .clone()
             .zip(&items)
-            .map(|(i, item)| (b.rows[i], item.as_slice()))
+            .map(|(i, item)| (buf.rows[i], item.as_slice()))
             .collect();
-        let (first, pages) = storage::append_write_store(rel, &rows);
-        (Kind::WriteStore, first, pages, bytes as u64)
+        // Compaction frees write-store pages no catalog row uses: ours must
+        // be in the catalog before it looks.
+        let _sync = storage::ChangeLock::shared(rel);
+        (seg.first_block, seg.block_count) = storage::append_write_store(rel, &rows);
+        catalog::insert_segment(storage_id, &seg, cid);
     } else {
-        let encoded = encode_segment(rel, b, run.clone());
-        let (first, count) = storage::write_segment(rel, &encoded);
-        (Kind::Parquet, first, count, encoded.len() as u64)
-    };
-    let seg = Segment {
-        first_row: b.rows[run.start],
-        last_row: b.rows[run.end - 1],
-        row_count: run.len() as u64,
-        kind,
-        first_block,
-        block_count,
-        byte_length,
-        format_version: omendb_columnar::FORMAT_VERSION,
-    };
-    catalog::insert_segment(storage_id, &seg, b.cid);
+        let encoded = encode_segment(rel, schema, buf, run);
+        let reuse = super::compact::take_free(storage_id, storage::pages_for(encoded.len()));
+        (seg.first_block, seg.block_count) = storage::write_segment(rel, &encoded, reuse);
+        seg.kind = Kind::Parquet;
+        seg.byte_length = encoded.len() as u64;
+        catalog::insert_segment(storage_id, &seg, cid);
+    }
 }
 
-fn encode_segment(rel: pg_sys::Relation, b: &Batch, run: std::ops::Range<usize>) -> Vec<u8> {
+fn encode_segment(
+    rel: pg_sys::Relation,
+    schema: &Schema,
+    buf: &RowBuf,
+    run: std::ops::Range<usize>,
+) -> Vec<u8> {
     let fail = |e: omendb_columnar::Error| -> ! {
         crate::error::error(
             PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
@@ -315,11 +354,11 @@ fn encode_segment(rel: pg_sys::Relation, b: &Batch, run: std::ops::Range<usize>)
             ),
         )
     };
-    let mut w = SegmentWriter::new(&b.schema, ROWS_PER_GROUP).unwrap_or_else(|e| fail(e));
+    let mut w = SegmentWriter::new(schema, ROWS_PER_GROUP).unwrap_or_else(|e| fail(e));
     let mut values = Vec::new();
     for i in run {
-        decode_row(&b.schema, b.record(i), &mut values).unwrap_or_else(|e| fail(e));
-        w.push(b.rows[i], &values).unwrap_or_else(|e| fail(e));
+        decode_row(schema, buf.record(i), &mut values).unwrap_or_else(|e| fail(e));
+        w.push(buf.rows[i], &values).unwrap_or_else(|e| fail(e));
         if i % 4096 == 0 {
             pgrx::check_for_interrupts!();
         }
@@ -338,7 +377,7 @@ pub fn kill_row(rel: pg_sys::Relation, row: u64) {
     let id = relid(rel);
     let in_batch = BATCHES.with_borrow_mut(|batches| {
         for b in batches.iter_mut().filter(|b| b.relid == id) {
-            if b.rows.binary_search(&row).is_ok() {
+            if b.buf.rows.binary_search(&row).is_ok() {
                 b.killed.push(row);
                 return true;
             }
@@ -371,8 +410,8 @@ pub fn with_row<R>(
             if b.killed.contains(&row) {
                 continue;
             }
-            if let Ok(i) = b.rows.binary_search(&row) {
-                return Some(f(&b.schema, b.record(i), b.cid));
+            if let Ok(i) = b.buf.rows.binary_search(&row) {
+                return Some(f(&b.schema, b.buf.record(i), b.cid));
             }
         }
         None

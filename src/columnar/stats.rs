@@ -4,16 +4,16 @@
 use super::catalog::{Kind, Segment};
 use super::rows::{Cursor, Step, Table};
 use super::scan::visible;
-use super::{corrupt, handler, storage};
+use super::{catalog, corrupt, handler, storage};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::collections::HashSet;
 
 /// An omen_columnar table opened by OID, closed on drop.
-struct Open(pg_sys::Relation);
+pub struct Open(pub pg_sys::Relation);
 
 impl Open {
-    fn new(oid: pg_sys::Oid, lock: u32) -> Open {
+    pub fn new(oid: pg_sys::Oid, lock: u32) -> Open {
         // SAFETY: lookups and open by OID; checked before use.
         unsafe {
             if pg_sys::get_rel_relkind(oid) != pg_sys::RELKIND_RELATION as std::ffi::c_char {
@@ -70,7 +70,7 @@ fn current(rel: pg_sys::Relation) -> (Vec<Segment>, HashSet<u64>) {
 #[pg_extern(sql = "
 CREATE FUNCTION omendb.columnar_stats(tbl pg_catalog.regclass)
 RETURNS TABLE (segments bigint, parquet_segments bigint, write_store_segments bigint, row_count bigint,
-               deleted_rows bigint, pages bigint, stored_bytes bigint, uncompressed_bytes bigint,
+               deleted_rows bigint, pages bigint, free_pages bigint, stored_bytes bigint, uncompressed_bytes bigint,
                compression_ratio double precision, format_version integer)
 STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
 REVOKE ALL ON FUNCTION omendb.columnar_stats(pg_catalog.regclass) FROM PUBLIC;
@@ -89,6 +89,7 @@ fn columnar_stats(
         name!(row_count, i64),
         name!(deleted_rows, i64),
         name!(pages, i64),
+        name!(free_pages, i64),
         name!(stored_bytes, i64),
         name!(uncompressed_bytes, i64),
         name!(compression_ratio, Option<f64>),
@@ -118,6 +119,7 @@ fn columnar_stats(
         rows as i64,
         deleted.len() as i64,
         storage::nblocks(rel) as i64,
+        free_pages(rel),
         stored as i64,
         raw as i64,
         (parquet_stored > 0).then(|| raw as f64 / parquet_stored as f64),
@@ -193,7 +195,7 @@ fn columnar_verify(
     let (segments, deleted) = current(rel);
     let table = Table::new(rel);
     let mut prev_last: Option<u64> = None;
-    let mut parquet_pages: Vec<(u32, u32)> = Vec::new();
+    let mut parquet_pages: Vec<(u32, u32, &str)> = Vec::new();
     let mut checked = 0i64;
     // SAFETY: a slot for decoding rows, dropped below.
     let slot = unsafe { pg_sys::table_slot_create(rel, std::ptr::null_mut()) };
@@ -224,7 +226,7 @@ fn columnar_verify(
             );
         }
         if s.kind == Kind::Parquet {
-            parquet_pages.push((s.first_block, s.block_count));
+            parquet_pages.push((s.first_block, s.block_count, "segment"));
         }
         let mut cursor = Cursor::open(&table, s);
         let mut n = 0u64;
@@ -258,15 +260,7 @@ fn columnar_verify(
         }
         checked += n as i64;
     }
-    parquet_pages.sort();
-    for w in parquet_pages.windows(2) {
-        if w[0].0 + w[0].1 > w[1].0 {
-            corrupt(
-                rel,
-                format!("segments at blocks {} and {} share pages", w[0].0, w[1].0),
-            );
-        }
-    }
+    check_pages(rel, meta.storage_id, &segments, parquet_pages, nblocks);
     for r in &deleted {
         let i = segments.partition_point(|s| s.first_row <= *r);
         if i == 0 || segments[i - 1].last_row < *r {
@@ -281,4 +275,78 @@ fn columnar_verify(
         deleted.len() as i64,
         nblocks as i64,
     ))
+}
+
+/// Parquet segments and free extents (as a fresh snapshot sees them) must
+/// not share pages, with each other or with write-store pages in use, and
+/// free extents must lie inside the table.
+fn check_pages(
+    rel: pg_sys::Relation,
+    storage_id: u64,
+    segments: &[Segment],
+    mut ranges: Vec<(u32, u32, &str)>,
+    nblocks: u32,
+) {
+    // SAFETY: snapshot registered for the duration of the catalog read.
+    let free = unsafe {
+        let snap = pg_sys::RegisterSnapshot(pg_sys::GetTransactionSnapshot());
+        let free = catalog::free_extents(storage_id, snap);
+        pg_sys::UnregisterSnapshot(snap);
+        free
+    };
+    for x in &free {
+        if x.first_block == 0 || x.first_block as u64 + x.block_count as u64 > nblocks as u64 {
+            corrupt(
+                rel,
+                format!(
+                    "free extent {}+{} is outside the table's {nblocks} pages",
+                    x.first_block, x.block_count
+                ),
+            );
+        }
+        ranges.push((x.first_block, x.block_count, "free extent"));
+    }
+    let write_store: HashSet<u32> = segments
+        .iter()
+        .filter(|s| s.kind == Kind::WriteStore)
+        .flat_map(|s| storage::write_store_blocks(rel, s.first_block, s.block_count))
+        .collect();
+    ranges.sort();
+    for w in ranges.windows(2) {
+        if w[0].0 + w[0].1 > w[1].0 {
+            corrupt(
+                rel,
+                format!(
+                    "{} at block {} and {} at block {} share pages",
+                    w[0].2, w[0].0, w[1].2, w[1].0
+                ),
+            );
+        }
+    }
+    for (first, count, what) in &ranges {
+        if let Some(b) = (*first..first + count).find(|b| write_store.contains(b)) {
+            corrupt(
+                rel,
+                format!("{what} at block {first} holds write-store page {b}"),
+            );
+        }
+    }
+}
+
+/// Pages in free extents a fresh snapshot sees (reusable now or once the
+/// replaced segments' catalog rows are pruned).
+fn free_pages(rel: pg_sys::Relation) -> i64 {
+    let Some(meta) = storage::meta(rel) else {
+        return 0;
+    };
+    // SAFETY: snapshot registered for the duration of the catalog read.
+    unsafe {
+        let snap = pg_sys::RegisterSnapshot(pg_sys::GetTransactionSnapshot());
+        let n = catalog::free_extents(meta.storage_id, snap)
+            .iter()
+            .map(|x| x.block_count as i64)
+            .sum();
+        pg_sys::UnregisterSnapshot(snap);
+        n
+    }
 }

@@ -307,16 +307,47 @@ pub fn reserve_rows(rel: pg_sys::Relation, n: u64) -> u64 {
     first
 }
 
-/// Write a segment's bytes into new contiguous pages; returns (first block, count).
-pub fn write_segment(rel: pg_sys::Relation, bytes: &[u8]) -> (u32, u32) {
+/// Pages a segment of `len` bytes takes.
+pub fn pages_for(len: usize) -> u32 {
+    len.div_ceil(SEGMENT_PAGE_BYTES) as u32
+}
+
+/// Write a segment's bytes into contiguous pages: at `reuse` (free blocks
+/// this transaction took, see `compact::take_free`) or new ones at the end
+/// of the file. Returns (first block, count).
+pub fn write_segment(rel: pg_sys::Relation, bytes: &[u8], reuse: Option<u32>) -> (u32, u32) {
     ensure_meta(rel);
     let chunks: Vec<&[u8]> = bytes.chunks(SEGMENT_PAGE_BYTES).collect();
-    // Contiguity: extenders wait for this lock, so our pages are adjacent.
-    // SAFETY: released below; an ERROR releases it at abort.
-    unsafe { pg_sys::LockRelationForExtension(rel, pg_sys::ExclusiveLock as i32) };
-    let mut first = None;
+    let count = chunks.len() as u32;
+    if let Some(first) = reuse {
+        let end = first.checked_add(count).unwrap_or(u32::MAX);
+        if first == 0 || end > nblocks(rel) {
+            corrupt(
+                rel,
+                format!("free blocks {first}..{end} are not pages of the table"),
+            );
+        }
+    } else {
+        // Contiguity: extenders wait for this lock, so our pages are adjacent.
+        // SAFETY: released below; an ERROR releases it at abort.
+        unsafe { pg_sys::LockRelationForExtension(rel, pg_sys::ExclusiveLock as i32) };
+    }
+    let mut first = reuse;
+    let mut next = reuse.unwrap_or(0);
     for group in chunks.chunks(GROUP_LIMIT) {
-        let bufs: Vec<(u32, Locked)> = group.iter().map(|_| Locked::extend(rel)).collect();
+        let bufs: Vec<(u32, Locked)> = group
+            .iter()
+            .map(|_| match reuse {
+                Some(_) => {
+                    next += 1;
+                    (
+                        next - 1,
+                        Locked::read(rel, next - 1, pg_sys::BUFFER_LOCK_EXCLUSIVE),
+                    )
+                }
+                None => Locked::extend(rel),
+            })
+            .collect();
         let mut rec = Record::start(rel);
         for ((blk, buf), chunk) in bufs.iter().zip(group) {
             first.get_or_insert(*blk);
@@ -328,9 +359,48 @@ pub fn write_segment(rel: pg_sys::Relation, bytes: &[u8]) -> (u32, u32) {
         }
         rec.finish();
     }
-    // SAFETY: taken above.
-    unsafe { pg_sys::UnlockRelationForExtension(rel, pg_sys::ExclusiveLock as i32) };
-    (first.unwrap_or(0), chunks.len() as u32)
+    if reuse.is_none() {
+        // SAFETY: taken above.
+        unsafe { pg_sys::UnlockRelationForExtension(rel, pg_sys::ExclusiveLock as i32) };
+    }
+    (first.unwrap_or(0), count)
+}
+
+/// Writers hold this lock shared from a change that the catalog must record
+/// (a row-number reservation, a write-store append) until its catalog row
+/// is inserted; compaction holds it exclusively while it reads the catalog.
+/// So every row number below the metapage counter that compaction does not
+/// find in the catalog is dead, and no write-store page it frees holds rows
+/// of a writer it could not see. (A heavyweight lock on block 0, which
+/// PostgreSQL itself never takes for tables.)
+pub struct ChangeLock {
+    rel: pg_sys::Relation,
+    mode: u32,
+}
+
+impl ChangeLock {
+    pub fn shared(rel: pg_sys::Relation) -> ChangeLock {
+        ChangeLock::take(rel, pg_sys::ShareLock)
+    }
+    pub fn exclusive(rel: pg_sys::Relation) -> ChangeLock {
+        ChangeLock::take(rel, pg_sys::ExclusiveLock)
+    }
+    fn take(rel: pg_sys::Relation, mode: u32) -> ChangeLock {
+        // SAFETY: an open relation; released on drop or at abort.
+        unsafe { pg_sys::LockPage(rel, 0, mode as i32) };
+        ChangeLock { rel, mode }
+    }
+}
+
+impl Drop for ChangeLock {
+    fn drop(&mut self) {
+        // On an ERROR the abort releases it; unlocking while unwinding
+        // could raise a second error.
+        if !std::thread::panicking() {
+            // SAFETY: taken in `take`.
+            unsafe { pg_sys::UnlockPage(self.rel, 0, self.mode as i32) };
+        }
+    }
 }
 
 /// A Parquet segment read back through shared buffers, a page at a time.
@@ -476,12 +546,13 @@ pub fn append_write_store(rel: pg_sys::Relation, rows: &[(u64, &[u8])]) -> (u32,
     (first_block.unwrap_or(m.ws_tail), pages)
 }
 
-/// Visit the write-store rows on `pages` chained pages from `first_block`.
-pub fn read_write_store(
+/// Visit the `pages` chained write-store pages from `first_block`, locked
+/// in share mode.
+fn walk_write_store(
     rel: pg_sys::Relation,
     first_block: u32,
     pages: u32,
-    mut each: impl FnMut(u64, &[u8]),
+    mut each: impl FnMut(u32, Page),
 ) {
     let mut blk = first_block;
     for _ in 0..pages {
@@ -494,6 +565,26 @@ pub fn read_write_store(
         let b = Locked::read(rel, blk, pg_sys::BUFFER_LOCK_SHARE);
         let p = b.page();
         check_page(rel, blk, p, PageKind::WriteStore);
+        each(blk, p);
+        blk = next_of(p);
+    }
+}
+
+/// The blocks of a write-store segment's `pages` pages from `first_block`.
+pub fn write_store_blocks(rel: pg_sys::Relation, first_block: u32, pages: u32) -> Vec<u32> {
+    let mut out = Vec::with_capacity(pages as usize);
+    walk_write_store(rel, first_block, pages, |blk, _| out.push(blk));
+    out
+}
+
+/// Visit the write-store rows on `pages` chained pages from `first_block`.
+pub fn read_write_store(
+    rel: pg_sys::Relation,
+    first_block: u32,
+    pages: u32,
+    mut each: impl FnMut(u64, &[u8]),
+) {
+    walk_write_store(rel, first_block, pages, |blk, p| {
         // SAFETY: header of a locked page.
         let lower = unsafe { (*header(p)).pd_lower } as usize;
         let nitems = (lower.saturating_sub(HEADER)) / std::mem::size_of::<pg_sys::ItemIdData>();
@@ -511,8 +602,7 @@ pub fn read_write_store(
             let row = u64::from_le_bytes(item[..8].try_into().expect("8"));
             each(row, &item[8..]);
         }
-        blk = next_of(p);
-    }
+    });
 }
 
 /// Mark the metapage's storage as moved (see [`Meta::moved`]).

@@ -220,6 +220,63 @@ INSERT INTO tmp_col VALUES (0, 'single');
 DELETE FROM tmp_col WHERE id % 2 = 1;
 SELECT count(*), sum(id), min(v) FROM tmp_col;
 
+-- Compaction: merges adjacent segments (write-store batches too), purges
+-- rows every transaction sees deleted, keeps row numbers (so index entries
+-- stay valid), materialises added columns' defaults, drops dropped columns'.
+CREATE TABLE cmp (id int PRIMARY KEY, v text, n numeric) USING omen_columnar;
+INSERT INTO cmp VALUES (1, 'one', 1.5);
+INSERT INTO cmp VALUES (2, 'two', 2.5);
+INSERT INTO cmp SELECT g, 'v' || g, g / 7.0 FROM generate_series(3, 3000) g;
+ALTER TABLE cmp ADD COLUMN d int DEFAULT 42;
+INSERT INTO cmp VALUES (3001, 'late', 0, 7);
+ALTER TABLE cmp DROP COLUMN n;
+DELETE FROM cmp WHERE id % 4 = 0;
+UPDATE cmp SET v = 'upd' WHERE id % 10 = 1;
+CREATE TEMP TABLE cmp_before AS SELECT * FROM cmp;
+SELECT segments, write_store_segments, row_count, deleted_rows FROM omendb.columnar_stats('cmp');
+-- A rolled-back compaction changes nothing.
+BEGIN;
+SELECT segments_replaced > 0 AS replaced FROM omendb.columnar_compact('cmp');
+ROLLBACK;
+SELECT segments, write_store_segments, row_count, deleted_rows, free_pages FROM omendb.columnar_stats('cmp');
+SELECT * FROM omendb.columnar_compact('cmp');
+SELECT segments, write_store_segments, row_count, deleted_rows, free_pages > 0 AS has_free FROM omendb.columnar_stats('cmp');
+SELECT segments, rows_checked, deleted_rows FROM omendb.columnar_verify('cmp');
+SELECT (SELECT count(*) FROM (TABLE cmp EXCEPT ALL TABLE cmp_before) a) AS only_after,
+       (SELECT count(*) FROM (TABLE cmp_before EXCEPT ALL TABLE cmp) b) AS only_before;
+SELECT * FROM cmp WHERE id IN (1, 2, 4, 11, 3000, 3001) ORDER BY id;
+SET enable_seqscan = off;
+EXPLAIN (COSTS OFF) SELECT * FROM cmp WHERE id IN (1, 2, 4, 11, 3000, 3001);
+SELECT * FROM cmp WHERE id IN (1, 2, 4, 11, 3000, 3001) ORDER BY id;
+RESET enable_seqscan;
+-- Nothing left to do.
+SELECT * FROM omendb.columnar_compact('cmp');
+-- Freed pages are reused once the replaced segments' catalog rows are
+-- pruned, so the file does not grow.
+VACUUM omendb.columnar_segment;
+SELECT pg_relation_size('cmp') AS cmp_size \gset
+INSERT INTO cmp (id, v) SELECT g, 'new' FROM generate_series(10000, 11000) g;
+SELECT pg_relation_size('cmp') = :cmp_size AS reused_pages;
+SELECT segments, rows_checked, deleted_rows FROM omendb.columnar_verify('cmp');
+-- Rows this transaction inserted are left alone until it commits.
+BEGIN;
+INSERT INTO cmp (id, v) VALUES (20000, 'mine');
+DELETE FROM cmp WHERE id BETWEEN 10000 AND 10500;
+SELECT segments_replaced, segments_written, rows_purged FROM omendb.columnar_compact('cmp');
+SELECT count(*), sum(id) FROM cmp;
+COMMIT;
+SELECT count(*), sum(id) FROM cmp;
+CREATE TABLE empty_col (x int) USING omen_columnar;
+SELECT * FROM omendb.columnar_compact('empty_col');
+SELECT * FROM omendb.columnar_compact('types_heap');
+CREATE ROLE cmp_stranger;
+GRANT USAGE ON SCHEMA omendb TO cmp_stranger;
+SET ROLE cmp_stranger;
+SELECT * FROM omendb.columnar_compact('cmp');
+RESET ROLE;
+REVOKE USAGE ON SCHEMA omendb FROM cmp_stranger;
+DROP ROLE cmp_stranger;
+
 -- Errors.
 CREATE UNLOGGED TABLE unl (x int) USING omen_columnar;
 SELECT * FROM ws TABLESAMPLE SYSTEM (10);

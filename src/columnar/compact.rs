@@ -1,0 +1,322 @@
+//! Compaction, `omendb.columnar_compact(regclass)`: runs of adjacent
+//! segments (in row-number order) are rewritten as one segment, without the
+//! rows whose deletion every transaction sees; the replaced segments' pages
+//! become free extents that later segments reuse.
+//!
+//! Row numbers are kept, so TIDs in indexes stay valid; purged rows' index
+//! entries are removed first, as VACUUM does. Everything else is one
+//! transaction: old snapshots keep reading the replaced segments (their
+//! catalog rows are deleted, not gone), a crash or ROLLBACK leaves them in
+//! place. A freed extent is reused only once the catalog rows of the
+//! segments it held are pruned from `omendb.columnar_segment`, so no
+//! snapshot can read them any more, here or on a standby (the pruning
+//! record makes the standby cancel or wait for such snapshots first).
+
+use super::catalog::{self, Entry, Kind, Segment, State};
+use super::pending::{self, RowBuf, SEGMENT_MAX_BYTES, SEGMENT_MAX_ROWS};
+use super::rows::{Cursor, Step, Table};
+use super::{datum, storage, vacuum};
+use omendb_columnar::encode_row;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::collections::{HashMap, HashSet};
+
+/// A Parquet segment this large with nothing to purge is left alone:
+/// merging neighbours into it would rewrite it every time.
+const SETTLED_ROWS: u64 = (SEGMENT_MAX_ROWS / 2) as u64;
+
+#[derive(Default)]
+struct Report {
+    replaced: i64,
+    written: i64,
+    purged: i64,
+    blocks_freed: i64,
+}
+
+/// Segments to rewrite as one, and the purgeable rows among them.
+struct Group<'a> {
+    entries: Vec<&'a Entry>,
+    rows: u64,
+    bytes: u64,
+    purge: u64,
+}
+
+impl Group<'_> {
+    fn worth_rewriting(&self) -> bool {
+        self.entries.len() > 1 || self.purge > 0
+    }
+}
+
+/// Purgeable rows inside `seg`'s range (`dead` sorted).
+fn dead_in(seg: &Segment, dead: &[u64]) -> u64 {
+    let lo = dead.partition_point(|r| *r < seg.first_row);
+    let hi = dead.partition_point(|r| *r <= seg.last_row);
+    (hi - lo) as u64
+}
+
+/// Split the committed segments into groups worth rewriting. A run ends at
+/// any catalog row a running transaction is changing (its row numbers may
+/// lie between) and at a settled segment.
+fn plan<'a>(entries: &'a [Entry], dead: &[u64]) -> Vec<Group<'a>> {
+    let mut out = Vec::new();
+    let mut open: Option<Group> = None;
+    let close = |g: Option<Group<'a>>, out: &mut Vec<Group<'a>>| {
+        if let Some(g) = g.filter(|g| g.worth_rewriting()) {
+            out.push(g);
+        }
+    };
+    for e in entries {
+        let seg = &e.segment;
+        match e.state {
+            State::Dead => continue,
+            State::Busy => {
+                close(open.take(), &mut out);
+                continue;
+            }
+            State::Live => {}
+        }
+        let purge = dead_in(seg, dead);
+        let settled = seg.kind == Kind::Parquet && seg.row_count >= SETTLED_ROWS && purge == 0;
+        if seg.kind == Kind::Reserved || settled {
+            close(open.take(), &mut out);
+            continue;
+        }
+        let rows = seg.row_count - purge.min(seg.row_count);
+        let fits = open.as_ref().is_some_and(|g| {
+            g.rows + rows <= SEGMENT_MAX_ROWS as u64
+                && g.bytes + seg.byte_length <= SEGMENT_MAX_BYTES as u64
+        });
+        if !fits {
+            close(open.take(), &mut out);
+        }
+        let g = open.get_or_insert_with(|| Group {
+            entries: Vec::new(),
+            rows: 0,
+            bytes: 0,
+            purge: 0,
+        });
+        g.entries.push(e);
+        g.rows += rows;
+        g.bytes += seg.byte_length;
+        g.purge += purge;
+    }
+    close(open.take(), &mut out);
+    out
+}
+
+/// Pages a segment occupies.
+fn blocks_of(rel: pg_sys::Relation, seg: &Segment) -> Vec<u32> {
+    match seg.kind {
+        Kind::Parquet => (seg.first_block..seg.first_block + seg.block_count).collect(),
+        Kind::WriteStore => storage::write_store_blocks(rel, seg.first_block, seg.block_count),
+        Kind::Reserved => Vec::new(),
+    }
+}
+
+/// Read a group's rows, except `purge`d ones, encoded for the table's
+/// current schema (columns added since a segment was written get their
+/// missing values, as a heap rewrite does).
+fn read_group(table: &Table, group: &Group, purge: &HashSet<u64>) -> RowBuf {
+    let rel = table.rel;
+    let mut buf = RowBuf::default();
+    let columns: Vec<usize> = (0..table.schema.columns.len()).collect();
+    let mut row_cx = pgrx::PgMemoryContexts::new("omen_columnar compaction row");
+    // SAFETY: a slot of the table's descriptor, dropped below.
+    let slot = unsafe { pg_sys::table_slot_create(rel, std::ptr::null_mut()) };
+    let mut values = Vec::new();
+    for e in &group.entries {
+        let mut cursor = Cursor::open(table, &e.segment);
+        let mut step = |r: u64| {
+            if purge.contains(&r) {
+                Step::Skip
+            } else {
+                Step::Take
+            }
+        };
+        loop {
+            // SAFETY: the row's datums live in row_cx until its reset.
+            let more = unsafe {
+                row_cx.switch_to(|_| match cursor.next(table, slot, &columns, &mut step) {
+                    Some(row) => {
+                        datum::values_of(slot, &table.schema, &mut values);
+                        buf.push(row, |d| encode_row(&table.schema, &values, d));
+                        values.clear();
+                        true
+                    }
+                    None => false,
+                })
+            };
+            // SAFETY: nothing allocated in row_cx outlives this point.
+            unsafe { row_cx.reset() };
+            if !more {
+                break;
+            }
+        }
+    }
+    // SAFETY: created above.
+    unsafe { pg_sys::ExecDropSingleTupleTableSlot(slot) };
+    buf
+}
+
+fn compact(rel: pg_sys::Relation) -> Report {
+    let mut report = Report::default();
+    pending::flush_relation(rel);
+    let Some(meta) = storage::meta(rel) else {
+        return report;
+    };
+    let storage_id = meta.storage_id;
+    // SAFETY: horizon lookup for an open relation.
+    let horizon = unsafe { pg_sys::GetOldestNonRemovableTransactionId(rel) };
+    let deletions: HashMap<u64, pg_sys::ItemPointerData> =
+        catalog::deleted_before(storage_id, horizon)
+            .into_iter()
+            .collect();
+    let mut dead: Vec<u64> = deletions.keys().copied().collect();
+    dead.sort_unstable();
+    let (entries, ws_tail) = {
+        let _sync = storage::ChangeLock::exclusive(rel);
+        let entries = catalog::segment_entries(storage_id);
+        let tail = storage::meta(rel).map(|m| m.ws_tail);
+        (entries, tail)
+    };
+    let groups = plan(&entries, &dead);
+    if groups.is_empty() {
+        return report;
+    }
+    // Purged rows leave the indexes first (not transactional, like
+    // VACUUM's: those rows are dead to every transaction either way).
+    let purge: HashSet<u64> = groups
+        .iter()
+        .flat_map(|g| g.entries.iter())
+        .flat_map(|e| {
+            let lo = dead.partition_point(|r| *r < e.segment.first_row);
+            let hi = dead.partition_point(|r| *r <= e.segment.last_row);
+            dead[lo..hi].iter().copied()
+        })
+        .collect();
+    if !purge.is_empty() {
+        let live = vacuum::live_rows(rel) as f64;
+        vacuum::remove_index_entries(rel, &purge, live, std::ptr::null_mut(), false);
+    }
+    let table = Table::new(rel);
+    // SAFETY: plain xact-state lookup; our catalog rows carry this command.
+    let cid = unsafe { pg_sys::GetCurrentCommandId(true) };
+    let mut freed: Vec<u32> = Vec::new();
+    for g in &groups {
+        let buf = read_group(&table, g, &purge);
+        if !buf.rows.is_empty() {
+            pending::write_rows(rel, &table.schema, &buf, 0..buf.rows.len(), storage_id, cid);
+            report.written += 1;
+        }
+        let tids: Vec<_> = g.entries.iter().map(|e| e.tid).collect();
+        catalog::delete_segments(&tids);
+        for e in &g.entries {
+            freed.extend(blocks_of(rel, &e.segment));
+        }
+        report.replaced += g.entries.len() as i64;
+        pgrx::check_for_interrupts!();
+    }
+    let purged: Vec<_> = purge
+        .iter()
+        .filter_map(|r| deletions.get(r).copied())
+        .collect();
+    catalog::delete_deletions(&purged);
+    report.purged = purged.len() as i64;
+    // Write-store pages are shared: keep those a kept segment still uses,
+    // and the tail, where the next small insert goes.
+    let replaced: HashSet<*const Entry> = groups
+        .iter()
+        .flat_map(|g| g.entries.iter().map(|e| *e as *const Entry))
+        .collect();
+    let mut kept: HashSet<u32> = ws_tail.into_iter().collect();
+    for e in &entries {
+        if e.state != State::Dead && !replaced.contains(&(e as *const Entry)) {
+            kept.extend(blocks_of(rel, &e.segment));
+        }
+    }
+    freed.retain(|b| !kept.contains(b));
+    report.blocks_freed = release(storage_id, freed) as i64;
+    report
+}
+
+/// Record `blocks` as free extents (runs of adjacent blocks); returns how many.
+fn release(storage_id: u64, mut blocks: Vec<u32>) -> usize {
+    blocks.sort_unstable();
+    blocks.dedup();
+    let mut i = 0;
+    while i < blocks.len() {
+        let mut j = i + 1;
+        while j < blocks.len() && blocks[j] == blocks[j - 1] + 1 {
+            j += 1;
+        }
+        catalog::insert_free(storage_id, blocks[i], (j - i) as u32);
+        i = j;
+    }
+    blocks.len()
+}
+
+/// Take `n` contiguous free blocks of `storage_id` for a segment this
+/// transaction writes, if a reusable extent is large enough: its row is
+/// committed, not taken, and no catalog row of the segments it held is left.
+/// The smallest such extent is used; the rest of it stays free.
+pub fn take_free(storage_id: u64, n: u32) -> Option<u32> {
+    let mut extents: Vec<_> = catalog::free_extents(storage_id, &raw mut pg_sys::SnapshotAnyData)
+        .into_iter()
+        .filter(|x| x.state == State::Live && x.block_count >= n)
+        .collect();
+    if extents.is_empty() {
+        return None;
+    }
+    let replacers: HashSet<pg_sys::TransactionId> = catalog::segment_entries(storage_id)
+        .iter()
+        .filter_map(|e| e.xmax)
+        .collect();
+    extents.retain(|x| !replacers.contains(&x.freed_by));
+    extents.sort_by_key(|x| x.block_count);
+    for x in extents {
+        if catalog::claim_free(x.tid) {
+            if x.block_count > n {
+                catalog::insert_free(storage_id, x.first_block + n, x.block_count - n);
+            }
+            return Some(x.first_block);
+        }
+    }
+    None
+}
+
+#[pg_extern(sql = "
+CREATE FUNCTION omendb.columnar_compact(tbl pg_catalog.regclass)
+RETURNS TABLE (segments_replaced bigint, segments_written bigint, rows_purged bigint, blocks_freed bigint)
+STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
+COMMENT ON FUNCTION omendb.columnar_compact(pg_catalog.regclass) IS
+    'Merge adjacent small segments of an omen_columnar table and purge rows whose deletion every transaction sees; freed pages are reused by later segments';
+")]
+fn columnar_compact(
+    tbl: pg_sys::Oid,
+) -> TableIterator<
+    'static,
+    (
+        name!(segments_replaced, i64),
+        name!(segments_written, i64),
+        name!(rows_purged, i64),
+        name!(blocks_freed, i64),
+    ),
+> {
+    // VACUUM's lock: writers and readers go on, VACUUM, CREATE INDEX and
+    // another compaction wait.
+    let open = super::stats::Open::new(tbl, pg_sys::ShareUpdateExclusiveLock);
+    let rel = open.0;
+    // SAFETY: ownership lookup for an open relation.
+    if !unsafe { pg_sys::pg_class_ownercheck(tbl, pg_sys::GetUserId()) } {
+        crate::error::error_with_hint(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "must be owner of table \"{}\" to compact it",
+                super::relation_name(rel)
+            ),
+            "Run omendb.columnar_compact as the table's owner or a superuser.".into(),
+        );
+    }
+    let r = compact(rel);
+    TableIterator::once((r.replaced, r.written, r.purged, r.blocks_freed))
+}
