@@ -1,7 +1,7 @@
 //! Compaction, `omendb.columnar_compact(regclass)`: runs of adjacent
-//! segments (in row-number order) are rewritten as one segment, without the
-//! rows whose deletion every transaction sees; the replaced segments' pages
-//! become free extents that later segments reuse.
+//! segments (in row-number order) are rewritten as one Parquet segment,
+//! without the rows whose deletion every transaction sees; the replaced
+//! segments' pages become free extents that later segments reuse.
 //!
 //! Row numbers are kept, so TIDs in indexes stay valid; purged rows' index
 //! entries are removed first, as VACUUM does. Everything else is one
@@ -21,9 +21,12 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::collections::{HashMap, HashSet};
 
-/// A Parquet segment this large with nothing to purge is left alone:
-/// merging neighbours into it would rewrite it every time.
-const SETTLED_ROWS: u64 = (SEGMENT_MAX_ROWS / 2) as u64;
+/// Segments with fewer live rows than a Parquet row group are merged with
+/// their neighbours; larger ones are left alone (merging small ones into
+/// them would rewrite them over and over) unless they have rows to purge.
+const SMALL_ROWS: u64 = pending::ROWS_PER_GROUP as u64;
+/// A larger segment is rewritten once this fraction of its rows is purgeable.
+const PURGE_FRACTION: f64 = 0.1;
 
 #[derive(Default)]
 struct Report {
@@ -54,9 +57,10 @@ fn dead_in(seg: &Segment, dead: &[u64]) -> u64 {
     (hi - lo) as u64
 }
 
-/// Split the committed segments into groups worth rewriting. A run ends at
-/// any catalog row a running transaction is changing (its row numbers may
-/// lie between) and at a settled segment.
+/// Split the committed segments into groups worth rewriting: adjacent small
+/// segments, and segments with enough rows to purge. A group ends at any
+/// catalog row a running transaction is changing (its row numbers may lie
+/// between), at a segment left alone, and at the size of one segment.
 fn plan<'a>(entries: &'a [Entry], dead: &[u64]) -> Vec<Group<'a>> {
     let mut out = Vec::new();
     let mut open: Option<Group> = None;
@@ -76,12 +80,13 @@ fn plan<'a>(entries: &'a [Entry], dead: &[u64]) -> Vec<Group<'a>> {
             State::Live => {}
         }
         let purge = dead_in(seg, dead);
-        let settled = seg.kind == Kind::Parquet && seg.row_count >= SETTLED_ROWS && purge == 0;
-        if seg.kind == Kind::Reserved || settled {
+        let rows = seg.row_count - purge.min(seg.row_count);
+        let small = seg.kind == Kind::WriteStore || rows < SMALL_ROWS;
+        let purge_worth = purge as f64 >= PURGE_FRACTION * seg.row_count as f64 && purge > 0;
+        if seg.kind == Kind::Reserved || !(small || purge_worth) {
             close(open.take(), &mut out);
             continue;
         }
-        let rows = seg.row_count - purge.min(seg.row_count);
         let fits = open.as_ref().is_some_and(|g| {
             g.rows + rows <= SEGMENT_MAX_ROWS as u64
                 && g.bytes + seg.byte_length <= SEGMENT_MAX_BYTES as u64
@@ -205,7 +210,8 @@ fn compact(rel: pg_sys::Relation) -> Report {
     for g in &groups {
         let buf = read_group(&table, g, &purge);
         if !buf.rows.is_empty() {
-            pending::write_rows(rel, &table.schema, &buf, 0..buf.rows.len(), storage_id, cid);
+            let n = buf.rows.len();
+            pending::write_rows(rel, &table.schema, &buf, 0..n, storage_id, cid, false);
             report.written += 1;
         }
         let tids: Vec<_> = g.entries.iter().map(|e| e.tid).collect();

@@ -271,7 +271,7 @@ fn write(mut b: Batch) {
     for &(_, end) in &b.ranges {
         let j = i + rows[i..].partition_point(|&r| r < end);
         if j > i {
-            write_rows(rel, &b.schema, &b.buf, i..j, meta.storage_id, b.cid);
+            write_rows(rel, &b.schema, &b.buf, i..j, meta.storage_id, b.cid, true);
         }
         i = j;
     }
@@ -280,7 +280,7 @@ fn write(mut b: Batch) {
 }
 
 /// Whether rows `run` of `buf` go to the write store rather than Parquet.
-pub fn fits_write_store(buf: &RowBuf, run: std::ops::Range<usize>) -> bool {
+fn fits_write_store(buf: &RowBuf, run: std::ops::Range<usize>) -> bool {
     let bytes: usize = run.clone().map(|i| buf.record(i).len()).sum();
     run.len() <= WRITE_STORE_MAX_ROWS
         && bytes <= WRITE_STORE_MAX_BYTES
@@ -291,7 +291,10 @@ pub fn fits_write_store(buf: &RowBuf, run: std::ops::Range<usize>) -> bool {
 
 /// Write rows `run` of `buf` (encoded with `schema`, their row numbers all
 /// inside one reserved range or one replaced segment run) as one segment
-/// stamped with command `cid`.
+/// stamped with command `cid`. Small runs go to the write store if
+/// `write_store` allows: not for rewritten rows, whose old copies may still
+/// sit on the write-store page they would be appended to (a write-store
+/// segment is every row in its row range on its pages).
 pub fn write_rows(
     rel: pg_sys::Relation,
     schema: &Schema,
@@ -299,6 +302,7 @@ pub fn write_rows(
     run: std::ops::Range<usize>,
     storage_id: u64,
     cid: pg_sys::CommandId,
+    write_store: bool,
 ) {
     let bytes: usize = run.clone().map(|i| buf.record(i).len()).sum();
     let mut seg = Segment {
@@ -311,7 +315,7 @@ pub fn write_rows(
         byte_length: bytes as u64,
         format_version: omendb_columnar::FORMAT_VERSION,
     };
-    if fits_write_store(buf, run.clone()) {
+    if write_store && fits_write_store(buf, run.clone()) {
         // Each write-store record carries its column count: columns added
         // later read as missing, as in Parquet segments.
         let ncols = (schema.columns.len() as u16).to_le_bytes();

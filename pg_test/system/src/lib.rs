@@ -8,10 +8,12 @@
 //! and removed when dropped (set `OMENDB_KEEP_CLUSTERS=1` to keep it for
 //! debugging).
 
+mod background;
 mod cluster;
 mod ledger;
 mod process;
 
+pub use background::Background;
 pub use cluster::{Cluster, ClusterOptions, Lsn};
 pub use ledger::{InsertWorkload, Ledger};
 pub use process::{pg_command, run};

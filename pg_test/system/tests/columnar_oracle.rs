@@ -3,7 +3,7 @@
 //! omen_columnar table with every common type. Contents (and index-scan
 //! answers) are compared after every step; columnar_verify runs throughout.
 
-use omendb_systest::{Cluster, ClusterOptions, Result};
+use omendb_systest::{Background, Cluster, ClusterOptions, Result};
 use postgres::Client;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -241,6 +241,11 @@ fn single_session_dml_matches_heap() -> Result<()> {
             for t in ["oh", "oc"] {
                 tx.batch_execute(&s.replace("{T}", t))?;
             }
+            // Compaction inside a transaction that also changes the table
+            // (committed or rolled back below).
+            if mode == 2 && i == 0 {
+                tx.batch_execute("SELECT omendb.columnar_compact('oc')")?;
+            }
         }
         if mode == 1 && stmts.len() > 1 {
             tx.batch_execute("ROLLBACK TO SAVEPOINT sp")?;
@@ -255,6 +260,14 @@ fn single_session_dml_matches_heap() -> Result<()> {
             tx.commit()?;
         }
         compare(&mut c, &label)?;
+        if step % 5 == 2 {
+            // Compaction on its own; pruning the replaced segments' catalog
+            // rows lets the next segments reuse their pages.
+            c.batch_execute("SELECT omendb.columnar_compact('oc')")?;
+            c.batch_execute("VACUUM omendb.columnar_segment")?;
+            c.query("SELECT * FROM omendb.columnar_verify('oc')", &[])?;
+            compare(&mut c, &format!("{label} + compaction"))?;
+        }
         if step % 10 == 9 {
             c.batch_execute("VACUUM oc")?;
             c.batch_execute("ANALYZE oc")?;
@@ -317,6 +330,16 @@ fn concurrent_sessions_match_heap() -> Result<()> {
             },
         ));
     }
+    // Compaction runs throughout; readers' snapshots span its commits.
+    let compactor = Background::start(
+        &cluster,
+        &[
+            "SELECT omendb.columnar_compact('oc')",
+            "VACUUM omendb.columnar_segment, omendb.columnar_deleted",
+        ],
+        &[],
+        std::time::Duration::from_millis(50),
+    )?;
     // Meanwhile a reader checks that a snapshot sees the same in both.
     let mut reader = cluster.connect()?;
     for _ in 0..20 {
@@ -334,7 +357,22 @@ fn concurrent_sessions_match_heap() -> Result<()> {
             .iter()
             .map(|r| r.get(0))
             .collect();
+        // The same snapshot through the indexes (TIDs stay valid across
+        // compactions that commit meanwhile).
+        tx.batch_execute("SET LOCAL enable_seqscan = off")?;
+        let via_index = |tx: &mut postgres::Transaction, t: &str| -> Result<Vec<String>> {
+            Ok(tx
+                .query(&format!("SELECT x::text FROM {t} x WHERE id BETWEEN 0 AND 1000000000000 ORDER BY id, 1"), &[])?
+                .iter()
+                .map(|r| r.get(0))
+                .collect())
+        };
+        let (hi, ci) = (via_index(&mut tx, "oh")?, via_index(&mut tx, "oc")?);
         tx.commit()?;
+        assert!(
+            hi == ci,
+            "a repeatable-read snapshot sees different rows through the indexes"
+        );
         assert_eq!(
             h.len(),
             c.len(),
@@ -349,6 +387,9 @@ fn concurrent_sessions_match_heap() -> Result<()> {
         total += ok;
     }
     assert!(total > 40, "too few transactions committed ({total})");
+    let rounds = compactor.finish()?;
+    eprintln!("compactor: {rounds} rounds");
+    assert!(rounds > 0, "compaction never ran");
     let mut c = cluster.connect()?;
     compare(&mut c, "concurrent workload")?;
     c.query("SELECT * FROM omendb.columnar_verify('oc')", &[])?;

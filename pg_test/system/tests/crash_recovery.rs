@@ -1,9 +1,10 @@
 //! Crashes during concurrent inserts: every committed row survives, no
 //! rolled-back row appears, and the indexes pass their checkers after
-//! recovery. Run for stock btree (proving the harness) and for alex, whose
-//! concurrent inserts force page splits while the server is killed.
+//! recovery. Run for stock btree (proving the harness), for alex, whose
+//! concurrent inserts force page splits while the server is killed, and for
+//! omen_columnar, compacted (and purged of deleted padding rows) throughout.
 
-use omendb_systest::{Cluster, ClusterOptions, InsertWorkload, Ledger, Result};
+use omendb_systest::{Background, Cluster, ClusterOptions, InsertWorkload, Ledger, Result};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -28,15 +29,21 @@ fn ids_via_seqscan(cluster: &Cluster) -> Result<BTreeSet<i64>> {
     c.batch_execute(
         "SET enable_indexscan = off; SET enable_bitmapscan = off; SET enable_indexonlyscan = off",
     )?;
-    Ok(c.query("SELECT id FROM ledger_t", &[])?
+    Ok(c.query("SELECT id FROM ledger_t WHERE id >= 0", &[])?
         .iter()
         .map(|r| r.get(0))
         .collect())
 }
 
-/// Four rounds of: concurrent inserts, crash (kill -9 or immediate stop),
-/// recovery, and checks. `setup` creates ledger_t's indexes; `check` runs the
-/// index checker after recovery.
+/// What runs beside the inserting clients until the crash.
+struct Maintenance<'a> {
+    statements: &'a [&'a str],
+}
+
+/// Four rounds of: concurrent inserts (and `maintenance`), crash (kill -9 or
+/// immediate stop), recovery, and checks. `setup` creates ledger_t's indexes
+/// (and may add rows with negative ids, which the ledger ignores); `check`
+/// runs the index checker after recovery.
 fn crash_rounds(
     name: &str,
     using: &str,
@@ -44,6 +51,7 @@ fn crash_rounds(
     setup: &str,
     index: &str,
     check: &[&str],
+    maintenance: Option<Maintenance>,
 ) -> Result<()> {
     let cluster = Cluster::start_new(name, &ClusterOptions::default())?;
     cluster.sql(&format!(
@@ -53,6 +61,16 @@ fn crash_rounds(
     let mut ledger = Ledger::default();
     for round in 0..4i64 {
         let work = InsertWorkload::start(&cluster, "ledger_t", 4, batch, round * 10_000_000_000)?;
+        let background = match &maintenance {
+            // Errors a crash or shutdown sends to the client are expected.
+            Some(m) => Some(Background::start(
+                &cluster,
+                m.statements,
+                &["57P01", "57P02", "57P03"],
+                Duration::from_millis(20),
+            )?),
+            None => None,
+        };
         std::thread::sleep(Duration::from_millis(1500));
         if round % 2 == 0 {
             cluster.kill9()?;
@@ -60,6 +78,10 @@ fn crash_rounds(
             cluster.stop_immediate()?;
         }
         let round_ledger = work.finish()?;
+        if let Some(b) = background {
+            let rounds = b.finish().map_err(|e| format!("round {round}: {e}"))?;
+            eprintln!("{name} round {round}: {rounds} maintenance rounds");
+        }
         assert!(
             round_ledger.committed.len() >= 100,
             "round {round}: too few commits to mean anything ({})",
@@ -106,6 +128,7 @@ fn btree_keeps_committed_rows_across_crashes() -> Result<()> {
         "CREATE INDEX ledger_t_id ON ledger_t (id); CREATE INDEX ledger_t_payload ON ledger_t (payload);",
         "ledger_t_id",
         &["SELECT bt_index_check('ledger_t_id', true)", "SELECT bt_index_check('ledger_t_payload', true)"],
+        None,
     )
 }
 
@@ -118,6 +141,7 @@ fn alex_keeps_committed_rows_across_crashes() -> Result<()> {
         "CREATE INDEX ledger_t_id ON ledger_t USING alex (id);",
         "ledger_t_id",
         &["SELECT * FROM omendb.alex_verify('ledger_t_id')"],
+        None,
     )
 }
 
@@ -129,12 +153,22 @@ fn columnar_keeps_committed_rows_across_crashes() -> Result<()> {
             name,
             "USING omen_columnar",
             batch,
-            "CREATE INDEX ledger_t_id ON ledger_t (id);",
+            "CREATE INDEX ledger_t_id ON ledger_t (id);
+             INSERT INTO ledger_t SELECT -i, 'padding' FROM generate_series(1, 20000) i;",
             "ledger_t_id",
             &[
                 "SELECT * FROM omendb.columnar_verify('ledger_t')",
                 "SELECT bt_index_check('ledger_t_id', true)",
             ],
+            // Deletes of padding rows give compaction rows to purge; the
+            // catalog VACUUM lets segments reuse freed pages.
+            Some(Maintenance {
+                statements: &[
+                    "DELETE FROM ledger_t WHERE id < 0 AND id < (SELECT min(id) FROM ledger_t) + 500",
+                    "SELECT omendb.columnar_compact('ledger_t')",
+                    "VACUUM omendb.columnar_segment, omendb.columnar_deleted",
+                ],
+            }),
         )?;
     }
     Ok(())
