@@ -81,18 +81,23 @@ pub fn values_of<'a>(slot: *mut pg_sys::TupleTableSlot, schema: &Schema, out: &m
     }
 }
 
+/// The Datum of a by-value stored word (as `*GetDatum` would make it).
+pub fn word_datum(kind: ColumnKind, w: u64) -> pg_sys::Datum {
+    pg_sys::Datum::from(match kind {
+        ColumnKind::Bool => (w & 1) as usize,
+        ColumnKind::Char => w as u8 as i8 as isize as usize,
+        ColumnKind::Int16 => w as u16 as i16 as isize as usize,
+        ColumnKind::Int32 | ColumnKind::Float32 => w as u32 as i32 as isize as usize,
+        _ => w as usize,
+    })
+}
+
 /// The Datum PostgreSQL's own `*GetDatum` would produce for a stored value.
 /// By-reference values are palloc'd in the current memory context.
 pub fn to_datum(kind: ColumnKind, attlen: i16, v: Value) -> Option<pg_sys::Datum> {
     let d = match (kind, v) {
         (_, Value::Null) => return None,
-        (ColumnKind::Bool, Value::Word(w)) => (w & 1) as usize,
-        (ColumnKind::Char, Value::Word(w)) => w as u8 as i8 as isize as usize,
-        (ColumnKind::Int16, Value::Word(w)) => w as u16 as i16 as isize as usize,
-        (ColumnKind::Int32 | ColumnKind::Float32, Value::Word(w)) => {
-            w as u32 as i32 as isize as usize
-        }
-        (_, Value::Word(w)) => w as usize,
+        (_, Value::Word(w)) => return Some(word_datum(kind, w)),
         (ColumnKind::Bytes, Value::Bytes(b)) if attlen == -2 => {
             // SAFETY: palloc'd buffer of len + 1 bytes, NUL-terminated.
             unsafe {

@@ -22,6 +22,7 @@ mod compact;
 mod datum;
 mod ddl;
 mod fetch;
+mod group;
 mod handler;
 mod modify;
 mod pending;

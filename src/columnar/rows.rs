@@ -1,9 +1,10 @@
 //! Reading rows out of segments into slots.
 
 use super::catalog::{Kind, Segment};
+use super::group::GroupDatums;
 use super::pushdown::Hints;
 use super::{corrupt, datum, storage};
-use omendb_columnar::{decode_row, DecodedGroup, Schema, SegmentReader, Value};
+use omendb_columnar::{decode_row, DecodedGroup, Schema, SegmentReader};
 use pgrx::pg_sys;
 
 /// The table being read and its current storage schema.
@@ -81,20 +82,26 @@ impl Table {
         })
     }
 
-    /// Fill `slot` from row `i` of a decoded Parquet row group.
-    pub fn fill_from_group(
+    /// Decode row group `group` (`columns` of it, None: all stored ones)
+    /// and load it into `datums`.
+    fn load_group(
         &self,
-        slot: *mut pg_sys::TupleTableSlot,
+        reader: &SegmentReader,
+        src: &storage::SegmentPages,
+        group: usize,
         stored: usize,
-        data: &DecodedGroup,
-        i: usize,
         columns: Option<&[usize]>,
-    ) {
-        // `columns` (sorted) were decoded; None: every stored column was.
-        datum::fill_slot(slot, &self.schema, stored, |c| match columns {
-            Some(cols) if cols.binary_search(&c).is_err() => Value::Null,
-            _ => data.value(c, i),
-        });
+        datums: &mut GroupDatums,
+    ) -> DecodedGroup {
+        let cols: Vec<usize> = match columns {
+            Some(cols) => cols.iter().copied().filter(|c| *c < stored).collect(),
+            None => (0..stored).collect(),
+        };
+        let data = self.read_group(reader, src, group, &cols);
+        // SAFETY: open relation; rd_att is the descriptor of its slots.
+        let desc = unsafe { (*self.rel).rd_att };
+        datums.load(desc, &self.schema, stored, &data, columns);
+        data
     }
 
     /// Fill `slot` from a write-store item (column count + row record).
@@ -159,6 +166,8 @@ pub enum Cursor {
         stored: usize,
         group: usize,
         data: Option<DecodedGroup>,
+        /// `data` as datums (buffers reused from group to group).
+        datums: GroupDatums,
         pos: usize,
         /// Row groups whose statistics fail these filters are not read.
         filter: Option<Hints>,
@@ -181,6 +190,7 @@ impl Cursor {
                     stored,
                     group: 0,
                     data: None,
+                    datums: GroupDatums::default(),
                     pos: 0,
                     filter: None,
                 }
@@ -226,6 +236,7 @@ impl Cursor {
                 stored,
                 group,
                 data,
+                datums,
                 pos,
                 filter,
             } => loop {
@@ -241,9 +252,7 @@ impl Cursor {
                         *group += 1;
                         continue;
                     }
-                    let cols: Vec<usize> =
-                        columns.iter().copied().filter(|c| *c < *stored).collect();
-                    *data = Some(t.read_group(reader, src, *group, &cols));
+                    *data = Some(t.load_group(reader, src, *group, *stored, Some(columns), datums));
                     *pos = 0;
                 }
                 let d = data.as_ref().expect("loaded");
@@ -262,7 +271,7 @@ impl Cursor {
                     }
                     Step::Take => *pos += 1,
                 }
-                t.fill_from_group(slot, *stored, d, i, Some(columns));
+                datums.fill(slot, i);
                 return Some(row);
             },
             Cursor::Rows { rows, pos } => {
@@ -294,6 +303,7 @@ impl Cursor {
                 stored,
                 group,
                 data,
+                datums,
                 ..
             } => {
                 let want = (0..reader.row_groups()).find(|&g| {
@@ -302,14 +312,13 @@ impl Cursor {
                 });
                 let Some(g) = want else { return false };
                 if data.is_none() || *group != g {
-                    let all: Vec<usize> = (0..*stored).collect();
-                    *data = Some(t.read_group(reader, src, g, &all));
+                    *data = Some(t.load_group(reader, src, g, *stored, None, datums));
                     *group = g;
                 }
                 let d = data.as_ref().expect("loaded");
                 match d.position_of(row) {
                     Some(i) => {
-                        t.fill_from_group(slot, *stored, d, i, None);
+                        datums.fill(slot, i);
                         true
                     }
                     None => false,

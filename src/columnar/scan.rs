@@ -30,7 +30,7 @@ pub struct ScanState {
     columns: Vec<usize>,
     /// Projection and skipping handed over by the executor hook.
     hints: Option<Hints>,
-    row_cx: pgrx::PgMemoryContexts,
+    row_cx: RowMemory,
     worker: pg_sys::ParallelBlockTableScanWorkerData,
     /// Segments queued by the last claimed block (parallel scans).
     queued: Vec<usize>,
@@ -82,7 +82,7 @@ impl ScanState {
             cursor: None,
             columns,
             hints,
-            row_cx: pgrx::PgMemoryContexts::new("omen_columnar scan row"),
+            row_cx: RowMemory::new(),
             worker: Default::default(),
             queued: Vec::new(),
             parallel_started: false,
@@ -117,22 +117,49 @@ impl ScanState {
                     Step::Take
                 }
             };
-            // SAFETY: nothing borrows the previous row's values any more.
-            unsafe { self.row_cx.reset() };
             let cursor = self.cursor.as_mut().expect("open");
-            let table = &self.table;
-            let columns = &self.columns;
-            // SAFETY: row values are palloc'd in the per-row context, which
-            // lives until the next row replaces them in the slot.
-            let row = unsafe {
-                self.row_cx
-                    .switch_to(|_| cursor.next(table, slot, columns, &mut step))
-            };
+            let (table, columns) = (&self.table, &self.columns);
+            let row = self
+                .row_cx
+                .run(|| cursor.next(table, slot, columns, &mut step));
             match row {
                 Some(r) => return Some(r),
                 None => self.cursor = None,
             }
         }
+    }
+}
+
+/// Memory for the values of rows read into slots: write-store rows palloc
+/// theirs (Parquet rows point into their decoded group). Reset every
+/// `RESET_EVERY` rows rather than per row: a reset costs more than a row.
+struct RowMemory {
+    cx: pgrx::PgMemoryContexts,
+    rows: u32,
+}
+
+const RESET_EVERY: u32 = 256;
+
+impl RowMemory {
+    fn new() -> RowMemory {
+        RowMemory {
+            cx: pgrx::PgMemoryContexts::new("omen_columnar scan rows"),
+            rows: 0,
+        }
+    }
+
+    /// Read one row with `read` in this memory.
+    fn run<R>(&mut self, read: impl FnOnce() -> R) -> R {
+        self.rows += 1;
+        if self.rows == RESET_EVERY {
+            self.rows = 0;
+            // SAFETY: the slot holds only the latest row's values, which
+            // the row about to be read replaces; older rows' are unused.
+            unsafe { self.cx.reset() };
+        }
+        // SAFETY: values palloc'd here live until a later reset, after the
+        // slot has moved on to other rows.
+        unsafe { self.cx.switch_to(|_| read()) }
     }
 }
 
@@ -354,14 +381,10 @@ pub unsafe extern "C-unwind" fn scan_analyze_next_tuple(
                 Step::Take
             }
         };
-        // SAFETY: as above.
-        unsafe { st.row_cx.reset() };
         let (table, columns) = (&st.table, &st.columns);
-        // SAFETY: as in next_row.
-        let row = unsafe {
-            st.row_cx
-                .switch_to(|_| cursor.next(table, slot, columns, &mut step))
-        };
+        let row = st
+            .row_cx
+            .run(|| cursor.next(table, slot, columns, &mut step));
         // SAFETY: counters owned by ANALYZE.
         unsafe { *deadrows += dead };
         let at = *at;

@@ -477,6 +477,54 @@ impl DecodedGroup {
         self.row_numbers.values().binary_search(&target).ok()
     }
 
+    /// An upper bound on the total bytes of the by-reference values of
+    /// schema column `column`: exact for byte columns, every slot (NULLs
+    /// included) for fixed-width ones, 0 for word columns. Panics if the
+    /// column was not decoded.
+    pub fn value_bytes(&self, column: usize) -> usize {
+        match self.columns.get(column).and_then(Option::as_ref) {
+            Some(DecodedColumn::Bytes(a)) => {
+                let offsets = a.value_offsets();
+                (offsets[offsets.len() - 1] - offsets[0]) as usize
+            }
+            Some(DecodedColumn::Fixed(a)) => a.len() * a.value_length() as usize,
+            Some(_) => 0,
+            None => panic!("DecodedGroup::value_bytes: column {column} was not decoded"),
+        }
+    }
+
+    /// Every value of schema column `column`, in row order, as
+    /// [`DecodedGroup::value`] gives them (one dispatch per column, not per
+    /// value). Panics if the column was not decoded (a caller bug).
+    pub fn for_each_value<'a>(&'a self, column: usize, mut f: impl FnMut(usize, Value<'a>)) {
+        let Some(col) = self.columns.get(column).and_then(Option::as_ref) else {
+            panic!("DecodedGroup::for_each_value: column {column} was not decoded");
+        };
+        macro_rules! each {
+            ($a:expr, |$v:ident| $make:expr) => {
+                for i in 0..$a.len() {
+                    if $a.is_null(i) {
+                        f(i, Value::Null)
+                    } else {
+                        let $v = $a.value(i);
+                        f(i, $make)
+                    }
+                }
+            };
+        }
+        match col {
+            DecodedColumn::Bool(a) => each!(a, |v| Value::Word(u64::from(v))),
+            DecodedColumn::Char(a) => each!(a, |v| Value::Word(i64::from(v) as u64)),
+            DecodedColumn::Int16(a) => each!(a, |v| Value::Word(i64::from(v) as u64)),
+            DecodedColumn::Int32(a) => each!(a, |v| Value::Word(i64::from(v) as u64)),
+            DecodedColumn::Int64(a) => each!(a, |v| Value::Word(v as u64)),
+            DecodedColumn::Float32(a) => each!(a, |v| Value::Word(u64::from(v.to_bits()))),
+            DecodedColumn::Float64(a) => each!(a, |v| Value::Word(v.to_bits())),
+            DecodedColumn::Fixed(a) => each!(a, |v| Value::Bytes(v)),
+            DecodedColumn::Bytes(a) => each!(a, |v| Value::Bytes(v)),
+        }
+    }
+
     /// Value of schema column `column` in row `i`, with words in the
     /// canonical form of the crate docs. Panics if the column was not
     /// decoded or `i` is out of range (caller bugs).

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use omendb_columnar::{Schema, SegmentReader, SegmentWriter, Value};
+use omendb_columnar::{ColumnKind, Schema, SegmentReader, SegmentWriter, Value};
 
 struct Table {
     schema: Schema,
@@ -70,6 +70,25 @@ fn check(table: &Table, bytes: &[u8], rows_per_group: usize, rng: &mut Rng, proj
                     let want = expected(kind, &table.rows[first + i][c]);
                     let got = to_owned(d.value(c, i));
                     assert_eq!(got, want, "group {g} row {i} column {c} ({kind:?})");
+                }
+            }
+            // The column-at-a-time visitor gives the same values in order.
+            for &c in &proj {
+                let mut seen = 0;
+                let mut bytes = 0;
+                d.for_each_value(c, |i, v| {
+                    assert_eq!(i, seen);
+                    assert_eq!(v, d.value(c, i), "for_each_value, row {i} column {c}");
+                    if let Value::Bytes(b) = v {
+                        bytes += b.len();
+                    }
+                    seen += 1;
+                });
+                assert_eq!(seen, len);
+                // Fixed-width columns count their NULL slots too.
+                let kind = table.schema.columns[c].kind;
+                if !matches!(kind, ColumnKind::Fixed(_)) {
+                    assert_eq!(d.value_bytes(c), bytes, "value_bytes, column {c}");
                 }
             }
             assert_eq!(d.position_of(rns[0].wrapping_sub(1)), None);
