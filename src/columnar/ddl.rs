@@ -1,7 +1,7 @@
 //! Storage lifecycle (create, truncate, copy, drop), index builds, and size
 //! estimates.
 
-use super::catalog;
+use super::catalog::{self, Segment};
 use super::rows::{Cursor, Step, Table};
 use super::scan::visible;
 use super::{pending, relation_name, row_to_tid, storage, tid_to_row};
@@ -220,9 +220,12 @@ pub unsafe extern "C-unwind" fn index_build_range_scan(
     // SAFETY: index build state handed in by PostgreSQL.
     unsafe {
         let concurrent = (*index_info).ii_Concurrent;
-        // The snapshot deciding which rows are alive: the caller's scan's,
-        // or a fresh MVCC snapshot.
-        let (snap, registered) = if !scan.is_null() {
+        // The snapshot deciding which rows are alive: the caller's scan's if
+        // it is an MVCC one (CREATE INDEX CONCURRENTLY), else a fresh one (a
+        // plain build's scan has SnapshotAny).
+        let mvcc = !scan.is_null()
+            && (*(*scan).rs_snapshot).snapshot_type == pg_sys::SnapshotType::SNAPSHOT_MVCC;
+        let (snap, registered) = if mvcc {
             ((*scan).rs_snapshot, false)
         } else {
             (
@@ -235,7 +238,7 @@ pub unsafe extern "C-unwind" fn index_build_range_scan(
         // A plain build indexes rows some older snapshot may still see too:
         // every segment, deleted rows included (entries for rows nobody can
         // see are harmless: fetching them finds nothing).
-        let segments = if concurrent || anyvisible {
+        let all = if concurrent || anyvisible {
             alive_segs
         } else {
             match storage::meta(table_rel) {
@@ -243,18 +246,33 @@ pub unsafe extern "C-unwind" fn index_build_range_scan(
                 None => Vec::new(),
             }
         };
+        // A parallel build (btree's) gives every participant a parallel
+        // scan: each indexes the segments whose first block it claims.
+        let parallel = !scan.is_null() && !(*scan).rs_parallel.is_null();
+        let mut serial = all.iter();
+        let mut claimed: Vec<&Segment> = Vec::new();
+        let mut next_segment = || -> Option<&Segment> {
+            if !parallel {
+                return serial.next();
+            }
+            while claimed.is_empty() {
+                let blk = super::scan::claim_build_block(scan)?;
+                claimed = all.iter().filter(|s| s.first_block == blk).rev().collect();
+            }
+            claimed.pop()
+        };
         let table = Table::new(table_rel);
         let mut rows = IndexRows::new(table_rel, index_info);
         let columns: Vec<usize> = (0..table.schema.columns.len()).collect();
         let mut count = 0f64;
-        let total: u64 = segments.iter().map(|s| s.row_count).sum();
+        let total: u64 = all.iter().map(|s| s.row_count).sum();
         if progress {
             pg_sys::pgstat_progress_update_param(
                 pg_sys::PROGRESS_CREATEIDX_TUPLES_TOTAL as i32,
                 total as i64,
             );
         }
-        for seg in &segments {
+        while let Some(seg) = next_segment() {
             let mut cursor = Cursor::open(&table, seg);
             let seg_alive = alive_firsts.contains(&seg.first_row);
             loop {

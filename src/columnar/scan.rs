@@ -265,6 +265,36 @@ pub unsafe extern "C-unwind" fn scan_getnextslot(
     }
 }
 
+/// The next block this participant of a parallel scan claims; segments
+/// are dealt out by their first block.
+fn claim_block(
+    s: &mut ScanState,
+    rel: pg_sys::Relation,
+    pb: pg_sys::ParallelBlockTableScanDesc,
+) -> Option<pg_sys::BlockNumber> {
+    // SAFETY: the shared descriptor lives in the parallel DSM segment.
+    let blk = unsafe {
+        if !s.parallel_started {
+            s.parallel_started = true;
+            pg_sys::table_block_parallelscan_startblock_init(rel, &mut s.worker, pb);
+        }
+        pg_sys::table_block_parallelscan_nextpage(rel, &mut s.worker, pb)
+    };
+    (blk != pg_sys::InvalidBlockNumber).then_some(blk)
+}
+
+/// For a parallel index build over our parallel scan `scan`: the next
+/// block whose segments this participant indexes, None when all are taken.
+pub fn claim_build_block(scan: pg_sys::TableScanDesc) -> Option<pg_sys::BlockNumber> {
+    // SAFETY: our descriptor, with a parallel scan.
+    let (rel, pscan) = unsafe { ((*scan).rs_rd, (*scan).rs_parallel) };
+    claim_block(
+        state(scan),
+        rel,
+        pscan as pg_sys::ParallelBlockTableScanDesc,
+    )
+}
+
 fn next_parallel_segment(
     s: &mut ScanState,
     rel: pg_sys::Relation,
@@ -274,17 +304,7 @@ fn next_parallel_segment(
         if let Some(i) = s.queued.pop() {
             return Some(i);
         }
-        // SAFETY: the shared descriptor lives in the parallel DSM segment.
-        let blk = unsafe {
-            if !s.parallel_started {
-                s.parallel_started = true;
-                pg_sys::table_block_parallelscan_startblock_init(rel, &mut s.worker, pb);
-            }
-            pg_sys::table_block_parallelscan_nextpage(rel, &mut s.worker, pb)
-        };
-        if blk == pg_sys::InvalidBlockNumber {
-            return None;
-        }
+        let blk = claim_block(s, rel, pb)?;
         s.queued = (0..s.segments.len())
             .filter(|&i| s.segments[i].first_block == blk)
             .collect();

@@ -158,10 +158,11 @@ fn columnar_suite(a: &Args) -> Result<(), String> {
     );
     let mut client = Client::connect(&a.dsn, NoTls).map_err(|e| e.to_string())?;
     // An extension created by an older build (same version) lacks the
-    // access method: recreate it.
+    // access method or newer catalog tables: recreate it.
     let has_am: i64 = client
         .query_one(
-            "SELECT count(*) FROM pg_am WHERE amname = 'omen_columnar'",
+            "SELECT count(*) FROM pg_am WHERE amname = 'omen_columnar' \
+             AND to_regclass('omendb.columnar_free') IS NOT NULL",
             &[],
         )
         .map_err(|e| e.to_string())?
@@ -196,6 +197,7 @@ fn columnar_suite(a: &Args) -> Result<(), String> {
         report(a, &cv::two_columns())?,
     ));
     ratios.push(("selective range".into(), report(a, &cv::selective())?));
+    ratios.push(("point lookups".into(), report(a, &cv::point_lookups())?));
     if let Some(path) = &a.plot {
         let title =
             "omen_columnar / heap, TPC-H SF1 lineitem (below 1.0: columnar faster or smaller)";

@@ -277,6 +277,26 @@ RESET ROLE;
 REVOKE USAGE ON SCHEMA omendb FROM cmp_stranger;
 DROP ROLE cmp_stranger;
 
+-- A parallel index build: each participant indexes only the segments it
+-- claims (every TID exactly once).
+CREATE TABLE par (id int, v text) USING omen_columnar;
+INSERT INTO par SELECT g, 'p' FROM generate_series(1, 3000) g;
+INSERT INTO par SELECT g, 'q' FROM generate_series(3001, 6000) g;
+INSERT INTO par SELECT g, 'r' FROM generate_series(6001, 9000) g;
+INSERT INTO par VALUES (9001, 's');
+ALTER TABLE par SET (parallel_workers = 2);
+SET max_parallel_maintenance_workers = 2;
+SET client_min_messages = debug1;  -- shows the parallel workers requested
+CREATE INDEX par_id ON par (id);
+RESET client_min_messages;
+RESET max_parallel_maintenance_workers;
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+EXPLAIN (COSTS OFF) SELECT count(*), count(DISTINCT id) FROM par WHERE id > 0;
+SELECT count(*), count(DISTINCT id) FROM par WHERE id > 0;
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+
 -- Errors.
 CREATE UNLOGGED TABLE unl (x int) USING omen_columnar;
 SELECT * FROM ws TABLESAMPLE SYSTEM (10);
