@@ -77,7 +77,8 @@ fn reset_dirty(snapshot: pg_sys::Snapshot) {
 /// Per-fetch-state cache: the last segment read and its open cursor.
 pub struct Fetcher {
     table: Table,
-    cached: Option<(Segment, Cursor)>,
+    /// Recently read segments with their open cursors, most recent last.
+    cached: Vec<(Segment, Cursor)>,
     row_cx: pgrx::PgMemoryContexts,
     storage_id: Option<u64>,
     /// After a few lookups under one MVCC snapshot, what it sees is read
@@ -85,6 +86,9 @@ pub struct Fetcher {
     view: Option<View>,
     lookups: u32,
 }
+
+/// Segments a fetch state keeps open (parsed footer, last decoded group).
+const CACHED_SEGMENTS: usize = 4;
 
 /// Lookups under one snapshot before its whole view is loaded.
 const VIEW_AFTER: u32 = 32;
@@ -119,7 +123,7 @@ impl Fetcher {
     pub fn new(rel: pg_sys::Relation) -> Fetcher {
         Fetcher {
             table: Table::new(rel),
-            cached: None,
+            cached: Vec::new(),
             row_cx: pgrx::PgMemoryContexts::new("omen_columnar fetch row"),
             storage_id: None,
             view: None,
@@ -203,14 +207,21 @@ impl Fetcher {
             unsafe { pg_sys::ExecStoreAllNullTuple(slot) };
             return true;
         }
-        let same = self
+        let hit = self
             .cached
-            .as_ref()
-            .is_some_and(|(s, _)| s.first_row == seg.first_row && s.first_block == seg.first_block);
-        if !same {
-            self.cached = Some((seg.clone(), Cursor::open(&self.table, &seg)));
-        }
-        let (_, cursor) = self.cached.as_mut().expect("cached");
+            .iter()
+            .position(|(s, _)| s.first_row == seg.first_row && s.first_block == seg.first_block);
+        let entry = match hit {
+            Some(i) => self.cached.remove(i),
+            None => {
+                if self.cached.len() >= CACHED_SEGMENTS {
+                    self.cached.remove(0);
+                }
+                (seg.clone(), Cursor::open(&self.table, &seg))
+            }
+        };
+        self.cached.push(entry);
+        let (_, cursor) = self.cached.last_mut().expect("just pushed");
         let table = &self.table;
         // SAFETY: as above.
         let found = unsafe { self.row_cx.switch_to(|_| cursor.seek(table, slot, row)) };

@@ -104,6 +104,41 @@ impl Table {
         data
     }
 
+    /// Rows of group `g` around `row` for a fetch by TID: a window of
+    /// `SEEK_WINDOW` rows, reading only the Parquet pages that hold them.
+    /// The second miss in one group reads the whole group instead (fetches
+    /// in row order, as from a correlated index, would otherwise decode the
+    /// same pages window after window), as does a group with gaps in its
+    /// row numbers (a row's position is not its offset from the first).
+    fn read_around(
+        &self,
+        reader: &SegmentReader,
+        src: &storage::SegmentPages,
+        g: usize,
+        stored: usize,
+        row: u64,
+        windows: &mut u32,
+    ) -> DecodedGroup {
+        let all: Vec<usize> = (0..stored).collect();
+        let (lo, hi) = reader.group_row_range(g);
+        let rows = reader.group_rows(g);
+        *windows += 1;
+        if *windows > 1 || hi - lo + 1 != rows {
+            return self.read_group(reader, src, g, &all);
+        }
+        let pos = row - lo;
+        let start = pos - pos % SEEK_WINDOW;
+        let count = SEEK_WINDOW.min(rows - start);
+        reader
+            .read_rows(src, g, &all, start, count)
+            .unwrap_or_else(|e| {
+                corrupt(
+                    self.rel,
+                    format!("segment at block {}, row group {g}: {e}", src.first_block),
+                )
+            })
+    }
+
     /// Fill `slot` from a write-store item (column count + row record).
     pub fn fill_from_item(&self, slot: *mut pg_sys::TupleTableSlot, item: &[u8]) {
         let bad = |what: String| -> ! { corrupt(self.rel, format!("write-store record: {what}")) };
@@ -149,6 +184,9 @@ impl Table {
     }
 }
 
+/// Rows a fetch by TID decodes around the row it wants.
+const SEEK_WINDOW: u64 = 256;
+
 /// What a cursor does with the row it reached.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Step {
@@ -168,6 +206,8 @@ pub enum Cursor {
         data: Option<DecodedGroup>,
         /// `data` as datums (buffers reused from group to group).
         datums: GroupDatums,
+        /// Row windows `seek` read from group `group` (see [`Cursor::seek`]).
+        windows: u32,
         pos: usize,
         /// Row groups whose statistics fail these filters are not read.
         filter: Option<Hints>,
@@ -191,6 +231,7 @@ impl Cursor {
                     group: 0,
                     data: None,
                     datums: GroupDatums::default(),
+                    windows: 0,
                     pos: 0,
                     filter: None,
                 }
@@ -239,6 +280,7 @@ impl Cursor {
                 datums,
                 pos,
                 filter,
+                ..
             } => loop {
                 pgrx::check_for_interrupts!();
                 if data.is_none() {
@@ -303,7 +345,7 @@ impl Cursor {
                 stored,
                 group,
                 data,
-                datums,
+                windows,
                 ..
             } => {
                 let want = (0..reader.row_groups()).find(|&g| {
@@ -311,14 +353,21 @@ impl Cursor {
                     (lo..=hi).contains(&row)
                 });
                 let Some(g) = want else { return false };
-                if data.is_none() || *group != g {
-                    *data = Some(t.load_group(reader, src, g, *stored, None, datums));
+                let loaded =
+                    *group == g && data.as_ref().is_some_and(|d| d.position_of(row).is_some());
+                if !loaded {
+                    if *group != g {
+                        *windows = 0;
+                    }
                     *group = g;
+                    *data = Some(t.read_around(reader, src, g, *stored, row, windows));
                 }
                 let d = data.as_ref().expect("loaded");
                 match d.position_of(row) {
                     Some(i) => {
-                        datums.fill(slot, i);
+                        // One row: converted alone (palloc'd in the caller's
+                        // per-fetch memory), not the whole group.
+                        datum::fill_slot(slot, &t.schema, *stored, |c| d.value(c, i));
                         true
                     }
                     None => false,

@@ -10,11 +10,12 @@ use arrow_array::{
 };
 use bytes::{Buf, Bytes};
 use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
+    RowSelector,
 };
 use parquet::arrow::ProjectionMask;
 use parquet::errors::ParquetError;
-use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::reader::{ChunkReader, Length};
 use parquet::file::statistics::Statistics;
 
@@ -185,6 +186,7 @@ impl SegmentReader {
         let stats = decode_all(&kv(KEY_STATS)?, meta.num_row_groups(), n)?;
 
         let row_ranges = check_layout(&meta, n, meta_start, &stats)?;
+        let meta = with_offset_index(src, meta, meta_start)?;
         let meta = guarded("reading segment arrow schema", || {
             Ok(ArrowReaderMetadata::try_new(
                 Arc::new(meta),
@@ -312,15 +314,135 @@ impl SegmentReader {
             chunks,
         };
         let rows = self.stats[group].rows;
+        self.decode(sparse, group, &wanted, leaves, None, rows)
+    }
+
+    /// Like [`SegmentReader::read_group`], for `count` rows of `group` from
+    /// position `first` (0-based within the group): only the data pages
+    /// holding them (and dictionaries) are read and decoded, if the segment
+    /// has a page index; otherwise the whole column chunks are read.
+    pub fn read_rows(
+        &self,
+        src: &dyn SegmentSource,
+        group: usize,
+        columns: &[usize],
+        first: u64,
+        count: u64,
+    ) -> Result<DecodedGroup> {
+        if group >= self.row_groups() {
+            return err(format!(
+                "row group {group} does not exist (segment has {})",
+                self.row_groups()
+            ));
+        }
+        let rows = self.stats[group].rows;
+        if count == 0 || first.checked_add(count).is_none_or(|end| end > rows) {
+            return err(format!(
+                "rows {first}+{count} are outside row group {group}'s {rows}"
+            ));
+        }
+        let mut wanted: Vec<usize> = columns.to_vec();
+        wanted.sort_unstable();
+        wanted.dedup();
+        if let Some(&bad) = wanted.iter().find(|&&c| c >= self.kinds.len()) {
+            return err(format!(
+                "column {bad} does not exist (schema has {})",
+                self.kinds.len()
+            ));
+        }
+        let leaves: Vec<usize> = std::iter::once(0)
+            .chain(wanted.iter().map(|c| c + 1))
+            .collect();
+        let rg = self.parquet().row_group(group);
+        let index = self.parquet().offset_index().and_then(|x| x.get(group));
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
+        for &leaf in &leaves {
+            let (start, len) = rg.column(leaf).byte_range();
+            let pages = index
+                .and_then(|cols| cols.get(leaf))
+                .map(|o| o.page_locations());
+            let Some(pages) = pages.filter(|p| !p.is_empty()) else {
+                ranges.push((start, len));
+                continue;
+            };
+            // Pages must lie inside their chunk (else: read the chunk).
+            let inside = pages.iter().all(|p| {
+                let (o, l) = (p.offset as u64, p.compressed_page_size as u64);
+                p.offset >= 0 && o >= start && o.saturating_add(l) <= start + len
+            });
+            if !inside {
+                ranges.push((start, len));
+                continue;
+            }
+            // The dictionary page (before the first data page), then the
+            // data pages overlapping the selected rows.
+            let first_data = pages[0].offset as u64;
+            if first_data > start {
+                ranges.push((start, first_data - start));
+            }
+            let end_row = first + count;
+            for (k, p) in pages.iter().enumerate() {
+                let lo = p.first_row_index.max(0) as u64;
+                let hi = pages
+                    .get(k + 1)
+                    .map_or(rows, |n| n.first_row_index.max(0) as u64);
+                if lo < end_row && hi > first {
+                    ranges.push((p.offset as u64, p.compressed_page_size as u64));
+                }
+            }
+        }
+        ranges.sort_unstable();
+        let mut chunks: Vec<(u64, Bytes)> = Vec::with_capacity(ranges.len());
+        for (start, len) in ranges {
+            // Adjacent pages are read as one chunk.
+            if let Some((base, bytes)) = chunks.last_mut() {
+                if *base + bytes.len() as u64 == start {
+                    let more = read_exact(src, start, len, "data page")?;
+                    let mut joined = bytes.to_vec();
+                    joined.extend_from_slice(&more);
+                    *bytes = Bytes::from(joined);
+                    continue;
+                }
+            }
+            chunks.push((
+                start,
+                Bytes::from(read_exact(src, start, len, "data page")?),
+            ));
+        }
+        let sparse = Sparse {
+            len: src.len(),
+            chunks,
+        };
+        let selection = RowSelection::from(vec![
+            RowSelector::skip(first as usize),
+            RowSelector::select(count as usize),
+        ]);
+        self.decode(sparse, group, &wanted, leaves, Some(selection), count)
+    }
+
+    /// Decode `leaves` of `group` (all its rows, or `selection`) from the
+    /// bytes in `sparse`; `rows` is how many rows that must give.
+    fn decode(
+        &self,
+        sparse: Sparse,
+        group: usize,
+        wanted: &[usize],
+        leaves: Vec<usize>,
+        selection: Option<RowSelection>,
+        rows: u64,
+    ) -> Result<DecodedGroup> {
         let batch_size = usize::try_from(rows).unwrap_or(usize::MAX).max(1);
         let mask = ProjectionMask::roots(self.meta.parquet_schema(), leaves);
         let batches = guarded("decoding row group", || {
-            let reader =
+            let mut builder =
                 ParquetRecordBatchReaderBuilder::new_with_metadata(sparse, self.meta.clone())
                     .with_row_groups(vec![group])
                     .with_projection(mask)
-                    .with_batch_size(batch_size)
-                    .build()?;
+                    .with_batch_size(batch_size);
+            if let Some(selection) = selection {
+                builder = builder.with_row_selection(selection);
+            }
+            let reader = builder.build()?;
             Ok(reader.collect::<std::result::Result<Vec<RecordBatch>, _>>()?)
         })?;
         let decoded: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
@@ -356,6 +478,44 @@ impl SegmentReader {
         }
         Ok(out)
     }
+}
+
+/// Load the offset index (page locations) into `meta` if the segment has
+/// one inside its data area; without it, reads fall back to whole chunks.
+fn with_offset_index(
+    src: &dyn SegmentSource,
+    meta: ParquetMetaData,
+    data_end: u64,
+) -> Result<ParquetMetaData> {
+    let mut lo = u64::MAX;
+    let mut hi = 0u64;
+    for rg in meta.row_groups() {
+        for c in rg.columns() {
+            match (c.offset_index_offset(), c.offset_index_length()) {
+                (Some(o), Some(l)) if o >= 0 && l > 0 => {
+                    lo = lo.min(o as u64);
+                    hi = hi.max((o as u64).saturating_add(l as u64));
+                }
+                _ => return Ok(meta), // not every chunk has one: do without
+            }
+        }
+    }
+    if lo >= hi || hi > data_end {
+        return Ok(meta);
+    }
+    let bytes = read_exact(src, lo, hi - lo, "page index")?;
+    let total = src.len();
+    let sparse = Sparse {
+        len: total,
+        chunks: vec![(lo, Bytes::from(bytes))],
+    };
+    guarded("reading segment page index", || {
+        let mut r = ParquetMetaDataReader::new_with_metadata(meta)
+            .with_offset_index_policy(PageIndexPolicy::Optional)
+            .with_column_index_policy(PageIndexPolicy::Skip);
+        r.read_page_indexes_sized(&sparse, total)?;
+        Ok(r.finish()?)
+    })
 }
 
 /// Checks the Parquet layout matches the writer's (column count, sane

@@ -28,6 +28,14 @@ pub(crate) const KEY_STATS: &str = "omendb.stats";
 /// run of huge varlenas cannot make one group (and its memory) unbounded.
 const MAX_GROUP_BYTES: usize = 256 << 20;
 
+/// Rows per Parquet data page: a fetch of one row by its TID decompresses
+/// one page per column, so pages are kept well below the row group's size.
+const DATA_PAGE_ROWS: usize = 4096;
+/// A column's dictionary page is decoded by every read of its chunk, even
+/// of one row: past this size a column falls back to plain encoding (which
+/// zstd compresses about as well for values that rarely repeat).
+const DICTIONARY_PAGE_BYTES: usize = 64 << 10;
+
 /// Builds one Parquet segment from rows pushed in row-number order.
 pub struct SegmentWriter {
     kinds: Vec<ColumnKind>,
@@ -139,6 +147,8 @@ impl SegmentWriter {
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
             .set_max_row_group_size(rows_per_group)
+            .set_data_page_row_count_limit(DATA_PAGE_ROWS)
+            .set_dictionary_page_size_limit(DICTIONARY_PAGE_BYTES)
             .set_key_value_metadata(Some(vec![
                 KeyValue::new(KEY_VERSION.to_string(), FORMAT_VERSION.to_string()),
                 KeyValue::new(KEY_SCHEMA.to_string(), encode_schema(schema)),

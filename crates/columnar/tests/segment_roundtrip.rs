@@ -95,6 +95,30 @@ fn check(table: &Table, bytes: &[u8], rows_per_group: usize, rng: &mut Rng, proj
             assert_eq!(d.position_of(rns[len - 1] + 1), None);
             assert_eq!(d.position_of(u64::MAX), None);
         }
+        // Row ranges read alone give the same rows as the whole group.
+        for _ in 0..3 {
+            let start = rng.index(len);
+            let count = 1 + rng.index(len - start);
+            let all: Vec<usize> = (0..ncols).collect();
+            let d = reader
+                .read_rows(&bytes, g, &all, start as u64, count as u64)
+                .unwrap();
+            assert_eq!(d.len(), count);
+            for i in 0..count {
+                assert_eq!(d.row_number(i), rns[start + i]);
+                for c in 0..ncols {
+                    let kind = table.schema.columns[c].kind;
+                    let want = expected(kind, &table.rows[first + start + i][c]);
+                    assert_eq!(
+                        to_owned(d.value(c, i)),
+                        want,
+                        "read_rows row {i} column {c}"
+                    );
+                }
+            }
+        }
+        assert!(reader.read_rows(&bytes, g, &[], len as u64, 1).is_err());
+        assert!(reader.read_rows(&bytes, g, &[], 0, 0).is_err());
         first += len;
     }
     assert_eq!(first, n);
@@ -231,4 +255,49 @@ fn writer_rejects_bad_input() {
     assert_eq!(r.rows(), 2);
     assert_eq!(r.group_row_range(0), (10, 11));
     assert!(SegmentWriter::new(&schema, 0).is_err());
+}
+
+/// Counts the bytes a reader asks for.
+struct Counting<'a> {
+    bytes: &'a [u8],
+    read: std::cell::Cell<u64>,
+}
+
+impl omendb_columnar::SegmentSource for Counting<'_> {
+    fn len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+    fn read(&self, offset: u64, len: usize) -> omendb_columnar::Result<Vec<u8>> {
+        self.read.set(self.read.get() + len as u64);
+        omendb_columnar::SegmentSource::read(self.bytes, offset, len)
+    }
+}
+
+#[test]
+fn reading_a_few_rows_reads_only_their_pages() {
+    let mut rng = Rng::new(7);
+    let table = random_table(&mut rng, 65_536, false);
+    let bytes = write(&table, 65_536);
+    let src = Counting {
+        bytes: &bytes,
+        read: std::cell::Cell::new(0),
+    };
+    let reader = SegmentReader::open(&src, &table.schema).unwrap();
+    let all: Vec<usize> = (0..table.schema.columns.len()).collect();
+    src.read.set(0);
+    let whole = reader.read_group(&src, 0, &all).unwrap();
+    let whole_bytes = src.read.get();
+    src.read.set(0);
+    let some = reader.read_rows(&src, 0, &all, 40_000, 10).unwrap();
+    let some_bytes = src.read.get();
+    for i in 0..10 {
+        assert_eq!(some.row_number(i), whole.row_number(40_000 + i));
+        for &c in &all {
+            assert_eq!(some.value(c, i), whole.value(c, 40_000 + i));
+        }
+    }
+    assert!(
+        some_bytes * 2 < whole_bytes,
+        "10 rows read {some_bytes} bytes, the whole group {whole_bytes}"
+    );
 }
