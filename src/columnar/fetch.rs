@@ -85,6 +85,8 @@ pub struct Fetcher {
     /// once (segments, deleted rows) instead of probing the catalog per row.
     view: Option<View>,
     lookups: u32,
+    /// Table columns to decode (sorted); None: all.
+    columns: Option<Vec<usize>>,
 }
 
 /// Segments a fetch state keeps open (parsed footer, last decoded group).
@@ -128,6 +130,15 @@ impl Fetcher {
             storage_id: None,
             view: None,
             lookups: 0,
+            columns: None,
+        }
+    }
+
+    /// A fetcher that decodes only `columns` (others read as NULL).
+    pub fn with_columns(rel: pg_sys::Relation, columns: Option<Vec<usize>>) -> Fetcher {
+        Fetcher {
+            columns,
+            ..Fetcher::new(rel)
         }
     }
 
@@ -222,9 +233,12 @@ impl Fetcher {
         };
         self.cached.push(entry);
         let (_, cursor) = self.cached.last_mut().expect("just pushed");
-        let table = &self.table;
+        let (table, columns) = (&self.table, self.columns.as_deref());
         // SAFETY: as above.
-        let found = unsafe { self.row_cx.switch_to(|_| cursor.seek(table, slot, row)) };
+        let found = unsafe {
+            self.row_cx
+                .switch_to(|_| cursor.seek(table, slot, row, columns))
+        };
         if found {
             // SAFETY: valid slot.
             unsafe { (*slot).tts_tableOid = (*rel).rd_id };
@@ -260,7 +274,8 @@ pub unsafe extern "C-unwind" fn index_fetch_begin(
     unsafe {
         let d = pg_sys::palloc0(std::mem::size_of::<FetchDesc>()) as *mut FetchDesc;
         (*d).base.rel = rel;
-        (*d).fetcher = Box::into_raw(Box::new(Fetcher::new(rel)));
+        let columns = super::pushdown::take_fetch_columns();
+        (*d).fetcher = Box::into_raw(Box::new(Fetcher::with_columns(rel, columns)));
         d as *mut pg_sys::IndexFetchTableData
     }
 }

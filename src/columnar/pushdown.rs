@@ -7,7 +7,10 @@
 //!   (all columns) for the columns the query uses;
 //! - ExecutorStart: for each (non-parallel) SeqScan of an omen_columnar
 //!   table, begin its scan ourselves, handing it the columns its target list
-//!   and quals use, and the quals min/max statistics can decide.
+//!   and quals use, and the quals min/max statistics can decide; for each
+//!   index and index-only scan, begin its index scan as its first call
+//!   would, so that fetches by TID decode only the columns the node uses
+//!   (none for an index-only scan, which reads the table for visibility).
 //!
 //! The executor still evaluates every qual on every row returned: skipping
 //! only drops row groups whose statistics prove no row can match.
@@ -98,6 +101,65 @@ thread_local! {
 /// The hints for the scan being begun, if ExecutorStart is beginning it.
 pub fn take() -> Option<Hints> {
     NEXT.with_borrow_mut(|n| n.take())
+}
+
+/// Runs its closure when dropped (also while unwinding from an ERROR).
+struct OnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+
+thread_local! {
+    /// Columns for the index scan's fetch state being begun right now by
+    /// `begin_index_scan` (Some(None): all of them).
+    static NEXT_FETCH: RefCell<Option<Option<Vec<usize>>>> = const { RefCell::new(None) };
+}
+
+/// The columns an index scan being begun by ExecutorStart reads from the
+/// table; None (all columns) for any other fetch by TID.
+pub fn take_fetch_columns() -> Option<Vec<usize>> {
+    NEXT_FETCH.with_borrow_mut(|n| n.take()).flatten()
+}
+
+/// Begin an index (or index-only) scan's IndexScanDesc now, as IndexNext /
+/// IndexOnlyNext would on their first call, with the table columns its
+/// fetches must decode. `desc` is the node's scan-descriptor field.
+#[allow(clippy::too_many_arguments)]
+unsafe fn begin_index_scan(
+    ss: *mut pg_sys::ScanState,
+    index: pg_sys::Relation,
+    estate: *mut pg_sys::EState,
+    keys: (*mut pg_sys::ScanKeyData, i32),
+    order_by: (*mut pg_sys::ScanKeyData, i32),
+    runtime_keys: i32,
+    columns: Option<Vec<usize>>,
+    index_only: bool,
+) -> *mut pg_sys::IndexScanDescData {
+    // SAFETY: an initialised scan node of this executor.
+    unsafe {
+        NEXT_FETCH.with_borrow_mut(|n| *n = Some(columns));
+        // Cleared even if index_beginscan raises an ERROR.
+        let _clear = OnDrop(|| NEXT_FETCH.with_borrow_mut(|n| *n = None));
+        let desc = pg_sys::index_beginscan(
+            (*ss).ss_currentRelation,
+            index,
+            (*estate).es_snapshot,
+            keys.1,
+            order_by.1,
+        );
+        if index_only {
+            (*desc).xs_want_itup = true;
+        }
+        // Without run-time keys the node would pass its keys right away;
+        // with them, its first ExecReScan does once they are computed.
+        if runtime_keys == 0 {
+            pg_sys::index_rescan(desc, keys.0, keys.1, order_by.0, order_by.1);
+        }
+        desc
+    }
 }
 
 /// Integer-like types whose stored word orders like the type (signed).
@@ -222,21 +284,17 @@ unsafe fn filter_of(
     }
 }
 
-/// Hints for a SeqScan plan node over `rel`.
-unsafe fn hints_for(plan: *mut pg_sys::Plan, scanrelid: u32, rel: pg_sys::Relation) -> Hints {
-    // SAFETY: plan nodes and an open relation.
+/// The table columns (0-based, sorted) that expressions `exprs` use of
+/// range-table entry `scanrelid`; None if one uses the whole row.
+unsafe fn columns_used(exprs: &[*mut pg_sys::List], scanrelid: u32) -> Option<Vec<usize>> {
+    // SAFETY: expression trees of a plan node.
     unsafe {
-        let desc = (*rel).rd_att;
         let mut attrs: *mut pg_sys::Bitmapset = std::ptr::null_mut();
-        pg_sys::pull_varattnos(
-            (*plan).targetlist as *mut pg_sys::Node,
-            scanrelid,
-            &mut attrs,
-        );
-        pg_sys::pull_varattnos((*plan).qual as *mut pg_sys::Node, scanrelid, &mut attrs);
+        for &e in exprs {
+            pg_sys::pull_varattnos(e as *mut pg_sys::Node, scanrelid, &mut attrs);
+        }
         let offset = pg_sys::FirstLowInvalidHeapAttributeNumber as i32;
         let mut columns = Vec::new();
-        let mut whole_row = false;
         let mut x = -1;
         loop {
             x = pg_sys::bms_next_member(attrs, x);
@@ -245,12 +303,22 @@ unsafe fn hints_for(plan: *mut pg_sys::Plan, scanrelid: u32, rel: pg_sys::Relati
             }
             let attno = x + offset;
             if attno == 0 {
-                whole_row = true;
+                return None;
             } else if attno > 0 {
                 columns.push(attno as usize - 1);
             }
         }
         columns.sort_unstable();
+        Some(columns)
+    }
+}
+
+/// Hints for a SeqScan plan node over `rel`.
+unsafe fn hints_for(plan: *mut pg_sys::Plan, scanrelid: u32, rel: pg_sys::Relation) -> Hints {
+    // SAFETY: plan nodes and an open relation.
+    unsafe {
+        let desc = (*rel).rd_att;
+        let columns = columns_used(&[(*plan).targetlist, (*plan).qual], scanrelid);
         let mut filters = Vec::new();
         let quals = (*plan).qual;
         if !quals.is_null() {
@@ -261,10 +329,7 @@ unsafe fn hints_for(plan: *mut pg_sys::Plan, scanrelid: u32, rel: pg_sys::Relati
                 }
             }
         }
-        Hints {
-            columns: (!whole_row).then_some(columns),
-            filters,
-        }
+        Hints { columns, filters }
     }
 }
 
@@ -289,6 +354,8 @@ unsafe fn begin_scans(ps: *mut pg_sys::PlanState, estate: *mut pg_sys::EState) {
                 let scanrelid = (*(plan as *mut pg_sys::Scan)).scanrelid;
                 let hints = hints_for(plan, scanrelid, rel);
                 NEXT.with_borrow_mut(|n| *n = Some(hints));
+                // Cleared even if scan_begin raises an ERROR.
+                let _clear = OnDrop(|| NEXT.with_borrow_mut(|n| *n = None));
                 let flags = pg_sys::ScanOptions::SO_TYPE_SEQSCAN
                     | pg_sys::ScanOptions::SO_ALLOW_STRAT
                     | pg_sys::ScanOptions::SO_ALLOW_SYNC
@@ -301,7 +368,54 @@ unsafe fn begin_scans(ps: *mut pg_sys::PlanState, estate: *mut pg_sys::EState) {
                     std::ptr::null_mut(),
                     flags as u32,
                 );
-                NEXT.with_borrow_mut(|n| *n = None);
+            }
+        }
+        let plan = (*ps).plan;
+        let columnar_scan = || {
+            let rel = (*(ps as *mut pg_sys::ScanState)).ss_currentRelation;
+            !rel.is_null() && super::handler::is_columnar(rel) && !(*plan).parallel_aware
+        };
+        if tag == pg_sys::NodeTag::T_IndexScanState && columnar_scan() {
+            let node = ps as *mut pg_sys::IndexScanState;
+            let ip = plan as *mut pg_sys::IndexScan;
+            if (*node).iss_ScanDesc.is_null() && !(*node).iss_RelationDesc.is_null() {
+                let columns = columns_used(
+                    &[
+                        (*plan).targetlist,
+                        (*plan).qual,
+                        (*ip).indexqualorig,
+                        (*ip).indexorderbyorig,
+                    ],
+                    (*ip).scan.scanrelid,
+                );
+                (*node).iss_ScanDesc = begin_index_scan(
+                    &mut (*node).ss,
+                    (*node).iss_RelationDesc,
+                    estate,
+                    ((*node).iss_ScanKeys, (*node).iss_NumScanKeys),
+                    ((*node).iss_OrderByKeys, (*node).iss_NumOrderByKeys),
+                    (*node).iss_NumRuntimeKeys,
+                    columns,
+                    false,
+                );
+            }
+        }
+        if tag == pg_sys::NodeTag::T_IndexOnlyScanState && columnar_scan() {
+            // Values come from the index; the table is read only to check
+            // visibility, so no column is decoded.
+            let node = ps as *mut pg_sys::IndexOnlyScanState;
+            if (*node).ioss_ScanDesc.is_null() && !(*node).ioss_RelationDesc.is_null() {
+                (*node).ioss_ScanDesc = begin_index_scan(
+                    &mut (*node).ss,
+                    (*node).ioss_RelationDesc,
+                    estate,
+                    ((*node).ioss_ScanKeys, (*node).ioss_NumScanKeys),
+                    ((*node).ioss_OrderByKeys, (*node).ioss_NumOrderByKeys),
+                    (*node).ioss_NumRuntimeKeys,
+                    Some(Vec::new()),
+                    true,
+                );
+                (*node).ioss_VMBuffer = pg_sys::InvalidBuffer as i32;
             }
         }
         begin_scans((*ps).lefttree, estate);

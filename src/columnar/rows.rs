@@ -110,6 +110,7 @@ impl Table {
     /// in row order, as from a correlated index, would otherwise decode the
     /// same pages window after window), as does a group with gaps in its
     /// row numbers (a row's position is not its offset from the first).
+    #[allow(clippy::too_many_arguments)]
     fn read_around(
         &self,
         reader: &SegmentReader,
@@ -117,9 +118,13 @@ impl Table {
         g: usize,
         stored: usize,
         row: u64,
+        columns: Option<&[usize]>,
         windows: &mut u32,
     ) -> DecodedGroup {
-        let all: Vec<usize> = (0..stored).collect();
+        let all: Vec<usize> = match columns {
+            Some(cols) => cols.iter().copied().filter(|c| *c < stored).collect(),
+            None => (0..stored).collect(),
+        };
         let (lo, hi) = reader.group_row_range(g);
         let rows = reader.group_rows(g);
         *windows += 1;
@@ -337,7 +342,15 @@ impl Cursor {
     }
 
     /// Store row `row` into `slot` if this segment has it.
-    pub fn seek(&mut self, t: &Table, slot: *mut pg_sys::TupleTableSlot, row: u64) -> bool {
+    /// `columns` (sorted table columns; None: all) are decoded, others read
+    /// as NULL; a cursor is always sought with the same columns.
+    pub fn seek(
+        &mut self,
+        t: &Table,
+        slot: *mut pg_sys::TupleTableSlot,
+        row: u64,
+        columns: Option<&[usize]>,
+    ) -> bool {
         match self {
             Cursor::Parquet {
                 reader,
@@ -353,6 +366,13 @@ impl Cursor {
                     (lo..=hi).contains(&row)
                 });
                 let Some(g) = want else { return false };
+                // No column wanted (an index-only scan's visibility check)
+                // and no gaps in the group's row numbers: the row is there.
+                let (lo, hi) = reader.group_row_range(g);
+                if columns.is_some_and(|c| c.is_empty()) && hi - lo + 1 == reader.group_rows(g) {
+                    datum::fill_slot(slot, &t.schema, *stored, |_| omendb_columnar::Value::Null);
+                    return true;
+                }
                 let loaded =
                     *group == g && data.as_ref().is_some_and(|d| d.position_of(row).is_some());
                 if !loaded {
@@ -360,14 +380,22 @@ impl Cursor {
                         *windows = 0;
                     }
                     *group = g;
-                    *data = Some(t.read_around(reader, src, g, *stored, row, windows));
+                    *data = Some(t.read_around(reader, src, g, *stored, row, columns, windows));
                 }
                 let d = data.as_ref().expect("loaded");
                 match d.position_of(row) {
                     Some(i) => {
                         // One row: converted alone (palloc'd in the caller's
                         // per-fetch memory), not the whole group.
-                        datum::fill_slot(slot, &t.schema, *stored, |c| d.value(c, i));
+                        let wanted =
+                            |c: usize| columns.is_none_or(|cols| cols.binary_search(&c).is_ok());
+                        datum::fill_slot(slot, &t.schema, *stored, |c| {
+                            if wanted(c) {
+                                d.value(c, i)
+                            } else {
+                                omendb_columnar::Value::Null
+                            }
+                        });
                         true
                     }
                     None => false,
