@@ -373,8 +373,13 @@ impl Cursor {
                     datum::fill_slot(slot, &t.schema, *stored, |_| omendb_columnar::Value::Null);
                     return true;
                 }
-                let loaded =
-                    *group == g && data.as_ref().is_some_and(|d| d.position_of(row).is_some());
+                // Loaded rows cover `row` if it lies within their row-number
+                // range (a row absent from it is not in the segment: a
+                // rolled-back or purged row whose number the range spans).
+                let covers = |d: &DecodedGroup| {
+                    !d.is_empty() && d.row_number(0) <= row && row <= d.row_number(d.len() - 1)
+                };
+                let loaded = *group == g && data.as_ref().is_some_and(covers);
                 if !loaded {
                     if *group != g {
                         *windows = 0;

@@ -283,24 +283,7 @@ impl SegmentReader {
         group: usize,
         columns: &[usize],
     ) -> Result<DecodedGroup> {
-        if group >= self.row_groups() {
-            return err(format!(
-                "row group {group} does not exist (segment has {})",
-                self.row_groups()
-            ));
-        }
-        let mut wanted: Vec<usize> = columns.to_vec();
-        wanted.sort_unstable();
-        wanted.dedup();
-        if let Some(&bad) = wanted.iter().find(|&&c| c >= self.kinds.len()) {
-            return err(format!(
-                "column {bad} does not exist (schema has {})",
-                self.kinds.len()
-            ));
-        }
-        let leaves: Vec<usize> = std::iter::once(0)
-            .chain(wanted.iter().map(|c| c + 1))
-            .collect();
+        let (wanted, leaves) = self.projection(group, columns)?;
         let rg = self.parquet().row_group(group);
         let mut chunks = Vec::with_capacity(leaves.len());
         for &leaf in &leaves {
@@ -329,30 +312,13 @@ impl SegmentReader {
         first: u64,
         count: u64,
     ) -> Result<DecodedGroup> {
-        if group >= self.row_groups() {
-            return err(format!(
-                "row group {group} does not exist (segment has {})",
-                self.row_groups()
-            ));
-        }
+        let (wanted, leaves) = self.projection(group, columns)?;
         let rows = self.stats[group].rows;
         if count == 0 || first.checked_add(count).is_none_or(|end| end > rows) {
             return err(format!(
                 "rows {first}+{count} are outside row group {group}'s {rows}"
             ));
         }
-        let mut wanted: Vec<usize> = columns.to_vec();
-        wanted.sort_unstable();
-        wanted.dedup();
-        if let Some(&bad) = wanted.iter().find(|&&c| c >= self.kinds.len()) {
-            return err(format!(
-                "column {bad} does not exist (schema has {})",
-                self.kinds.len()
-            ));
-        }
-        let leaves: Vec<usize> = std::iter::once(0)
-            .chain(wanted.iter().map(|c| c + 1))
-            .collect();
         let rg = self.parquet().row_group(group);
         let index = self.parquet().offset_index().and_then(|x| x.get(group));
         let mut ranges: Vec<(u64, u64)> = Vec::new();
@@ -418,6 +384,30 @@ impl SegmentReader {
             RowSelector::select(count as usize),
         ]);
         self.decode(sparse, group, &wanted, leaves, Some(selection), count)
+    }
+
+    /// Check `group` and `columns`; returns the columns sorted and deduped,
+    /// and the Parquet leaves to read (the row numbers, then those).
+    fn projection(&self, group: usize, columns: &[usize]) -> Result<(Vec<usize>, Vec<usize>)> {
+        if group >= self.row_groups() {
+            return err(format!(
+                "row group {group} does not exist (segment has {})",
+                self.row_groups()
+            ));
+        }
+        let mut wanted: Vec<usize> = columns.to_vec();
+        wanted.sort_unstable();
+        wanted.dedup();
+        if let Some(&bad) = wanted.iter().find(|&&c| c >= self.kinds.len()) {
+            return err(format!(
+                "column {bad} does not exist (schema has {})",
+                self.kinds.len()
+            ));
+        }
+        let leaves: Vec<usize> = std::iter::once(0)
+            .chain(wanted.iter().map(|c| c + 1))
+            .collect();
+        Ok((wanted, leaves))
     }
 
     /// Decode `leaves` of `group` (all its rows, or `selection`) from the
