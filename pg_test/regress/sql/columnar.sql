@@ -286,9 +286,11 @@ INSERT INTO par SELECT g, 'r' FROM generate_series(6001, 9000) g;
 INSERT INTO par VALUES (9001, 's');
 ALTER TABLE par SET (parallel_workers = 2);
 SET max_parallel_maintenance_workers = 2;
+SET log_temp_files = -1;  -- no LOG lines that vary from run to run
 SET client_min_messages = debug1;  -- shows the parallel workers requested
 CREATE INDEX par_id ON par (id);
 RESET client_min_messages;
+RESET log_temp_files;
 RESET max_parallel_maintenance_workers;
 SET enable_seqscan = off;
 SET enable_bitmapscan = off;
