@@ -49,6 +49,9 @@ fn visible_segment(storage: u64, row: u64, snapshot: pg_sys::Snapshot) -> Option
     // SAFETY: as above.
     unsafe {
         let inserter = (*snapshot).xmin;
+        // A segment's catalog row being deleted (compaction rewriting it)
+        // deletes none of its rows: only deletion rows make a caller wait.
+        (*snapshot).xmax = pg_sys::InvalidTransactionId;
         match catalog::deletion_of(storage, row) {
             Some(d)
                 if pg_sys::TransactionIdIsCurrentTransactionId(d.xmin)
@@ -218,10 +221,10 @@ impl Fetcher {
             unsafe { pg_sys::ExecStoreAllNullTuple(slot) };
             return true;
         }
-        let hit = self
-            .cached
-            .iter()
-            .position(|(s, _)| s.first_row == seg.first_row && s.first_block == seg.first_block);
+        let hit = self.cached.iter().position(|(s, _)| {
+            (s.first_row, s.first_block, s.byte_length)
+                == (seg.first_row, seg.first_block, seg.byte_length)
+        });
         let entry = match hit {
             Some(i) => self.cached.remove(i),
             None => {

@@ -54,6 +54,13 @@ pub fn visible(rel: pg_sys::Relation, snapshot: pg_sys::Snapshot) -> (Vec<Segmen
     };
     match storage::meta(rel) {
         None => (Vec::new(), HashSet::new()),
+        // SnapshotAny would return replaced and aborted segments too,
+        // whose pages may hold other data now: in-use ones instead.
+        // SAFETY: a valid snapshot.
+        Some(m) if unsafe { (*snapshot).snapshot_type } == pg_sys::SnapshotType::SNAPSHOT_ANY => (
+            catalog::segments_in_use(m.storage_id),
+            catalog::deleted_rows(m.storage_id, snapshot),
+        ),
         Some(m) => (
             catalog::segments(m.storage_id, snapshot),
             catalog::deleted_rows(m.storage_id, snapshot),

@@ -371,8 +371,14 @@ pub fn write_segment(rel: pg_sys::Relation, bytes: &[u8], reuse: Option<u32>) ->
 /// is inserted; compaction holds it exclusively while it reads the catalog.
 /// So every row number below the metapage counter that compaction does not
 /// find in the catalog is dead, and no write-store page it frees holds rows
-/// of a writer it could not see. (A heavyweight lock on block 0, which
-/// PostgreSQL itself never takes for tables.)
+/// of a writer it could not see. (An object lock on the table's pg_class
+/// entry with a sub-id of our own: a heavyweight lock the deadlock detector
+/// sees. A page lock would not do: holders of one may take no other
+/// heavyweight lock, and writers open catalog tables while holding this.)
+/// Sub-id of [`ChangeLock`]'s lock tag ("OC"): PostgreSQL locks relations
+/// with relation tags, never with object tags on pg_class.
+const CHANGE_LOCK_SUBID: u16 = 0x4F43;
+
 pub struct ChangeLock {
     rel: pg_sys::Relation,
     mode: u32,
@@ -387,7 +393,14 @@ impl ChangeLock {
     }
     fn take(rel: pg_sys::Relation, mode: u32) -> ChangeLock {
         // SAFETY: an open relation; released on drop or at abort.
-        unsafe { pg_sys::LockPage(rel, 0, mode as i32) };
+        unsafe {
+            pg_sys::LockDatabaseObject(
+                pg_sys::RelationRelationId,
+                (*rel).rd_id,
+                CHANGE_LOCK_SUBID,
+                mode as i32,
+            )
+        };
         ChangeLock { rel, mode }
     }
 }
@@ -398,7 +411,14 @@ impl Drop for ChangeLock {
         // could raise a second error.
         if !std::thread::panicking() {
             // SAFETY: taken in `take`.
-            unsafe { pg_sys::UnlockPage(self.rel, 0, self.mode as i32) };
+            unsafe {
+                pg_sys::UnlockDatabaseObject(
+                    pg_sys::RelationRelationId,
+                    (*self.rel).rd_id,
+                    CHANGE_LOCK_SUBID,
+                    self.mode as i32,
+                )
+            };
         }
     }
 }
