@@ -50,11 +50,11 @@ impl Group<'_> {
     }
 }
 
-/// Purgeable rows inside `seg`'s range (`dead` sorted).
-fn dead_in(seg: &Segment, dead: &[u64]) -> u64 {
+/// The purgeable rows inside `seg`'s range (`dead` sorted).
+fn dead_in<'a>(seg: &Segment, dead: &'a [u64]) -> &'a [u64] {
     let lo = dead.partition_point(|r| *r < seg.first_row);
     let hi = dead.partition_point(|r| *r <= seg.last_row);
-    (hi - lo) as u64
+    &dead[lo..hi]
 }
 
 /// Split the committed segments into groups worth rewriting: adjacent small
@@ -79,7 +79,7 @@ fn plan<'a>(entries: &'a [Entry], dead: &[u64]) -> Vec<Group<'a>> {
             }
             State::Live => {}
         }
-        let purge = dead_in(seg, dead);
+        let purge = dead_in(seg, dead).len() as u64;
         let rows = seg.row_count - purge.min(seg.row_count);
         let small = seg.kind == Kind::WriteStore || rows < SMALL_ROWS;
         let purge_worth = purge as f64 >= PURGE_FRACTION * seg.row_count as f64 && purge > 0;
@@ -193,11 +193,7 @@ fn compact(rel: pg_sys::Relation) -> Report {
     let purge: HashSet<u64> = groups
         .iter()
         .flat_map(|g| g.entries.iter())
-        .flat_map(|e| {
-            let lo = dead.partition_point(|r| *r < e.segment.first_row);
-            let hi = dead.partition_point(|r| *r <= e.segment.last_row);
-            dead[lo..hi].iter().copied()
-        })
+        .flat_map(|e| dead_in(&e.segment, &dead).iter().copied())
         .collect();
     if !purge.is_empty() {
         let live = vacuum::live_rows(rel) as f64;

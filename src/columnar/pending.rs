@@ -279,9 +279,9 @@ fn write(mut b: Batch) {
     unsafe { pg_sys::table_close(rel, pg_sys::NoLock as i32) };
 }
 
-/// Whether rows `run` of `buf` go to the write store rather than Parquet.
-fn fits_write_store(buf: &RowBuf, run: std::ops::Range<usize>) -> bool {
-    let bytes: usize = run.clone().map(|i| buf.record(i).len()).sum();
+/// Whether rows `run` of `buf` (`bytes` of records) go to the write store
+/// rather than Parquet.
+fn fits_write_store(buf: &RowBuf, run: std::ops::Range<usize>, bytes: usize) -> bool {
     run.len() <= WRITE_STORE_MAX_ROWS
         && bytes <= WRITE_STORE_MAX_BYTES
         && run
@@ -315,7 +315,7 @@ pub fn write_rows(
         byte_length: bytes as u64,
         format_version: omendb_columnar::FORMAT_VERSION,
     };
-    if write_store && fits_write_store(buf, run.clone()) {
+    if write_store && fits_write_store(buf, run.clone(), bytes) {
         // Each write-store record carries its column count: columns added
         // later read as missing, as in Parquet segments.
         let ncols = (schema.columns.len() as u16).to_le_bytes();
