@@ -44,7 +44,17 @@ pub const F_INCOMPLETE: u16 = 2;
 /// (already built, not yet linked); without it, `pending` is the parent slot where the
 /// right sibling's run starts.
 pub const F_PENDING_DOWN: u16 = 4;
-const KNOWN_FLAGS: u16 = F_HIGH_INF | F_INCOMPLETE | F_PENDING_DOWN;
+/// The page was merged into its left neighbour by VACUUM (`merge.rs`): it holds nothing, no
+/// live page links to it, and it may be reused. Readers that still reach it (a stale route
+/// or right-link) start over from the root.
+pub const F_DELETED: u16 = 8;
+const KNOWN_FLAGS: u16 = F_HIGH_INF | F_INCOMPLETE | F_PENDING_DOWN | F_DELETED;
+
+/// Whether `p` is a deleted data page (free for reuse once its block is handed out again).
+pub fn is_deleted_page(p: &Page) -> bool {
+    page::kind_fast(p, INVALID_BLOCK).is_ok_and(|k| k == Kind::Data)
+        && get_u16(p, OFF_FLAGS) & F_DELETED != 0
+}
 
 /// Bytes needed for a residual (at least 1).
 pub fn width_for(span: u64) -> usize {
@@ -222,9 +232,12 @@ impl DataNode {
     pub fn incomplete(&self) -> bool {
         self.flags & F_INCOMPLETE != 0
     }
-    /// `item` belongs to this page's key range.
+    pub fn deleted(&self) -> bool {
+        self.flags & F_DELETED != 0
+    }
+    /// `item` belongs to this page's key range (a deleted page covers nothing).
     pub fn covers(&self, item: Item) -> bool {
-        self.low <= item && self.high.is_none_or(|h| item < h)
+        !self.deleted() && self.low <= item && self.high.is_none_or(|h| item < h)
     }
     /// `key` is representable in this page's residual encoding.
     pub fn fits_key(&self, key: u64) -> bool {

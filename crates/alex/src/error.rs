@@ -23,6 +23,10 @@ pub enum Error {
     /// (a concurrent writer got there first). Callers retry; never surfaces from the API.
     #[error("alex: block {blk} changed under us")]
     Retry { blk: u32 },
+    /// A reader reached a page that no longer holds what its route promised (a page merged
+    /// away by VACUUM, or reused since): it starts over from the root. Never surfaces.
+    #[error("alex: block {blk} was merged away or reused")]
+    Moved { blk: u32 },
     /// Bad arguments (e.g. options out of range).
     #[error("alex: {0}")]
     Invalid(String),

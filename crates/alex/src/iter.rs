@@ -2,11 +2,10 @@
 
 use std::ops::Bound;
 
-use crate::data_node::DataNode;
 use crate::error::{invariant, Error, Result};
 use crate::key::{Item, Tid};
 use crate::page::INVALID_BLOCK;
-use crate::search::bound_lt;
+use crate::search::{bound_lt, live_data, MAX_RESTARTS};
 use crate::store::{read_with, PageStore};
 use crate::Alex;
 
@@ -74,50 +73,63 @@ impl<S: PageStore> Alex<S> {
 
 impl<S: PageStore> RangeIter<'_, S> {
     fn fill_forward(&mut self) -> Result<()> {
-        let blk = if !self.started {
-            self.started = true;
-            // A split after this read moves entries right; the read below follows right-links.
-            self.ix.read_leaf_with(self.lo, |_, _| Ok(()))?.0
-        } else {
-            self.next
+        // The first item still wanted: the lower bound, then the last page's high key.
+        let from = match self.prev_high {
+            Some(h) if self.started => h.max(self.lo),
+            _ => self.lo,
         };
-        let (lo, prev_high) = (self.lo, self.prev_high);
+        let mut blk = self.started.then_some(self.next);
+        self.started = true;
         let hi = self.hi;
-        let buf = &mut self.buf;
-        buf.clear();
-        self.pos = 0;
-        let (right, high, stop) = read_with(&self.ix.store, blk, |p| {
-            let n = DataNode::decode(p, blk)?;
-            if let Some(ph) = prev_high {
-                if n.low < ph {
-                    return invariant(blk, "right sibling starts below its left page's high key");
+        for _ in 0..MAX_RESTARTS {
+            // A split after this read moves entries right; the read below follows right-links.
+            let b = match blk {
+                Some(b) => b,
+                None => self.ix.read_leaf_with(from, |_, _| Ok(()))?.0,
+            };
+            let buf = &mut self.buf;
+            buf.clear();
+            self.pos = 0;
+            let r = read_with(&self.ix.store, b, |p| {
+                // The right-link we saw may name a page merged into the one we came from,
+                // or reused since: then go by the root.
+                let Some(n) = live_data(p, b)? else {
+                    return Ok(None);
+                };
+                if !n.covers(from) {
+                    return Ok(None);
                 }
-            }
-            let (mut i, _) = n.find(p, lo);
-            let mut stop = false;
-            while let Some(j) = n.next_occ(p, i) {
-                let it = n.item(p, j);
-                if hi.is_some_and(|h| it >= h) {
-                    stop = true;
-                    break;
+                let (mut i, _) = n.find(p, from);
+                let mut stop = false;
+                while let Some(j) = n.next_occ(p, i) {
+                    let it = n.item(p, j);
+                    if hi.is_some_and(|h| it >= h) {
+                        stop = true;
+                        break;
+                    }
+                    buf.push(it);
+                    i = j + 1;
                 }
-                buf.push(it);
-                i = j + 1;
+                Ok(Some((n.right, n.high, stop)))
+            })?;
+            let Some((right, high, stop)) = r else {
+                blk = None;
+                continue;
+            };
+            // Stop when the page's high key already reaches past the upper bound.
+            let beyond = match (high, hi) {
+                (None, _) => true,
+                (Some(h), Some(x)) => h >= x,
+                (Some(_), None) => false,
+            };
+            if stop || beyond || right == INVALID_BLOCK {
+                self.done = true;
             }
-            Ok((n.right, n.high, stop))
-        })?;
-        // Stop when the page's high key already reaches past the upper bound.
-        let beyond = match (high, hi) {
-            (None, _) => true,
-            (Some(h), Some(x)) => h >= x,
-            (Some(_), None) => false,
-        };
-        if stop || beyond || right == INVALID_BLOCK {
-            self.done = true;
+            self.next = right;
+            self.prev_high = high;
+            return Ok(());
         }
-        self.next = right;
-        self.prev_high = high;
-        Ok(())
+        invariant(self.next, "forward scan kept landing on moved pages")
     }
 
     fn fill_backward(&mut self) -> Result<()> {
@@ -139,22 +151,25 @@ impl<S: PageStore> RangeIter<'_, S> {
         let (lo, hi) = (self.lo, self.hi);
         let buf = &mut self.buf;
         self.pos = 0;
-        let limit = self.ix.store.nblocks();
+        let limit = self.ix.store.nblocks() as usize + MAX_RESTARTS;
         let mut steps = 0;
         // Move right and collect in the same read: a split between two reads could move
         // entries below `hi` to a right sibling we would never visit.
         let (low, stop) = loop {
             buf.clear();
             let r = read_with(&self.ix.store, blk, |p| {
-                let n = DataNode::decode(p, blk)?;
+                // A stale route can name a page merged away or reused: go by the root.
+                let Some(n) = live_data(p, blk)? else {
+                    return Ok(Err(None));
+                };
+                if hi.is_some_and(|h| h <= n.low) {
+                    return Ok(Err(None));
+                }
                 if bound_lt(n.high, hi) {
                     if n.right == INVALID_BLOCK {
                         return invariant(blk, "backward scan ran off the right-link chain");
                     }
-                    return Ok(Err(n.right));
-                }
-                if hi.is_some_and(|h| h <= n.low) {
-                    return invariant(blk, "backward scan landed right of its bound");
+                    return Ok(Err(Some(n.right)));
                 }
                 let end = match hi {
                     Some(h) => n.find(p, h).0,
@@ -173,14 +188,16 @@ impl<S: PageStore> RangeIter<'_, S> {
                 }
                 Ok(Ok((n.low, stop)))
             })?;
+            steps += 1;
+            if steps > limit {
+                return invariant(blk, "backward scan ran off the right-link chain");
+            }
             match r {
                 Ok(x) => break x,
-                Err(right) => {
-                    steps += 1;
-                    if steps > limit {
-                        return invariant(blk, "backward scan ran off the right-link chain");
-                    }
-                    blk = right;
+                Err(Some(right)) => blk = right,
+                Err(None) => {
+                    self.ix.readers.invalidate();
+                    blk = self.ix.descend(key)?.leaf;
                 }
             }
         };

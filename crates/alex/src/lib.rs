@@ -10,6 +10,8 @@
 //!   for an ascending stream at the top of the key space — under a new root grown above the
 //!   old one. Every split is a sequence of ≤4-page atomic groups, planned from shared reads
 //!   and re-decided under the groups' exclusive locks; see [`concurrency`].
+//! * VACUUM merges a data page with its right sibling when both fit one page ([`merge`]); the
+//!   freed block is reused by a later allocation, and readers that reach it start over.
 //! * Readers cache the root and (after enough lookups) a copy of the model levels in the
 //!   `Alex` value; stale copies stay correct because pages never move (`cache.rs`).
 //! * Keys are `u64`s in SQL order; [`Key`] maps i16/i32/i64/f64 (PostgreSQL's order) there.
@@ -34,6 +36,7 @@ pub mod gen;
 mod insert;
 pub mod iter;
 pub mod key;
+mod merge;
 pub mod meta;
 pub mod model;
 pub mod model_node;

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use crate::cache::Child;
 use crate::data_node::DataNode;
-use crate::error::{corrupt, invariant, Result};
+use crate::error::{corrupt, invariant, Error, Result};
 use crate::key::{Item, Tid};
 use crate::model_node::ModelNode;
 use crate::page::{self, Kind, Page, INVALID_BLOCK};
@@ -17,6 +17,19 @@ use crate::Alex;
 
 /// Deepest tree we accept (a corrupt cycle must not loop forever).
 pub(crate) const MAX_DEPTH: usize = 256;
+/// Fresh descents a reader makes after landing on moved pages before calling it corruption
+/// (each needs a concurrent merge or page reuse in the instant between two reads).
+pub(crate) const MAX_RESTARTS: usize = 1000;
+
+/// The live data page in `p`, or `None` if the block is no longer one (merged away, or
+/// reused as a model page) — only possible for a block learned from an older route.
+pub(crate) fn live_data(p: &Page, blk: u32) -> Result<Option<DataNode>> {
+    if page::kind_fast(p, blk)? != Kind::Data {
+        return Ok(None);
+    }
+    let n = DataNode::decode(p, blk)?;
+    Ok((!n.deleted()).then_some(n))
+}
 /// A lookup that had to follow this many right-links refreshes the cached root: a stale
 /// root (the old data-page root after the first split-down) is correct but slow.
 const STALE_ROOT_STEPS: usize = 2;
@@ -83,7 +96,9 @@ impl<S: PageStore> Alex<S> {
     }
 
     /// From head page `blk`, move right until the page covers `item`, then call `f` on that
-    /// page inside the same read. Returns the page and `f`'s value.
+    /// page inside the same read. Returns the page and `f`'s value. `Error::Moved` if the
+    /// walk reaches a page that cannot lead to `item` (merged away, or reused elsewhere
+    /// since the route was learned): the caller starts over from the root.
     pub(crate) fn at_leaf<R>(
         &self,
         mut blk: u32,
@@ -93,7 +108,9 @@ impl<S: PageStore> Alex<S> {
         let limit = self.store.nblocks();
         for steps in 0..=limit as usize {
             let step = read_with(&self.store, blk, |p| {
-                let n = DataNode::decode(p, blk)?;
+                let Some(n) = live_data(p, blk)? else {
+                    return Err(Error::Moved { blk });
+                };
                 if n.high.is_some_and(|h| h <= item) {
                     if n.right == INVALID_BLOCK {
                         return corrupt(blk, "finite high key but no right-link");
@@ -101,13 +118,7 @@ impl<S: PageStore> Alex<S> {
                     return Ok(Step::Right(n.right));
                 }
                 if item < n.low {
-                    return invariant(
-                        blk,
-                        format!(
-                            "routed to a page whose low key {:?} is above {:?}",
-                            n.low, item
-                        ),
-                    );
+                    return Err(Error::Moved { blk });
                 }
                 Ok(Step::Here(f(&n, p)?))
             })?;
@@ -123,18 +134,23 @@ impl<S: PageStore> Alex<S> {
     pub(crate) fn find_leaf_with<R>(
         &self,
         item: Item,
-        f: impl FnMut(&DataNode, &Page) -> Result<R>,
+        mut f: impl FnMut(&DataNode, &Page) -> Result<R>,
     ) -> Result<(u32, R)> {
-        let d = self.descend(item.key)?;
-        let (blk, r, _) = self.at_leaf(d.leaf, item, f)?;
-        Ok((blk, r))
+        for _ in 0..MAX_RESTARTS {
+            let d = self.descend(item.key)?;
+            match self.at_leaf(d.leaf, item, &mut f) {
+                Err(Error::Moved { .. }) => continue,
+                r => return r.map(|(blk, r, _)| (blk, r)),
+            }
+        }
+        invariant(0, "lookup kept landing on moved pages")
     }
 
     /// Readers: like `find_leaf_with`, routed by the cached model levels (or cached root).
     pub(crate) fn read_leaf_with<R>(
         &self,
         item: Item,
-        f: impl FnMut(&DataNode, &Page) -> Result<R>,
+        mut f: impl FnMut(&DataNode, &Page) -> Result<R>,
     ) -> Result<(u32, R)> {
         let cached = self.readers.slot.get(&self.store, || self.meta())?;
         let start = match &cached {
@@ -147,7 +163,14 @@ impl<S: PageStore> Alex<S> {
                 self.descend_from(root, item.key)?.leaf
             }
         };
-        let (blk, r, steps) = self.at_leaf(start, item, f)?;
+        let (blk, r, steps) = match self.at_leaf(start, item, &mut f) {
+            Err(Error::Moved { .. }) => {
+                // The cached route is older than a merge: drop the caches, go by the root.
+                self.readers.invalidate();
+                return self.find_leaf_with(item, f);
+            }
+            r => r?,
+        };
         if steps >= STALE_ROOT_STEPS {
             // Long walks also happen on current routes (chains); only drop what is outdated.
             let meta = self.meta()?;
@@ -184,20 +207,30 @@ impl<S: PageStore> Alex<S> {
 
     /// Append all payloads under `key` to `out`; returns how many.
     pub fn get_into(&self, key: u64, out: &mut Vec<Tid>) -> Result<usize> {
-        let start = Item::key_start(key);
         let before = out.len();
         // Collect from the page covering (key, MIN); the duplicates continue on the right
         // sibling as it was in the same read (nbtree's forward-scan rule: entries a later
-        // split moves right of what we read are neither lost nor returned twice).
-        let (_, mut next) = self.read_leaf_with(start, |n, p| Ok(collect_key(n, p, key, out)))?;
-        let limit = self.store.nblocks();
+        // split moves right of what we read are neither lost nor returned twice), from that
+        // page's high key on.
+        let start = Item::key_start(key);
+        let (_, mut next) =
+            self.read_leaf_with(start, |n, p| Ok(collect_key(n, p, key, start, out)))?;
+        let limit = self.store.nblocks() as usize + MAX_RESTARTS;
         for _ in 0..=limit {
-            let Some(blk) = next else {
+            let Some((blk, from)) = next else {
                 return Ok(out.len() - before);
             };
-            next = read_with(&self.store, blk, |p| {
-                Ok(collect_key(&DataNode::decode(p, blk)?, p, key, out))
-            })?;
+            next = match read_with(&self.store, blk, |p| match live_data(p, blk)? {
+                Some(n) if n.covers(from) => Ok(Some(collect_key(&n, p, key, from, out))),
+                _ => Ok(None),
+            })? {
+                Some(next) => next,
+                // Merged into the page we came from (or reused): go by the root.
+                None => {
+                    self.find_leaf_with(from, |n, p| Ok(collect_key(n, p, key, from, out)))?
+                        .1
+                }
+            };
         }
         invariant(
             INVALID_BLOCK,
@@ -212,9 +245,16 @@ impl<S: PageStore> Alex<S> {
     }
 }
 
-/// Push the TIDs of `key` on this page; the next page to look at, if the run may continue.
-fn collect_key(n: &DataNode, p: &Page, key: u64, out: &mut Vec<Tid>) -> Option<u32> {
-    let (mut i, _) = n.find(p, Item::key_start(key));
+/// Push the TIDs of `key` from item `from` on this page; if the run may continue, the next
+/// page and the item to go on from (this page's high key).
+fn collect_key(
+    n: &DataNode,
+    p: &Page,
+    key: u64,
+    from: Item,
+    out: &mut Vec<Tid>,
+) -> Option<(u32, Item)> {
+    let (mut i, _) = n.find(p, from);
     while let Some(j) = n.next_occ(p, i) {
         if n.key(p, j) != key {
             return None;
@@ -223,7 +263,7 @@ fn collect_key(n: &DataNode, p: &Page, key: u64, out: &mut Vec<Tid>) -> Option<u
         i = j + 1;
     }
     match n.high {
-        Some(h) if h.key == key && n.right != INVALID_BLOCK => Some(n.right),
+        Some(h) if h.key == key && n.right != INVALID_BLOCK => Some((n.right, h)),
         _ => None,
     }
 }

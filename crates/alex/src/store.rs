@@ -80,6 +80,8 @@ pub struct MemStore {
     pub groups: u64,
     /// Pages registered over all committed groups.
     pub pages_written: u64,
+    /// Freed blocks (see `recycle`) that `allocate` hands out before extending.
+    free: Vec<u32>,
 }
 
 impl MemStore {
@@ -93,6 +95,12 @@ impl MemStore {
     pub fn page(&self, blk: u32) -> Option<&Page> {
         self.pages.get(blk as usize).map(|b| &**b)
     }
+    /// Offer freed blocks (from `Alex::merge_pages`) to later allocations, as the binding
+    /// does through PostgreSQL's free space map. Blocks that are no longer deleted pages
+    /// when their turn comes are skipped.
+    pub fn recycle(&mut self, blks: &[u32]) {
+        self.free.extend_from_slice(blks);
+    }
 }
 
 struct MemGroup<'a> {
@@ -100,6 +108,8 @@ struct MemGroup<'a> {
     undo: Vec<(u32, Box<Page>)>,
     allocated_from: u32,
     touched: usize,
+    /// Free blocks this group took (back to the free list if it aborts).
+    reused: Vec<u32>,
 }
 
 impl MemGroup<'_> {
@@ -145,6 +155,21 @@ impl WriteGroup for MemGroup<'_> {
             .ok_or(Error::NoSuchBlock { blk, nblocks: n })
     }
     fn allocate(&mut self) -> Result<u32> {
+        while let Some(blk) = self.store.free.pop() {
+            let deleted = self
+                .store
+                .page(blk)
+                .is_some_and(crate::data_node::is_deleted_page);
+            if deleted && !self.undo.iter().any(|(b, _)| *b == blk) {
+                if let Err(e) = self.register(blk) {
+                    self.store.free.push(blk);
+                    return Err(e);
+                }
+                self.reused.push(blk);
+                self.modify(blk)?.fill(0);
+                return Ok(blk);
+            }
+        }
         let blk = self.store.pages.len() as u32;
         if self.touched >= GROUP_LIMIT {
             return Err(Error::GroupTooLarge {
@@ -191,12 +216,14 @@ impl PageStore for MemStore {
             undo: Vec::with_capacity(GROUP_LIMIT),
             allocated_from,
             touched: 0,
+            reused: Vec::new(),
         };
         let r = f(&mut g);
         let MemGroup {
             store,
             undo,
             touched,
+            reused,
             ..
         } = g;
         match r {
@@ -207,6 +234,7 @@ impl PageStore for MemStore {
                 Ok(())
             }
             Err(e) => {
+                store.free.extend(reused);
                 for (blk, p) in undo {
                     if let Some(dst) = store.pages.get_mut(blk as usize) {
                         *dst = p;

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::data_node::{check_contents, DataNode, F_INCOMPLETE, F_PENDING_DOWN};
+use crate::data_node::{check_contents, is_deleted_page, DataNode, F_INCOMPLETE, F_PENDING_DOWN};
 use crate::error::{invariant, Result};
 use crate::key::Item;
 use crate::model_node::ModelNode;
@@ -22,7 +22,8 @@ pub struct VerifyReport {
     /// Data pages reachable only by right-link (duplicate chains, unfinished splits).
     pub chain_pages: u32,
     pub incomplete_splits: u32,
-    /// All-zero blocks: allocated by aborted or crash-cut groups, never used.
+    /// Unused blocks: all zeros (allocated by aborted or crash-cut groups) or data pages
+    /// deleted by a merge; both are handed out again by the binding's allocator.
     pub free_pages: u32,
     /// Slots of all data pages (gaps included): `keys / slots` is the fill.
     pub slots: u64,
@@ -32,10 +33,12 @@ pub struct VerifyReport {
 }
 
 impl<S: PageStore> Alex<S> {
-    fn count_zero_pages(&self, nblocks: u32) -> Result<u32> {
+    /// Blocks holding no structure: all zeros, or data pages deleted by a merge.
+    fn count_free_pages(&self, nblocks: u32) -> Result<u32> {
         let mut n = 0;
         for blk in 1..nblocks {
-            if read_with(&self.store, blk, |p| Ok(p.iter().all(|&b| b == 0)))? {
+            let free = |p: &crate::page::Page| is_deleted_page(p) || p.iter().all(|&b| b == 0);
+            if read_with(&self.store, blk, |p| Ok(free(p)))? {
                 n += 1;
             }
         }
@@ -147,6 +150,9 @@ impl<S: PageStore> Alex<S> {
                 return invariant(blk, "right-link cycle");
             }
             let n = self.data_header(blk)?;
+            if n.deleted() {
+                return invariant(blk, "deleted page linked in the data chain");
+            }
             if Some(n.low) != prev_high {
                 return invariant(
                     blk,
@@ -252,10 +258,11 @@ impl<S: PageStore> Alex<S> {
         }
         let accounted = 1 + meta.n_data as u64 + meta.n_model as u64;
         if accounted != nblocks as u64 {
-            // Blocks past the accounted ones may be all zeros: allocated by a group that
-            // aborted, or by one a crash cut off before its WAL record (relation extension
-            // is not undone). They are unused; anything else is a lost page.
-            rep.free_pages = self.count_zero_pages(nblocks)?;
+            // Blocks past the accounted ones may be all zeros (allocated by a group that
+            // aborted, or by one a crash cut off before its WAL record: relation extension
+            // is not undone) or deleted by a merge. They are unused; anything else is a
+            // lost page.
+            rep.free_pages = self.count_free_pages(nblocks)?;
             if accounted + rep.free_pages as u64 != nblocks as u64 {
                 return invariant(
                     0,

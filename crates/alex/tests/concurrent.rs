@@ -13,7 +13,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use alex::gen::Rng;
-use alex::{Alex, Direction, Options, Tid};
+use alex::{Alex, Direction, Item, Options, Tid};
 use common::SharedStore;
 
 const THREADS: usize = 4;
@@ -333,5 +333,120 @@ fn readers_during_growth(bulk: usize) {
     eprintln!(
         "bulk {bulk}: {checks} reader lookups, {rep:?}, meta {:?}",
         w.meta().unwrap()
+    );
+}
+
+/// VACUUM-style merging while readers look up and scan and a writer inserts (reusing the
+/// freed blocks): a deleter removes 90% of a bulk-loaded index in batches and merges the
+/// thinned pages after each batch. Readers must find every entry that is never deleted, in
+/// order, whatever page it has been moved to.
+#[test]
+fn readers_and_writers_during_merges() {
+    let store = SharedStore::new();
+    let mut r = Rng(21);
+    let n = if cfg!(debug_assertions) {
+        20_000
+    } else {
+        120_000
+    };
+    let all: Vec<(u64, Tid)> = (0..n)
+        .map(|i| (r.below(1 << 40), Tid::new(i as u32, 1)))
+        .collect();
+    Alex::bulk_load(store.clone(), Options::default(), all.iter().copied()).unwrap();
+    let stable: Arc<BTreeSet<(u64, Tid)>> = Arc::new(
+        all.iter()
+            .filter(|e| e.1.block % 10 == 0)
+            .copied()
+            .collect(),
+    );
+    let mut doomed: Vec<(u64, Tid)> = all
+        .iter()
+        .filter(|e| e.1.block % 10 != 0)
+        .copied()
+        .collect();
+    doomed.sort_unstable();
+    let done = Arc::new(AtomicUsize::new(0));
+    let readers: Vec<_> = (0..2)
+        .map(|j| {
+            let (store, stable, done) = (store.clone(), stable.clone(), done.clone());
+            std::thread::spawn(move || {
+                let ix = Alex::open(store).unwrap();
+                let keys: Vec<(u64, Tid)> = stable.iter().copied().collect();
+                let mut r = Rng(100 + j);
+                let mut checks = 0u64;
+                while done.load(Ordering::Acquire) == 0 {
+                    let e = keys[r.below(keys.len() as u64) as usize];
+                    match r.below(3) {
+                        0 => assert!(
+                            ix.get(e.0).unwrap().contains(&e.1),
+                            "reader {j}: get missed {e:?}"
+                        ),
+                        1 => assert!(ix.contains(e.0, e.1).unwrap(), "reader {j}: {e:?}"),
+                        _ => scan_check(&ix, j as usize, e.0, r.below(2) == 0, &stable),
+                    }
+                    checks += 1;
+                }
+                checks
+            })
+        })
+        .collect();
+    let inserter = {
+        let (store, done) = (store.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut ix = Alex::open(store).unwrap();
+            let mut r = Rng(7);
+            let mut added = BTreeSet::new();
+            let mut i = 0u32;
+            while done.load(Ordering::Acquire) == 0 {
+                let e = (r.below(1 << 40), Tid::new(u32::MAX - i, 3));
+                ix.insert(e.0, e.1).unwrap();
+                added.insert(e);
+                i += 1;
+            }
+            added
+        })
+    };
+    let mut ix = Alex::open(store.clone()).unwrap();
+    let mut merged = 0;
+    let rounds = if cfg!(debug_assertions) { 2 } else { 4 };
+    for round in 0..rounds {
+        if round > 0 {
+            // Refill with new entries (splits that reuse the freed blocks), then thin again.
+            doomed = (0..n)
+                .filter(|i| i % 10 != 0)
+                .map(|i| (r.below(1 << 40), Tid::new(i as u32, 2 + round as u16)))
+                .collect();
+            for e in &doomed {
+                ix.insert(e.0, e.1).unwrap();
+            }
+            doomed.sort_unstable();
+        }
+        for batch in doomed.chunks(doomed.len() / 8 + 1) {
+            let items: Vec<Item> = batch.iter().map(|&(k, t)| Item::new(k, t)).collect();
+            assert_eq!(ix.delete_many(&items).unwrap(), items.len() as u64);
+            let freed = ix.merge_pages(|| {}).unwrap();
+            merged += freed.len();
+            store.recycle(&freed);
+        }
+    }
+    done.store(1, Ordering::Release);
+    let checks: u64 = readers
+        .into_iter()
+        .map(|h| h.join().expect("reader panicked"))
+        .sum();
+    let added = inserter.join().expect("inserter panicked");
+    let rep = ix
+        .verify()
+        .unwrap_or_else(|e| panic!("verify after merges: {e}"));
+    let got: Vec<(u64, Tid)> = ix
+        .range(Bound::Unbounded, Bound::Unbounded, Direction::Forward)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let want: BTreeSet<(u64, Tid)> = stable.iter().chain(added.iter()).copied().collect();
+    assert!(got.iter().eq(want.iter()), "contents after merges differ");
+    assert!(merged > 0, "no page was merged");
+    eprintln!(
+        "{merged} pages merged, {checks} reader checks, {} inserts, {rep:?}",
+        added.len()
     );
 }

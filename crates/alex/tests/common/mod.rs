@@ -46,6 +46,8 @@ struct Inner {
     pages: RwLock<Vec<PageLock>>,
     groups: AtomicU64,
     aborts: AtomicU64,
+    /// Freed blocks offered to `allocate` (PostgreSQL's free space map).
+    free: parking_lot::Mutex<Vec<u32>>,
 }
 
 /// Cheap to clone: every clone is a handle on the same pages (one per "backend").
@@ -63,6 +65,10 @@ impl SharedStore {
     }
     pub fn aborts(&self) -> u64 {
         self.inner.aborts.load(Ordering::Relaxed)
+    }
+    /// Offer blocks freed by `merge_pages` to later allocations.
+    pub fn recycle(&self, blks: &[u32]) {
+        self.inner.free.lock().extend_from_slice(blks);
     }
     fn page(&self, blk: u32) -> Result<PageLock> {
         let pages = self.inner.pages.read();
@@ -112,6 +118,23 @@ impl WriteGroup for Group<'_> {
 
     fn allocate(&mut self) -> Result<u32> {
         self.room(u32::MAX)?;
+        // A freed block first, as the binding does: taken only if its lock is free at once
+        // and it is still a deleted page (the free list is a hint).
+        loop {
+            let Some(blk) = self.store.inner.free.lock().pop() else {
+                break;
+            };
+            if self.regs.iter().any(|r| r.0 == blk) {
+                continue;
+            }
+            let lock = self.store.page(blk)?;
+            if let Some(guard) = lock.try_write_arc() {
+                if alex::data_node::is_deleted_page(&guard) {
+                    self.regs.push((blk, guard, Box::new([0u8; PAGE_SIZE])));
+                    return Ok(blk);
+                }
+            }
+        }
         let mut pages = self.store.inner.pages.write();
         let blk = pages.len() as u32;
         let lock: PageLock = Arc::new(RwLock::new(Box::new([0u8; PAGE_SIZE])));
