@@ -25,7 +25,7 @@ enum Mode {
     Plain,
     /// Keep a pin on the last data page read (index scans).
     Scan,
-    /// Take cleanup locks on data pages it modifies (VACUUM).
+    /// Take a cleanup lock on the first data page of each group (VACUUM).
     Vacuum,
 }
 
@@ -145,7 +145,11 @@ impl PageStore for PgStore {
 /// One GenericXLog record in progress.
 struct XLogGroup {
     rel: pg_sys::Relation,
-    /// Lock data pages with cleanup locks (VACUUM).
+    /// Lock the group's first page with a cleanup lock if it is a data page
+    /// (VACUUM): the page entries are removed from (`delete_many`) or moved
+    /// off (`merge_pages`, which locks that page first). Later pages get plain
+    /// exclusive locks: waiting for pins while holding a lock could deadlock
+    /// with a scan whose backend waits for that lock.
     cleanup: bool,
     state: *mut pg_sys::GenericXLogState,
     /// (block, buffer guard, registered image). Guards drop after the record
@@ -218,7 +222,7 @@ impl WriteGroup for XLogGroup {
         // left before right), which keeps backends from deadlocking.
         let buf = unsafe {
             let b = pg_sys::ReadBuffer(self.rel, blk);
-            if self.cleanup && is_data_page(page_of(b)) {
+            if self.cleanup && self.pages.is_empty() && is_data_page(page_of(b)) {
                 pg_sys::LockBufferForCleanup(b);
             } else {
                 pg_sys::LockBuffer(b, pg_sys::BUFFER_LOCK_EXCLUSIVE as i32);
@@ -231,8 +235,13 @@ impl WriteGroup for XLogGroup {
 
     fn allocate(&mut self) -> Result<u32> {
         self.check_room(u32::MAX)?;
-        // SAFETY: extending under the relation extension lock, as nbtree does;
-        // the new page is registered with a full image, so redo recreates it.
+        if let Some((blk, buf)) = reuse_free_page(self.rel, &self.pages) {
+            return Ok(self.register_new(blk, buf));
+        }
+        // SAFETY: extending under the relation extension lock, as nbtree does:
+        // the buffer is locked before the extension lock is released, so
+        // VACUUM (which looks at all-zero pages under that lock) never takes
+        // a page being added for a free one.
         let (blk, buf) = unsafe {
             pg_sys::LockRelationForExtension(self.rel, pg_sys::ExclusiveLock as i32);
             let b = pg_sys::ReadBufferExtended(
@@ -246,11 +255,116 @@ impl WriteGroup for XLogGroup {
             pg_sys::UnlockRelationForExtension(self.rel, pg_sys::ExclusiveLock as i32);
             (pg_sys::BufferGetBlockNumber(b), LockedBuffer(b))
         };
+        Ok(self.register_new(blk, buf))
+    }
+}
+
+impl XLogGroup {
+    /// Register a page the group allocated, with a full image so redo recreates it.
+    fn register_new(&mut self, blk: u32, buf: LockedBuffer) -> u32 {
         let image = self.register(blk, buf, pg_sys::GENERIC_XLOG_FULL_IMAGE as i32);
         // SAFETY: the image is ours until finish/abort.
         unsafe { (*image).fill(0) };
-        Ok(blk)
+        blk
     }
+}
+
+/// Whether a page is free for reuse: deleted by a merge, or all zeros (left by
+/// an aborted or crash-cut allocation).
+fn is_free_page(page: &Page) -> bool {
+    alex::data_node::is_deleted_page(page) || page.iter().all(|&b| b == 0)
+}
+
+/// A block from the free space map that is still free, exclusively locked.
+/// The map is only a hint (not crash-safe, and VACUUM may record a page that
+/// is reused before the next lookup), so each candidate is checked under its
+/// lock; a candidate someone else holds is skipped, never waited for (this
+/// group already holds other pages).
+fn reuse_free_page(
+    rel: pg_sys::Relation,
+    held: &[(u32, LockedBuffer, *mut Page)],
+) -> Option<(u32, LockedBuffer)> {
+    loop {
+        // SAFETY: `rel` is an open index; the FSM lookup takes its own locks.
+        let blk = unsafe { pg_sys::GetFreeIndexPage(rel) };
+        if blk == pg_sys::InvalidBlockNumber {
+            return None;
+        }
+        if blk == 0 || held.iter().any(|(b, _, _)| *b == blk) {
+            continue;
+        }
+        // SAFETY: the block exists (the map never names blocks past the end
+        // for long, and ReadBuffer errors cleanly if it does not).
+        unsafe {
+            if blk >= PgStore::new(rel).nblocks() {
+                continue;
+            }
+            let b = pg_sys::ReadBuffer(rel, blk);
+            if pg_sys::ConditionalLockBuffer(b) {
+                let buf = LockedBuffer(b);
+                if is_free_page(&*page_of(b)) {
+                    return Some((blk, buf));
+                }
+            } else {
+                pg_sys::ReleaseBuffer(b);
+            }
+        }
+    }
+}
+
+/// Record every free page of the index in the free space map (VACUUM).
+/// Returns how many there are. All-zero pages are judged under the relation
+/// extension lock and a conditional buffer lock: an extending backend locks
+/// its new page before it releases the extension lock, so a zero page seen
+/// then is not one being added.
+pub fn record_free_pages(rel: pg_sys::Relation) -> u32 {
+    let mut free = 0;
+    let nblocks = PgStore::new(rel).nblocks();
+    for blk in 1..nblocks {
+        if blk % 256 == 0 {
+            pgrx::check_for_interrupts!();
+            // SAFETY: called from VACUUM.
+            unsafe { pg_sys::vacuum_delay_point() };
+        }
+        let (deleted, zero) = match store_read(rel, blk, |p| {
+            (alex::data_node::is_deleted_page(p), p.iter().all(|&b| b == 0))
+        }) {
+            Some(v) => v,
+            None => continue,
+        };
+        // SAFETY: the extension lock is held only around a conditional lock.
+        let zero_and_idle = zero
+            && unsafe {
+                pg_sys::LockRelationForExtension(rel, pg_sys::ExclusiveLock as i32);
+                let b = pg_sys::ReadBuffer(rel, blk);
+                let idle = pg_sys::ConditionalLockBuffer(b);
+                let still_zero = idle && (*page_of(b)).iter().all(|&x| x == 0);
+                if idle {
+                    pg_sys::LockBuffer(b, pg_sys::BUFFER_LOCK_UNLOCK as i32);
+                }
+                pg_sys::ReleaseBuffer(b);
+                pg_sys::UnlockRelationForExtension(rel, pg_sys::ExclusiveLock as i32);
+                still_zero
+            };
+        if deleted || zero_and_idle {
+            // SAFETY: recording a block of an open index in its FSM.
+            unsafe { pg_sys::RecordFreeIndexPage(rel, blk) };
+            free += 1;
+        }
+    }
+    // SAFETY: as above; makes the recorded pages findable by GetFreeIndexPage.
+    unsafe { pg_sys::IndexFreeSpaceMapVacuum(rel) };
+    free
+}
+
+/// Read block `blk` under a share lock through `f`.
+fn store_read<R>(rel: pg_sys::Relation, blk: u32, f: impl FnOnce(&Page) -> R) -> Option<R> {
+    let mut f = Some(f);
+    let mut out = None;
+    PgStore::new(rel)
+        .read(blk, &mut |p| out = f.take().map(|f| f(p)))
+        .ok()?;
+    out
 }
 
 /// Write `pages` as blocks 0.. of `fork` of an empty relation, without WAL,

@@ -1,5 +1,6 @@
 //! VACUUM: remove entries whose heap tuples are dead (one WAL record per
-//! data page), and report sizes.
+//! data page), merge thinned data pages and hand free pages to the free
+//! space map, and report sizes.
 
 use super::keys::heap_tid;
 use pgrx::pg_sys;
@@ -37,6 +38,23 @@ unsafe fn fill_sizes(index: pg_sys::Relation, stats: *mut pg_sys::IndexBulkDelet
     (*stats).num_pages =
         pg_sys::RelationGetNumberOfBlocksInFork(index, pg_sys::ForkNumber::MAIN_FORKNUM);
     (*stats).estimated_count = false;
+}
+
+/// Merge thinned data pages into their left neighbours, then record every
+/// free page (merged away now or earlier, or left zeroed by an aborted
+/// allocation) in the free space map, where splits find them.
+unsafe fn reclaim_pages(index: pg_sys::Relation, stats: *mut pg_sys::IndexBulkDeleteResult) {
+    let mut ix = super::open_with(index, super::storage::PgStore::for_vacuum(index));
+    let freed = ix
+        .merge_pages(|| {
+            pgrx::check_for_interrupts!();
+            pg_sys::vacuum_delay_point();
+        })
+        .unwrap_or_else(|e| super::raise(index, e));
+    let free = super::storage::record_free_pages(index);
+    (*stats).pages_newly_deleted = freed.len() as u32;
+    (*stats).pages_deleted = free;
+    (*stats).pages_free = free;
 }
 
 #[pg_guard]
@@ -85,14 +103,16 @@ pub unsafe extern "C-unwind" fn amvacuumcleanup(
         return stats;
     }
     let index = (*info).index;
-    if stats.is_null() {
+    let stats = if stats.is_null() {
         // No bulk delete ran (nothing to remove): count the entries so
         // pg_class.reltuples stays right.
         let stats = PgBox::<pg_sys::IndexBulkDeleteResult>::alloc0().into_pg();
         (*stats).num_index_tuples = scan_all(index, |_| false).0;
-        fill_sizes(index, stats);
-        return stats;
-    }
+        stats
+    } else {
+        stats
+    };
+    reclaim_pages(index, stats);
     fill_sizes(index, stats);
     stats
 }

@@ -100,6 +100,30 @@ SELECT count(*) FROM ax WHERE id >= 10000;
 SELECT keys, heap_tuples_checked FROM omendb.alex_verify('ax_id');
 SELECT heap_tuples_checked FROM omendb.alex_verify('ax_f8');
 
+-- VACUUM merges thinned pages and reuses them: delete 90% (and one whole
+-- key range), vacuum, then insert a new key range the same size.
+CREATE TABLE ax_reclaim (k bigint);
+INSERT INTO ax_reclaim SELECT g * 7 FROM generate_series(1, 200000) g;
+CREATE INDEX ax_reclaim_k ON ax_reclaim USING alex (k);
+CREATE TEMP TABLE reclaim_before AS
+SELECT data_pages, pg_relation_size('ax_reclaim_k') AS bytes FROM omendb.alex_stats('ax_reclaim_k');
+DELETE FROM ax_reclaim WHERE k % 10 <> 0 OR k BETWEEN 300000 AND 600000;
+VACUUM ax_reclaim;
+SELECT s.data_pages < b.data_pages / 5 AS merged, s.free_pages > b.data_pages / 2 AS freed,
+       s.data_pages + s.model_pages + s.free_pages + 1 = s.pages AS pages_accounted
+FROM omendb.alex_stats('ax_reclaim_k') s, reclaim_before b;
+SELECT keys, heap_tuples_checked FROM omendb.alex_verify('ax_reclaim_k');
+INSERT INTO ax_reclaim SELECT 2000000 + g FROM generate_series(1, 180000) g;
+-- Every freed page is used again (without reuse the index would double).
+SELECT s.free_pages = 0 AS all_reused, pg_relation_size('ax_reclaim_k') < b.bytes * 1.25 AS bounded
+FROM omendb.alex_stats('ax_reclaim_k') s, reclaim_before b;
+SELECT keys, heap_tuples_checked FROM omendb.alex_verify('ax_reclaim_k');
+SET enable_seqscan = off;
+SELECT count(*), min(k), max(k) FROM ax_reclaim WHERE k BETWEEN 1000 AND 2100000;
+SELECT count(*) FROM ax_reclaim WHERE k BETWEEN 290000 AND 610000;
+RESET enable_seqscan;
+DROP TABLE ax_reclaim;
+
 -- Introspection.
 SELECT s.keys = (SELECT count(*) FROM ax) AS keys_match, s.pages = pg_relation_size('ax_id') / 8192 AS pages_match,
        s.fill > 0 AND s.fill <= 1 AS fill_ok, s.avg_model_error <= s.max_model_error AS error_ok,
