@@ -3,8 +3,10 @@
 //! After enough lookups through one `Alex` value to pay for it, the model pages reachable
 //! from the root are copied into memory once; lookups then route by arithmetic over these
 //! copies and read only the data page. The copy is never updated in place, and it does not
-//! have to be: pages never move or merge, so a stale route still ends at or left of the
-//! page holding the key, and the move-right walk on the data pages fixes it. A lookup that
+//! have to be: model pages never move, so a stale route still ends at or left of the page
+//! holding the key, and the move-right walk on the data pages fixes it — or at a data page
+//! merged away or reused since, which the reader recognises and answers by dropping the
+//! copy and descending from the metapage root (see `concurrency`). A lookup that
 //! needed two or more right-links (a chain, or a stale route) checks the metapage version
 //! and drops a copy older than it; a new one is built after the next batch of lookups.
 
@@ -23,7 +25,7 @@ const MAX_NODES: usize = 4096;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Child {
-    /// A data page (pages never change kind).
+    /// A data page (when copied; a merge may since have freed and reused it).
     Data(u32),
     /// A model page that is not in the copy.
     Page(u32),

@@ -7,14 +7,19 @@
 //! install), and `tests/concurrent.rs` runs 4 writers/readers over it.
 //!
 //! ## Invariants that make it work
-//! * **Pages never move or change kind, and never merge.** A split keeps the left half in the
+//! * **Model pages never move, change kind or go away.** A split keeps the left half in the
 //!   original block and puts the right half in a new block; a split-down builds a *new* model
-//!   page; a root grow builds a new root above the old one. So any block number a reader
-//!   learned earlier still names a page covering some key range that is never *left* of where
-//!   it used to be, and every route, however stale, ends at or left of the right page
-//!   (Lehman–Yao). Readers may therefore cache the root and the model levels (`cache.rs`).
-//! * A page's low key never changes; its high key only decreases (splits). So "same low,
-//!   high, right-link and entries" means "not split, not changed" — what groups re-check.
+//!   page; a root grow builds a new root above the old one. Data pages go away only by a
+//!   VACUUM merge (`merge.rs`), which marks the page deleted; its block may later be reused
+//!   as any page. So a route learned earlier (cached root and model levels, `cache.rs`)
+//!   ends at or left of the right data page — or at a block that is deleted, reused, or no
+//!   longer a data page, which a reader recognises (`search::live_data`, a low key above
+//!   its item) and answers by descending again from the metapage root (`Error::Moved`).
+//!   Live data pages always partition the key space, so a live page covering the item is
+//!   the right page however it was reached.
+//! * A live page's low key never changes; its high key decreases with splits and increases
+//!   only when it absorbs its right sibling in a merge. Writers re-check low, high,
+//!   right-link and count (and entries) under the lock, so a changed page aborts the group.
 //! * Every data page carries `[low, high)` as (key, tid) items and a right-link to the page
 //!   holding `high`. Model nodes route a key to the *head* of a run of data pages; the
 //!   pages after the head up to the next head are reachable only by right-links (a run of
@@ -62,7 +67,9 @@
 //!
 //! ## Lock order (no deadlocks between writers)
 //! Within a group: the data page first, then pages it allocates (unreachable by anyone
-//! else), then its parent model page, then the metapage — always last. Data pages are leaves
-//! and no group locks two existing data pages or two model pages, so the waits-for graph
-//! goes data page → model page → metapage and has no cycle. Readers never wait while
-//! holding a lock. The `SharedStore` test panics if a lock wait exceeds 20 s.
+//! else, or deleted pages taken with a conditional lock), then its parent model page, then
+//! the metapage — always last. The only group that locks two existing data pages is a
+//! merge (right page, then left page, then parent, then metapage), and only VACUUM merges
+//! (one per index at a time), so the waits-for graph goes data page → data page → model
+//! page → metapage without a cycle. Readers never wait while holding a lock. The
+//! `SharedStore` test panics if a lock wait exceeds 20 s.

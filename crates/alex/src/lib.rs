@@ -13,7 +13,8 @@
 //! * VACUUM merges a data page with its right sibling when both fit one page ([`merge`]); the
 //!   freed block is reused by a later allocation, and readers that reach it start over.
 //! * Readers cache the root and (after enough lookups) a copy of the model levels in the
-//!   `Alex` value; stale copies stay correct because pages never move (`cache.rs`).
+//!   `Alex` value; stale copies stay correct because model pages never move and readers
+//!   recognise data pages merged away or reused (`cache.rs`, [`concurrency`]).
 //! * Keys are `u64`s in SQL order; [`Key`] maps i16/i32/i64/f64 (PostgreSQL's order) there.
 //!
 //! ```
@@ -109,7 +110,7 @@ pub struct Alex<S: PageStore> {
 }
 
 /// What readers cache about an index: the root block and a copy of the model levels. Stale
-/// contents are safe (pages never move: see `cache`), so several `Alex` values over one index
+/// contents are safe (see `cache`), so several `Alex` values over one index
 /// — e.g. the scans and inserts of one PostgreSQL backend, across statements — can share one
 /// and pay for building it once. A cache must only be used with the index it was built for.
 pub struct ReaderCache {

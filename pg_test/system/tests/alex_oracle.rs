@@ -5,7 +5,7 @@
 //!
 //! OMENDB_ORACLE_SEED fixes the seed; a failure prints the seed it used.
 
-use omendb_systest::{Cluster, ClusterOptions, Result};
+use omendb_systest::{Background, Cluster, ClusterOptions, Result};
 use postgres::{Client, SimpleQueryMessage};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -406,7 +406,10 @@ fn alex_matches_btree_under_concurrent_writers() -> Result<()> {
          CREATE TABLE c_bt (rid bigint PRIMARY KEY, k bigint);
          CREATE TABLE c_ax (rid bigint PRIMARY KEY, k bigint);
          CREATE INDEX c_bt_k ON c_bt (k);
-         CREATE INDEX c_ax_k ON c_ax USING alex (k);",
+         CREATE INDEX c_ax_k ON c_ax USING alex (k);
+         INSERT INTO c_bt SELECT -i, (random() * 200000)::bigint - 100000 FROM generate_series(1, 40000) i;
+         INSERT INTO c_ax SELECT * FROM c_bt;
+         CREATE SEQUENCE pad_window;",
     )?;
     let writers = 3;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -459,6 +462,22 @@ fn alex_matches_btree_under_concurrent_writers() -> Result<()> {
             Ok(txns)
         }));
     }
+    // VACUUM runs throughout: dead entries go, thinned pages merge (moving
+    // entries left under the readers' scans) and splits reuse freed pages.
+    // Padding rows (negative rids, random keys) are deleted 1,500 at a time
+    // from both tables, so pages thin out until VACUUM merges them.
+    let vacuum = Background::start(
+        &cluster,
+        &[
+            "BEGIN; SELECT nextval('pad_window');
+             DELETE FROM c_bt WHERE rid < 0 AND -rid BETWEEN currval('pad_window') * 1500 - 1499 AND currval('pad_window') * 1500;
+             DELETE FROM c_ax WHERE rid < 0 AND -rid BETWEEN currval('pad_window') * 1500 - 1499 AND currval('pad_window') * 1500;
+             COMMIT",
+            "VACUUM c_ax",
+        ],
+        &[],
+        Duration::from_millis(300),
+    )?;
     // Readers compare both tables in one snapshot while the writers run.
     let mut reader = cluster.connect()?;
     reader.batch_execute("SET enable_seqscan = off; SET enable_bitmapscan = off")?;
@@ -492,6 +511,7 @@ fn alex_matches_btree_under_concurrent_writers() -> Result<()> {
         checks += 1;
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let vacuums = vacuum.finish()?;
     let mut txns = 0;
     for h in handles {
         txns += h.join().map_err(|_| "writer panicked")??;
@@ -502,7 +522,13 @@ fn alex_matches_btree_under_concurrent_writers() -> Result<()> {
     );
     rows(&mut reader, "VACUUM c_ax")?;
     rows(&mut reader, "SELECT * FROM omendb.alex_verify('c_ax_k')")?;
-    eprintln!("concurrent: {txns} writer transactions, {checks} snapshot comparisons");
+    let stats = rows(
+        &mut reader,
+        "SELECT data_pages, free_pages FROM omendb.alex_stats('c_ax_k')",
+    )?;
+    eprintln!(
+        "concurrent: {txns} writer transactions, {checks} snapshot comparisons, {vacuums} vacuums, (data, free) pages {stats:?}"
+    );
     Ok(())
 }
 
