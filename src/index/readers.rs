@@ -2,9 +2,10 @@
 //! levels) per index across statements, so a probe reads one data page
 //! instead of descending through the model pages every time.
 //!
-//! The caches may be stale (pages never move, so a stale route still lands
-//! at or left of the right page and the scan moves right), but they must
-//! never outlive the index they describe: a relcache invalidation of the index
+//! The caches may be stale (model pages never move, so a stale route still
+//! lands at or left of the right page and the scan moves right; a data page
+//! merged away or reused since sends the reader back to the root), but they
+//! must never outlive the index they describe: a relcache invalidation of the index
 //! (DROP, REINDEX, TRUNCATE, ALTER) drops its entry.
 
 use alex::ReaderCache;

@@ -327,7 +327,10 @@ pub fn record_free_pages(rel: pg_sys::Relation) -> u32 {
             unsafe { pg_sys::vacuum_delay_point() };
         }
         let (deleted, zero) = match store_read(rel, blk, |p| {
-            (alex::data_node::is_deleted_page(p), p.iter().all(|&b| b == 0))
+            (
+                alex::data_node::is_deleted_page(p),
+                p.iter().all(|&b| b == 0),
+            )
         }) {
             Some(v) => v,
             None => continue,

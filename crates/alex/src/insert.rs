@@ -16,8 +16,10 @@ use crate::key::{Item, Tid};
 use crate::meta::Meta;
 use crate::model_node::ModelNode;
 use crate::page::{self, Kind, META_BLOCK};
+use crate::search::live_data;
 use crate::store::{atomic_with, read_with, PageStore, WriteGroup};
 use crate::Alex;
+use std::sync::atomic::Ordering;
 
 const MAX_ATTEMPTS: usize = 100_000;
 
@@ -98,11 +100,16 @@ impl<S: PageStore> Alex<S> {
     /// One attempt: `Ok(None)` means the structure changed (split) and we go again.
     /// Plans from share-locked reads; every group re-decides from its exclusively locked pages.
     fn try_insert(&mut self, item: Item) -> Result<Option<bool>> {
-        let meta = self.meta()?;
-        // Routed like a reader (cached model levels, move-right): a stale route lands at or
-        // left of the right page, and every write below re-checks the page under its lock.
-        let (blk, (node, exists)) =
-            self.read_leaf_with(item, |n, p| Ok((n.clone(), n.find(p, item).1)))?;
+        // Only the build options are used here (flags, density), and they never change.
+        let meta = match self.readers.options.get() {
+            Some(m) => *m,
+            None => {
+                let m = self.meta()?;
+                let _ = self.readers.options.set(m);
+                m
+            }
+        };
+        let (blk, (node, exists)) = self.insert_target(item)?;
         if node.incomplete() {
             self.finish_split(blk)?;
             return Ok(None);
@@ -192,6 +199,34 @@ impl<S: PageStore> Alex<S> {
         }
         self.split(blk, item)?;
         Ok(None)
+    }
+
+    /// The data page covering `item`, with its header and whether it holds `item`.
+    ///
+    /// Routed like a reader (cached model levels, move-right): a stale route lands at or
+    /// left of the right page, and every write re-checks the page under its lock. When the
+    /// last two inserts went to the same page (ascending keys, or a run of one key such as
+    /// NULLs, whose duplicate chain would otherwise be walked from its head every time),
+    /// that page is tried first, as nbtree's rightmost-page fast path does.
+    fn insert_target(&self, item: Item) -> Result<(u32, (DataNode, bool))> {
+        let last = self.readers.last_insert.load(Ordering::Relaxed);
+        if self.readers.insert_streak.load(Ordering::Relaxed) && last < self.store.nblocks() {
+            let hit = read_with(&self.store, last, |p| {
+                Ok(match live_data(p, last)? {
+                    Some(n) if n.covers(item) => Some((n.clone(), n.find(p, item).1)),
+                    _ => None,
+                })
+            })?;
+            if let Some(hit) = hit {
+                return Ok((last, hit));
+            }
+        }
+        let (blk, hit) = self.read_leaf_with(item, |n, p| Ok((n.clone(), n.find(p, item).1)))?;
+        self.readers
+            .insert_streak
+            .store(blk == last, Ordering::Relaxed);
+        self.readers.last_insert.store(blk, Ordering::Relaxed);
+        Ok((blk, hit))
     }
 
     /// Which model node routes to head page `blk` (with bounds `node`), as of `meta`.

@@ -119,6 +119,12 @@ pub struct ReaderCache {
     pub(crate) root: std::sync::atomic::AtomicU32,
     /// Copy of the model levels for readers (see `cache`).
     pub(crate) slot: cache::CacheSlot,
+    /// The data page the last insert went to, and whether the one before went there too
+    /// (see `insert::Alex::try_insert`).
+    pub(crate) last_insert: std::sync::atomic::AtomicU32,
+    pub(crate) insert_streak: std::sync::atomic::AtomicBool,
+    /// The metapage's build options (never change after the build), read once.
+    pub(crate) options: std::sync::OnceLock<Meta>,
 }
 
 impl Default for ReaderCache {
@@ -126,6 +132,9 @@ impl Default for ReaderCache {
         ReaderCache {
             root: std::sync::atomic::AtomicU32::new(page::INVALID_BLOCK),
             slot: Default::default(),
+            last_insert: std::sync::atomic::AtomicU32::new(page::INVALID_BLOCK),
+            insert_streak: Default::default(),
+            options: Default::default(),
         }
     }
 }
@@ -135,6 +144,8 @@ impl ReaderCache {
         self.root
             .store(page::INVALID_BLOCK, std::sync::atomic::Ordering::Relaxed);
         self.slot.invalidate();
+        self.insert_streak
+            .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -82,6 +82,8 @@ pub struct MemStore {
     pub pages_written: u64,
     /// Freed blocks (see `recycle`) that `allocate` hands out before extending.
     free: Vec<u32>,
+    /// Page reads served (for tests that bound the pages an operation touches).
+    pub reads: std::cell::Cell<u64>,
 }
 
 impl MemStore {
@@ -200,6 +202,7 @@ impl PageStore for MemStore {
     fn read(&self, blk: u32, f: &mut dyn FnMut(&Page)) -> Result<()> {
         match self.pages.get(blk as usize) {
             Some(p) => {
+                self.reads.set(self.reads.get() + 1);
                 f(p);
                 Ok(())
             }

@@ -74,6 +74,36 @@ fn duplicate_chain_built_by_inserts() {
     assert_eq!(fwd, all);
 }
 
+/// A column of NULLs (one key) filled in heap order: each insert goes to the end of one
+/// long duplicate chain. The insert path starts at the page the previous inserts used, so
+/// an insert reads a few pages, not the whole chain from its head.
+#[test]
+fn appends_to_a_long_chain_do_not_walk_it() {
+    let mut ix = Alex::create(MemStore::new(), Options::default()).unwrap();
+    let n = if cfg!(debug_assertions) {
+        20_000
+    } else {
+        200_000
+    };
+    for i in 0..n {
+        ix.insert(u64::MAX, Tid::new(i / 100, (i % 100) as u16 + 1))
+            .unwrap();
+    }
+    let rep = ix.verify().unwrap();
+    assert!(rep.chain_pages > 20, "{rep:?}");
+    let before = ix.store().reads.get();
+    for i in 0..1000 {
+        ix.insert(u64::MAX, Tid::new(n + i, 1)).unwrap();
+    }
+    let per_insert = (ix.store().reads.get() - before) as f64 / 1000.0;
+    assert!(
+        per_insert < 4.0,
+        "{per_insert} page reads per insert into a chain of {} pages",
+        rep.chain_pages
+    );
+    assert_eq!(ix.get(u64::MAX).unwrap().len(), n as usize + 1000);
+}
+
 #[test]
 fn crash_between_split_groups_leaves_a_valid_index() {
     let mut ix = Alex::create(MemStore::new(), Options::default()).unwrap();
