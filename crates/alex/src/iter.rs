@@ -2,8 +2,10 @@
 
 use std::ops::Bound;
 
+use crate::data_node::DataNode;
 use crate::error::{invariant, Error, Result};
 use crate::key::{Item, Tid};
+use crate::page::Page;
 use crate::page::INVALID_BLOCK;
 use crate::search::{bound_lt, live_data, MAX_RESTARTS};
 use crate::store::{read_with, PageStore};
@@ -78,58 +80,62 @@ impl<S: PageStore> RangeIter<'_, S> {
             Some(h) if self.started => h.max(self.lo),
             _ => self.lo,
         };
-        let mut blk = self.started.then_some(self.next);
+        let mut next = self.started.then_some(self.next);
         self.started = true;
         let hi = self.hi;
-        for _ in 0..MAX_RESTARTS {
-            // A split after this read moves entries right; the read below follows right-links.
-            let b = match blk {
-                Some(b) => b,
-                None => self.ix.read_leaf_with(from, |_, _| Ok(()))?.0,
-            };
-            let buf = &mut self.buf;
+        let buf = &mut self.buf;
+        self.pos = 0;
+        // Copy the entries in [from, hi) of a page that covers `from`; the page's right-link
+        // and high key, and whether `hi` was reached.
+        let mut collect = |n: &DataNode, p: &Page| {
             buf.clear();
-            self.pos = 0;
-            let r = read_with(&self.ix.store, b, |p| {
+            let (mut i, _) = n.find(p, from);
+            let mut stop = false;
+            while let Some(j) = n.next_occ(p, i) {
+                let it = n.item(p, j);
+                if hi.is_some_and(|h| it >= h) {
+                    stop = true;
+                    break;
+                }
+                buf.push(it);
+                i = j + 1;
+            }
+            (n.right, n.high, stop)
+        };
+        let mut found = None;
+        for _ in 0..MAX_RESTARTS {
+            found = match next {
                 // The right-link we saw may name a page merged into the one we came from,
                 // or reused since: then go by the root.
-                let Some(n) = live_data(p, b)? else {
-                    return Ok(None);
-                };
-                if !n.covers(from) {
-                    return Ok(None);
-                }
-                let (mut i, _) = n.find(p, from);
-                let mut stop = false;
-                while let Some(j) = n.next_occ(p, i) {
-                    let it = n.item(p, j);
-                    if hi.is_some_and(|h| it >= h) {
-                        stop = true;
-                        break;
-                    }
-                    buf.push(it);
-                    i = j + 1;
-                }
-                Ok(Some((n.right, n.high, stop)))
-            })?;
-            let Some((right, high, stop)) = r else {
-                blk = None;
-                continue;
+                Some(b) => read_with(&self.ix.store, b, |p| {
+                    Ok(match live_data(p, b)? {
+                        Some(n) if n.covers(from) => Some(collect(&n, p)),
+                        _ => None,
+                    })
+                })?,
+                // Route and copy in one read (a point lookup reads one page).
+                None => Some(self.ix.read_leaf_with(from, |n, p| Ok(collect(n, p)))?.1),
             };
-            // Stop when the page's high key already reaches past the upper bound.
-            let beyond = match (high, hi) {
-                (None, _) => true,
-                (Some(h), Some(x)) => h >= x,
-                (Some(_), None) => false,
-            };
-            if stop || beyond || right == INVALID_BLOCK {
-                self.done = true;
+            if found.is_some() {
+                break;
             }
-            self.next = right;
-            self.prev_high = high;
-            return Ok(());
+            next = None;
         }
-        invariant(self.next, "forward scan kept landing on moved pages")
+        let Some((right, high, stop)) = found else {
+            return invariant(self.next, "forward scan kept landing on moved pages");
+        };
+        // Stop when the page's high key already reaches past the upper bound.
+        let beyond = match (high, hi) {
+            (None, _) => true,
+            (Some(h), Some(x)) => h >= x,
+            (Some(_), None) => false,
+        };
+        if stop || beyond || right == INVALID_BLOCK {
+            self.done = true;
+        }
+        self.next = right;
+        self.prev_high = high;
+        Ok(())
     }
 
     fn fill_backward(&mut self) -> Result<()> {

@@ -7,6 +7,12 @@ use alex::{Alex, Key, MemStore, Options, Tid};
 const MAX_LEVELS: u32 = 6;
 
 fn n() -> usize {
+    if let Some(n) = std::env::var("ALEX_DEPTH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return n;
+    }
     if cfg!(debug_assertions) {
         100_000
     } else {
@@ -63,6 +69,7 @@ fn descending_ids() {
     let down = |a: i64, b: i64| ids(a..b).into_iter().rev().collect::<Vec<_>>();
     check("descending into empty", &[], &down(-n, 0));
     check("descending onto bulk", &ids(0..n), &down(-n, 0));
+    check("descending positive ids into empty", &[], &down(1, n + 1));
 }
 
 #[test]

@@ -556,12 +556,13 @@ fn alex_stays_bounded_through_delete_vacuum_reinsert() -> Result<()> {
     }
     eprintln!("vacuum: built {built} bytes, after cycles {sizes:?}");
     let last = *sizes.last().ok_or("no cycles")?;
+    // VACUUM merges the thinned pages and the reinserted keys reuse them.
     assert!(
-        last <= built * 4,
+        last <= built * 3 / 2,
         "index grew without bound: built {built}, after cycles {sizes:?}"
     );
     assert!(
-        sizes[2] <= sizes[1] * 3 / 2 + 8192 * 16,
+        sizes[2] <= sizes[1] * 11 / 10 + 8192 * 16,
         "index keeps growing across cycles: {sizes:?}"
     );
     Ok(())
