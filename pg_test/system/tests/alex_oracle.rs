@@ -567,3 +567,56 @@ fn alex_stays_bounded_through_delete_vacuum_reinsert() -> Result<()> {
     );
     Ok(())
 }
+
+/// CREATE INDEX reports its phases and tuple counts to
+/// `pg_stat_progress_create_index` (watched from a second session).
+#[test]
+fn alex_build_reports_progress() -> Result<()> {
+    let cluster = Cluster::start_new("alex-progress", &ClusterOptions::default())?;
+    let mut c = cluster.connect()?;
+    let rows: i64 = 3_000_000;
+    c.batch_execute(&format!(
+        "CREATE EXTENSION omendb;
+         CREATE TABLE p_t (k bigint);
+         INSERT INTO p_t SELECT (random() * 1e12)::bigint FROM generate_series(1, {rows});"
+    ))?;
+    c.batch_execute("VACUUM ANALYZE p_t")?;
+    let build = std::thread::spawn(move || -> Result<()> {
+        c.batch_execute("SET max_parallel_maintenance_workers = 0; CREATE INDEX p_t_k ON p_t USING alex (k)")?;
+        Ok(())
+    });
+    let mut watcher = cluster.connect()?;
+    // (phase, tuples_total, tuples_done) samples, in order.
+    let mut seen: Vec<(String, i64, i64)> = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !build.is_finished() && std::time::Instant::now() < deadline {
+        for r in watcher.query(
+            "SELECT phase, tuples_total, tuples_done FROM pg_stat_progress_create_index
+             WHERE relid = 'p_t'::regclass",
+            &[],
+        )? {
+            let s = (r.get(0), r.get(1), r.get(2));
+            if seen.last() != Some(&s) {
+                seen.push(s);
+            }
+        }
+    }
+    build.join().map_err(|_| "build thread panicked")??;
+    let phases: Vec<&str> = seen.iter().map(|s| s.0.as_str()).collect();
+    eprintln!("progress samples: {}", seen.len());
+    let saw = |p: &str| phases.iter().any(|x| *x == format!("building index: {p}"));
+    assert!(saw("scanning table"), "no scan phase in {phases:?}");
+    assert!(
+        saw("sorting keys") || saw("bulk loading the learned index") || saw("writing pages"),
+        "no phase after the scan in {phases:?}"
+    );
+    // After the scan the total is the number of keys, and the count done
+    // only grows, never past it.
+    let after: Vec<&(String, i64, i64)> = seen
+        .iter()
+        .filter(|s| s.0 != "building index: scanning table" && s.1 > 0)
+        .collect();
+    assert!(after.iter().all(|s| s.1 == rows && s.2 <= rows), "{after:?}");
+    assert!(after.windows(2).all(|w| w[0].2 <= w[1].2), "{after:?}");
+    Ok(())
+}
