@@ -3,9 +3,10 @@
 //! alex answers the same operators as btree in the same order, so btree's
 //! estimator gives the right selectivity, heap-fetch cost and correlation
 //! (from the column's pg_statistic). What differs is the descent: a probe
-//! reads the model pages on its path and then one data page. Until backends
-//! cache the model levels, that path is as long as the index's model levels,
-//! so that is the tree height btcostestimate is told.
+//! reads the model pages on its path and then one data page. Once this
+//! backend caches the model levels (after enough probes, see readers.rs) a
+//! probe reads only the data page, and btcostestimate is told a tree of
+//! height 0; before that, the index's model levels.
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -23,12 +24,12 @@ unsafe extern "C-unwind" {
     );
 }
 
-/// Model levels above the data pages, from the metapage.
+/// Pages a probe reads before its data page, in this backend.
 unsafe fn model_levels(index_oid: pg_sys::Oid) -> i32 {
     let rel = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as i32);
-    let levels = super::open(rel).meta().map(|m| m.levels).unwrap_or(1);
+    let levels = super::open(rel).model_reads_per_lookup().unwrap_or(0);
     pg_sys::index_close(rel, pg_sys::AccessShareLock as i32);
-    levels.saturating_sub(1).min(i32::MAX as u32) as i32
+    levels.min(i32::MAX as u32) as i32
 }
 
 #[pg_guard]

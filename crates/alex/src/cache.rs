@@ -137,6 +137,15 @@ impl CacheSlot {
         Ok(Some(t))
     }
 
+    /// Whether a copy is held (lookups then read only data pages, unless the copy was
+    /// capped at `MAX_NODES`).
+    pub(crate) fn is_built(&self) -> bool {
+        self.tree
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
     pub(crate) fn invalidate(&self) {
         *self.tree.write().unwrap_or_else(|e| e.into_inner()) = None;
         self.lookups.store(0, Ordering::Relaxed);

@@ -198,6 +198,15 @@ impl<S: PageStore> Alex<S> {
         }
     }
 
+    /// Model pages a lookup through this `Alex` value reads before its data page: none once
+    /// the reader cache holds a copy of the model levels, else the tree's model levels.
+    pub fn model_reads_per_lookup(&self) -> Result<u32> {
+        if self.readers.slot.is_built() {
+            return Ok(0);
+        }
+        Ok(self.meta()?.levels.saturating_sub(1))
+    }
+
     /// All payloads stored under `key`, in TID order.
     pub fn get(&self, key: u64) -> Result<Vec<Tid>> {
         let mut out = Vec::new();

@@ -107,6 +107,20 @@ INSERT INTO ax_reclaim SELECT g * 7 FROM generate_series(1, 200000) g;
 CREATE INDEX ax_reclaim_k ON ax_reclaim USING alex (k);
 CREATE TEMP TABLE reclaim_before AS
 SELECT data_pages, pg_relation_size('ax_reclaim_k') AS bytes FROM omendb.alex_stats('ax_reclaim_k');
+-- The cost of a probe: model levels plus a data page in a new session, one
+-- data page once this backend has cached the model levels.
+CREATE FUNCTION pg_temp.probe_cost() RETURNS float LANGUAGE plpgsql AS $$
+DECLARE p json;
+BEGIN
+  EXECUTE 'EXPLAIN (FORMAT JSON) SELECT k FROM ax_reclaim WHERE k = 700007' INTO p;
+  RETURN (p->0->'Plan'->>'Total Cost')::float;
+END $$;
+SET enable_seqscan = off; SET enable_bitmapscan = off;
+CREATE TEMP TABLE cold AS SELECT pg_temp.probe_cost() AS cost;
+SELECT count(*) FROM generate_series(7, 70000, 7) g WHERE EXISTS (SELECT 1 FROM ax_reclaim WHERE k = g);
+SELECT (SELECT levels FROM omendb.alex_stats('ax_reclaim_k')) > 1 AS has_model_levels,
+       pg_temp.probe_cost() < cost AS cheaper_when_cached FROM cold;
+RESET enable_seqscan; RESET enable_bitmapscan;
 DELETE FROM ax_reclaim WHERE k % 10 <> 0 OR k BETWEEN 300000 AND 600000;
 VACUUM ax_reclaim;
 SELECT s.data_pages < b.data_pages / 5 AS merged, s.free_pages > b.data_pages / 2 AS freed,

@@ -582,7 +582,9 @@ fn alex_build_reports_progress() -> Result<()> {
     ))?;
     c.batch_execute("VACUUM ANALYZE p_t")?;
     let build = std::thread::spawn(move || -> Result<()> {
-        c.batch_execute("SET max_parallel_maintenance_workers = 0; CREATE INDEX p_t_k ON p_t USING alex (k)")?;
+        c.batch_execute(
+            "SET max_parallel_maintenance_workers = 0; CREATE INDEX p_t_k ON p_t USING alex (k)",
+        )?;
         Ok(())
     });
     let mut watcher = cluster.connect()?;
@@ -616,7 +618,10 @@ fn alex_build_reports_progress() -> Result<()> {
         .iter()
         .filter(|s| s.0 != "building index: scanning table" && s.1 > 0)
         .collect();
-    assert!(after.iter().all(|s| s.1 == rows && s.2 <= rows), "{after:?}");
+    assert!(
+        after.iter().all(|s| s.1 == rows && s.2 <= rows),
+        "{after:?}"
+    );
     assert!(after.windows(2).all(|w| w[0].2 <= w[1].2), "{after:?}");
     Ok(())
 }
