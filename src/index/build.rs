@@ -152,7 +152,7 @@ pub unsafe extern "C-unwind" fn ambuild(
         std::mem::take(&mut state.entries),
     )
     .unwrap_or_else(|e| super::raise(index, e));
-    let store = built.into_store();
+    let store = with_redo_flag(built, index).into_store();
 
     progress(pg_sys::PROGRESS_CREATEIDX_SUBPHASE, PHASE_WRITE);
     let pages: Vec<&alex::page::Page> =
@@ -179,6 +179,16 @@ pub unsafe extern "C-unwind" fn ambuild(
     result.into_pg()
 }
 
+/// Mark a new index whose VACUUM records this server will write with our
+/// resource manager (see wal.rs).
+fn with_redo_flag(mut ix: Alex<MemStore>, index: pg_sys::Relation) -> Alex<MemStore> {
+    if super::wal::available() {
+        ix.set_meta_flags(super::wal::FLAG_CLEANUP_REDO, 0)
+            .unwrap_or_else(|e| super::raise(index, e));
+    }
+    ix
+}
+
 /// The init fork of an index on an unlogged table: an empty index that
 /// replaces the main fork after a crash.
 #[pg_guard]
@@ -188,7 +198,7 @@ pub unsafe extern "C-unwind" fn ambuildempty(index: pg_sys::Relation) {
         super::alex_options(KeyType::of_index(index)),
     )
     .unwrap_or_else(|e| super::raise(index, e));
-    let store = empty.into_store();
+    let store = with_redo_flag(empty, index).into_store();
     let pages: Vec<&alex::page::Page> =
         (0..store.nblocks()).filter_map(|b| store.page(b)).collect();
     // Init forks are always WAL-logged, so recovery can recreate them.

@@ -15,6 +15,7 @@ mod scan;
 mod storage;
 mod vacuum;
 mod verify;
+mod wal;
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -68,4 +69,5 @@ fn open(rel: pg_sys::Relation) -> alex::Alex<PgStore> {
 /// Called from _PG_init.
 pub(crate) fn init() {
     readers::init();
+    wal::init();
 }

@@ -385,10 +385,21 @@ pub unsafe extern "C-unwind" fn amendscan(scan: pg_sys::IndexScanDesc) {
 
 /// Index-only scans return the key itself: exact for integer and date/time
 /// keys, not for floats (-0 and 0 share a key). The VACUUM interlock (see
-/// storage.rs) keeps copied entries valid on a primary; a hot standby
-/// replays VACUUM without a cleanup lock (GenericXLog redo takes an exclusive
-/// one), so there index-only scans are not offered.
+/// storage.rs) keeps copied entries valid on a primary. A hot standby keeps
+/// it only while replaying VACUUM's records with cleanup locks: records of
+/// our resource manager, which this standby must be able to replay and the
+/// index's metapage must say its VACUUM writes (wal.rs); otherwise (GenericXLog
+/// redo takes plain exclusive locks) index-only scans are not offered there.
 #[pg_guard]
 pub unsafe extern "C-unwind" fn amcanreturn(index: pg_sys::Relation, _attno: i32) -> bool {
-    KeyType::of_index(index).decode(0).is_some() && !pg_sys::RecoveryInProgress()
+    if KeyType::of_index(index).decode(0).is_none() {
+        return false;
+    }
+    if !pg_sys::RecoveryInProgress() {
+        return true;
+    }
+    super::wal::available()
+        && super::open(index)
+            .meta()
+            .is_ok_and(|m| m.flags & super::wal::FLAG_CLEANUP_REDO != 0)
 }

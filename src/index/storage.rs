@@ -130,7 +130,8 @@ impl PageStore for PgStore {
 
     fn atomic(&mut self, f: &mut dyn FnMut(&mut dyn WriteGroup) -> Result<()>) -> Result<()> {
         self.release_pin();
-        let mut group = XLogGroup::start(self.rel, self.mode == Mode::Vacuum);
+        let vacuum = self.mode == Mode::Vacuum;
+        let mut group = XLogGroup::start(self.rel, vacuum, vacuum && super::wal::available());
         let result = f(&mut group);
         match result {
             Ok(()) => {
@@ -142,7 +143,19 @@ impl PageStore for PgStore {
     }
 }
 
-/// One GenericXLog record in progress.
+/// How a group is WAL-logged.
+enum Log {
+    /// A GenericXLog record (page deltas; redo takes exclusive locks).
+    Generic(*mut pg_sys::GenericXLogState),
+    /// Our resource manager's record of full page images, whose redo takes
+    /// a cleanup lock on the first page (VACUUM; see wal.rs). The pages are
+    /// edited in private copies and installed at finish.
+    Images(Vec<Box<Page>>),
+    /// Finished or aborted.
+    Done,
+}
+
+/// One atomic group in progress: one WAL record.
 struct XLogGroup {
     rel: pg_sys::Relation,
     /// Lock the group's first page with a cleanup lock if it is a data page
@@ -151,36 +164,74 @@ struct XLogGroup {
     /// exclusive locks: waiting for pins while holding a lock could deadlock
     /// with a scan whose backend waits for that lock.
     cleanup: bool,
-    state: *mut pg_sys::GenericXLogState,
+    log: Log,
     /// (block, buffer guard, registered image). Guards drop after the record
     /// is finished or aborted, as GenericXLog requires.
     pages: Vec<(u32, LockedBuffer, *mut Page)>,
 }
 
 impl XLogGroup {
-    fn start(rel: pg_sys::Relation, cleanup: bool) -> XLogGroup {
-        // SAFETY: starting a record on an open relation.
-        let state = unsafe { pg_sys::GenericXLogStart(rel) };
+    fn start(rel: pg_sys::Relation, cleanup: bool, images: bool) -> XLogGroup {
+        let log = if images {
+            Log::Images(Vec::with_capacity(GROUP_LIMIT))
+        } else {
+            // SAFETY: starting a record on an open relation.
+            Log::Generic(unsafe { pg_sys::GenericXLogStart(rel) })
+        };
         XLogGroup {
             rel,
             cleanup,
-            state,
+            log,
             pages: Vec::with_capacity(GROUP_LIMIT),
         }
     }
 
     fn register(&mut self, blk: u32, buf: LockedBuffer, flags: i32) -> *mut Page {
-        // SAFETY: the buffer is pinned and exclusively locked; state is live.
-        let image =
-            unsafe { pg_sys::GenericXLogRegisterBuffer(self.state, buf.0, flags) as *mut Page };
+        let image = match &mut self.log {
+            // SAFETY: the buffer is pinned and exclusively locked; state is live.
+            Log::Generic(state) => unsafe {
+                pg_sys::GenericXLogRegisterBuffer(*state, buf.0, flags) as *mut Page
+            },
+            Log::Images(copies) => {
+                let mut copy = Box::new([0u8; PAGE_SIZE]);
+                // SAFETY: the locked buffer's page is BLCKSZ bytes.
+                copy.copy_from_slice(unsafe { &*page_of(buf.0) });
+                copies.push(copy);
+                &mut **copies.last_mut().expect("just pushed") as *mut Page
+            }
+            Log::Done => unreachable!("register after finish"),
+        };
         self.pages.push((blk, buf, image));
         image
     }
 
     fn finish(mut self) {
-        // SAFETY: every registered buffer is still locked (guards are alive).
-        unsafe { pg_sys::GenericXLogFinish(self.state) };
-        self.state = std::ptr::null_mut();
+        match std::mem::replace(&mut self.log, Log::Done) {
+            // SAFETY: every registered buffer is still locked (guards are alive).
+            Log::Generic(state) => unsafe {
+                pg_sys::GenericXLogFinish(state);
+            },
+            // SAFETY: as GenericXLogFinish does: in a critical section, install
+            // the images, mark dirty, log, stamp the LSN; buffers stay locked.
+            Log::Images(copies) => unsafe {
+                pg_sys::CritSectionCount += 1;
+                for ((_, buf, _), copy) in self.pages.iter().zip(&copies) {
+                    (*page_of(buf.0)).copy_from_slice(&copy[..]);
+                    pg_sys::MarkBufferDirty(buf.0);
+                }
+                if relation_needs_wal(self.rel) {
+                    let bufs: Vec<pg_sys::Buffer> = self.pages.iter().map(|p| p.1 .0).collect();
+                    let lsn = super::wal::log_images(&bufs);
+                    for b in bufs {
+                        let page = &mut *page_of(b);
+                        page[0..4].copy_from_slice(&((lsn >> 32) as u32).to_ne_bytes());
+                        page[4..8].copy_from_slice(&(lsn as u32).to_ne_bytes());
+                    }
+                }
+                pg_sys::CritSectionCount -= 1;
+            },
+            Log::Done => {}
+        }
         // `self` drops here: buffers are unlocked after the record is written.
     }
 
@@ -196,11 +247,22 @@ impl XLogGroup {
     }
 }
 
+/// PostgreSQL's RelationNeedsWAL: permanent, and not skipping WAL under
+/// `wal_level = minimal` for a relation file created in this transaction.
+pub fn relation_needs_wal(rel: pg_sys::Relation) -> bool {
+    // SAFETY: fields of an open relation; wal_level is a plain GUC.
+    unsafe {
+        (*(*rel).rd_rel).relpersistence == pg_sys::RELPERSISTENCE_PERMANENT as std::ffi::c_char
+            && (pg_sys::wal_level >= pg_sys::WalLevel::WAL_LEVEL_REPLICA as i32
+                || ((*rel).rd_createSubid == 0 && (*rel).rd_firstRelfilenodeSubid == 0))
+    }
+}
+
 impl Drop for XLogGroup {
     fn drop(&mut self) {
-        if !self.state.is_null() {
+        if let Log::Generic(state) = std::mem::replace(&mut self.log, Log::Done) {
             // SAFETY: an unfinished record; aborting discards its page images.
-            unsafe { pg_sys::GenericXLogAbort(self.state) };
+            unsafe { pg_sys::GenericXLogAbort(state) };
         }
         // Release buffers in reverse order of locking.
         while self.pages.pop().is_some() {}

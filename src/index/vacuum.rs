@@ -40,11 +40,26 @@ unsafe fn fill_sizes(index: pg_sys::Relation, stats: *mut pg_sys::IndexBulkDelet
     (*stats).estimated_count = false;
 }
 
+/// The index opened for VACUUM's changes, its metapage first made to say
+/// truthfully whether they are logged by our resource manager (wal.rs): a
+/// standby serves index-only scans only when they are.
+fn vacuum_store(index: pg_sys::Relation) -> alex::Alex<super::storage::PgStore> {
+    let mut ix = super::open_with(index, super::storage::PgStore::for_vacuum(index));
+    let flag = super::wal::FLAG_CLEANUP_REDO;
+    let has = ix.meta().unwrap_or_else(|e| super::raise(index, e)).flags & flag != 0;
+    if has != super::wal::available() {
+        let (set, clear) = if has { (0, flag) } else { (flag, 0) };
+        ix.set_meta_flags(set, clear)
+            .unwrap_or_else(|e| super::raise(index, e));
+    }
+    ix
+}
+
 /// Merge thinned data pages into their left neighbours, then record every
 /// free page (merged away now or earlier, or left zeroed by an aborted
 /// allocation) in the free space map, where splits find them.
 unsafe fn reclaim_pages(index: pg_sys::Relation, stats: *mut pg_sys::IndexBulkDeleteResult) {
-    let mut ix = super::open_with(index, super::storage::PgStore::for_vacuum(index));
+    let mut ix = vacuum_store(index);
     let freed = ix
         .merge_pages(|| {
             pgrx::check_for_interrupts!();
@@ -80,7 +95,7 @@ pub unsafe extern "C-unwind" fn ambulkdelete(
     });
     // Cleanup locks on data pages: wait out scans still returning entries.
     // One WAL record per data page, not per entry; `dead` is in index order.
-    let mut ix = super::open_with(index, super::storage::PgStore::for_vacuum(index));
+    let mut ix = vacuum_store(index);
     let items: Vec<alex::Item> = dead.iter().map(|&(k, t)| alex::Item::new(k, t)).collect();
     for chunk in items.chunks(4096) {
         pgrx::check_for_interrupts!();

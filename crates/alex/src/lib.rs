@@ -202,6 +202,13 @@ impl<S: PageStore> Alex<S> {
     pub fn meta(&self) -> Result<Meta> {
         store::read_with(&self.store, page::META_BLOCK, Meta::decode)
     }
+
+    /// Set and clear metapage flags (bits from 16 up are free for a binding's own use).
+    pub fn set_meta_flags(&mut self, set: u32, clear: u32) -> Result<()> {
+        store::atomic_with(&mut self.store, |g| {
+            insert::bump_meta(g, |m| m.flags = (m.flags | set) & !clear)
+        })
+    }
 }
 
 /// Convenience: i64 keys.

@@ -23,6 +23,8 @@ const META_END: usize = 80;
 pub const META_EXACT_COUNT: u32 = 1;
 /// Metapage flag: data pages store keys as residuals from a per-node base.
 pub const META_RESIDUAL_KEYS: u32 = 2;
+/// Flags from this bit up belong to the binding (`Alex::set_meta_flags`).
+pub const META_BINDING_FLAGS: u32 = 1 << 16;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Meta {

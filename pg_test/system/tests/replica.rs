@@ -1,8 +1,10 @@
 //! A streaming standby made with pg_basebackup returns the same rows as the
 //! primary after insert, update, delete and vacuum cycles, with
 //! wal_consistency_checking = all checking every replayed record (GenericXLog
-//! records of alex and omen_columnar included) on the standby. Run for btree,
-//! alex, and an omen_columnar table (compacted every cycle).
+//! records of alex and omen_columnar, and alex's own VACUUM records,
+//! included) on the standby. Run for btree, alex (both also through
+//! index-only scans on the standby), and an omen_columnar table (compacted
+//! every cycle).
 
 use omendb_systest::{Cluster, ClusterOptions, Result};
 use postgres::Client;
@@ -26,13 +28,32 @@ fn rows(c: &mut Client, index: &str) -> Result<Vec<(i64, String)>> {
         .collect())
 }
 
-/// `maintenance` runs after each cycle's VACUUM.
+/// Ids through an index-only scan of `index` (checked with EXPLAIN).
+fn ids_index_only(c: &mut Client, index: &str) -> Result<Vec<i64>> {
+    c.batch_execute("SET enable_seqscan = off; SET enable_bitmapscan = off")?;
+    let q = "SELECT id FROM rep_t WHERE id >= 0 ORDER BY id";
+    let plan: Vec<String> = c
+        .query(&format!("EXPLAIN {q}"), &[])?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        plan.iter()
+            .any(|l| l.contains(&format!("Index Only Scan using {index}"))),
+        "expected an index-only scan of {index}, got {plan:?}"
+    );
+    Ok(c.query(q, &[])?.iter().map(|r| r.get(0)).collect())
+}
+
+/// `maintenance` runs after each cycle's VACUUM; with `index_only`, both
+/// servers also answer through an index-only scan.
 fn replicate(
     name: &str,
     using: &str,
     index_sql: &str,
     index: &str,
     maintenance: &[&str],
+    index_only: bool,
 ) -> Result<()> {
     let primary = Cluster::start_new(name, &ClusterOptions::default())?;
     primary.sql(&format!(
@@ -76,6 +97,12 @@ fn replicate(
             on_primary == on_standby,
             "cycle {cycle}: standby rows differ from primary"
         );
+        if index_only {
+            assert!(
+                ids_index_only(&mut p, index)? == ids_index_only(&mut s, index)?,
+                "cycle {cycle}: standby index-only scan differs from primary"
+            );
+        }
         let all = "SELECT md5(string_agg(x::text, ',' ORDER BY x::text)) FROM rep_t x";
         let (hp, hs): (String, String) =
             (p.query_one(all, &[])?.get(0), s.query_one(all, &[])?.get(0));
@@ -92,6 +119,7 @@ fn btree_standby_returns_the_same_rows() -> Result<()> {
         "CREATE INDEX rep_t_id ON rep_t (id);",
         "rep_t_id",
         &[],
+        true,
     )
 }
 
@@ -103,6 +131,7 @@ fn alex_standby_returns_the_same_rows() -> Result<()> {
         "CREATE INDEX rep_t_id ON rep_t USING alex (id);",
         "rep_t_id",
         &[],
+        true,
     )
 }
 
@@ -120,5 +149,6 @@ fn columnar_standby_returns_the_same_rows() -> Result<()> {
             "SELECT omendb.columnar_compact('rep_t')",
             "VACUUM omendb.columnar_segment",
         ],
+        false,
     )
 }

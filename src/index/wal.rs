@@ -1,0 +1,126 @@
+//! A WAL resource manager of our own for VACUUM's changes to alex pages.
+//!
+//! GenericXLog redo takes a plain exclusive lock on each page. VACUUM's
+//! changes (entries removed, entries moved left by a merge) must instead wait
+//! on a hot standby, as on the primary, until no scan holds a pin on the page
+//! they leave (storage.rs, nbtree's interlock): otherwise an index-only scan
+//! on the standby could return an entry whose heap tuple was since removed.
+//! So when omendb is preloaded, VACUUM logs its groups as one record of full
+//! page images whose redo takes a cleanup lock on the first page (the one a
+//! scan may be reading), and the standby may offer index-only scans.
+//!
+//! A server replaying such a record must have omendb in
+//! `shared_preload_libraries` too (PostgreSQL refuses to replay a record of an
+//! unknown resource manager), which is why the metapage says whether an
+//! index's VACUUM records are of this kind (`FLAG_CLEANUP_REDO`).
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Our resource manager id (custom ids are 128–255; 128 is for experiments).
+pub const RMGR_ID: u8 = 203;
+/// Record: full page images; redo takes a cleanup lock on block 0.
+const INFO_VACUUM: u8 = 0x10;
+/// Metapage flag (alex core metapage flags are the core's; this one is the
+/// binding's): every entry removal in this index is logged by this resource
+/// manager, so a standby running it may serve index-only scans.
+pub const FLAG_CLEANUP_REDO: u32 = alex::meta::META_BINDING_FLAGS;
+
+static REGISTERED: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process can write and replay our records.
+pub fn available() -> bool {
+    REGISTERED.load(Ordering::Relaxed)
+}
+
+/// Register the resource manager (from `_PG_init`, only while preloading).
+pub fn init() {
+    // SAFETY: a flag PostgreSQL sets while loading shared_preload_libraries.
+    if !unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        return;
+    }
+    let rmgr = Box::leak(Box::new(pg_sys::RmgrData {
+        rm_name: c"omendb_alex".as_ptr(),
+        rm_redo: Some(redo),
+        rm_desc: Some(desc),
+        rm_identify: Some(identify),
+        rm_startup: None,
+        rm_cleanup: None,
+        rm_mask: Some(mask),
+        rm_decode: None,
+    }));
+    // SAFETY: called from _PG_init during preloading, with a static table.
+    unsafe { pg_sys::RegisterCustomRmgr(RMGR_ID, rmgr) };
+    REGISTERED.store(true, Ordering::Relaxed);
+}
+
+/// Log `buffers` (exclusively locked, already changed and marked dirty, the
+/// first one cleanup-locked) as one record; returns its LSN for the pages.
+///
+/// # Safety
+/// Inside a critical section, with every buffer locked as described.
+pub unsafe fn log_images(buffers: &[pg_sys::Buffer]) -> pg_sys::XLogRecPtr {
+    pg_sys::XLogBeginInsert();
+    for (i, &b) in buffers.iter().enumerate() {
+        pg_sys::XLogRegisterBuffer(
+            i as u8,
+            b,
+            (pg_sys::REGBUF_FORCE_IMAGE | pg_sys::REGBUF_STANDARD) as u8,
+        );
+    }
+    pg_sys::XLogInsert(RMGR_ID, INFO_VACUUM)
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn redo(record: *mut pg_sys::XLogReaderState) {
+    let decoded = (*record).record;
+    let info = (*decoded).header.xl_info & !(pg_sys::XLR_INFO_MASK as u8);
+    if info != INFO_VACUUM {
+        error!("omendb_alex redo: unknown record type {info:#x}");
+    }
+    for id in 0..=(*decoded).max_block_id {
+        let mut buf: pg_sys::Buffer = 0;
+        // Every block carries its image; block 0 waits for scans' pins.
+        pg_sys::XLogReadBufferForRedoExtended(
+            record,
+            id as u8,
+            pg_sys::ReadBufferMode::RBM_NORMAL,
+            id == 0,
+            &mut buf,
+        );
+        if buf != 0 {
+            pg_sys::UnlockReleaseBuffer(buf);
+        }
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn desc(buf: pg_sys::StringInfo, record: *mut pg_sys::XLogReaderState) {
+    let n = (*(*record).record).max_block_id + 1;
+    let text = format!("alex vacuum: {n} page images, cleanup lock on the first\0");
+    pg_sys::appendStringInfoString(buf, text.as_ptr() as *const std::ffi::c_char);
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn identify(info: u8) -> *const std::ffi::c_char {
+    if info & !(pg_sys::XLR_INFO_MASK as u8) == INFO_VACUUM {
+        c"ALEX_VACUUM".as_ptr()
+    } else {
+        std::ptr::null()
+    }
+}
+
+/// For `wal_consistency_checking`: what may legitimately differ between a
+/// replayed page and the primary's image (LSN, checksum, the unused hole).
+#[pg_guard]
+unsafe extern "C-unwind" fn mask(page: *mut std::ffi::c_char, _blkno: pg_sys::BlockNumber) {
+    let p = std::slice::from_raw_parts_mut(page as *mut u8, pg_sys::BLCKSZ as usize);
+    p[0..8].fill(0); // pd_lsn
+    p[8..10].fill(0); // pd_checksum
+    let lower = u16::from_le_bytes([p[12], p[13]]) as usize;
+    let upper = u16::from_le_bytes([p[14], p[15]]) as usize;
+    if 24 <= lower && lower <= upper && upper <= p.len() {
+        p[lower..upper].fill(0);
+    }
+}
