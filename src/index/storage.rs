@@ -68,8 +68,10 @@ impl PgStore {
     }
 }
 
-/// Pages never change kind once written, so the kind byte may be read from a
-/// pinned buffer without its content lock.
+/// The page kind byte. `read` looks at it under the content lock; `modify`
+/// without it, to choose a cleanup lock: a block merged away and reused as a
+/// model page in between only gets a stronger lock than it needs, and the
+/// core re-checks what it locked.
 fn is_data_page(page: *const Page) -> bool {
     // SAFETY: a pinned buffer's page is BLCKSZ bytes.
     unsafe { (*page)[SPECIAL_OFF] == Kind::Data as u8 }
@@ -214,18 +216,19 @@ impl XLogGroup {
             // SAFETY: as GenericXLogFinish does: in a critical section, install
             // the images, mark dirty, log, stamp the LSN; buffers stay locked.
             Log::Images(copies) => unsafe {
+                let bufs: Vec<pg_sys::Buffer> = self.pages.iter().map(|p| p.1 .0).collect();
+                let cleanup_first =
+                    self.cleanup && bufs.first().is_some_and(|&b| is_data_page(page_of(b)));
+                let wal = relation_needs_wal(self.rel);
                 pg_sys::CritSectionCount += 1;
-                for ((_, buf, _), copy) in self.pages.iter().zip(&copies) {
-                    (*page_of(buf.0)).copy_from_slice(&copy[..]);
-                    pg_sys::MarkBufferDirty(buf.0);
+                for (&b, copy) in bufs.iter().zip(&copies) {
+                    (*page_of(b)).copy_from_slice(&copy[..]);
+                    pg_sys::MarkBufferDirty(b);
                 }
-                if relation_needs_wal(self.rel) {
-                    let bufs: Vec<pg_sys::Buffer> = self.pages.iter().map(|p| p.1 .0).collect();
-                    let lsn = super::wal::log_images(&bufs);
-                    for b in bufs {
-                        let page = &mut *page_of(b);
-                        page[0..4].copy_from_slice(&((lsn >> 32) as u32).to_ne_bytes());
-                        page[4..8].copy_from_slice(&(lsn as u32).to_ne_bytes());
+                if wal {
+                    let lsn = super::wal::log_images(&bufs, cleanup_first);
+                    for &b in &bufs {
+                        set_page_lsn(&mut *page_of(b), lsn);
                     }
                 }
                 pg_sys::CritSectionCount -= 1;
@@ -245,6 +248,13 @@ impl XLogGroup {
         }
         Ok(())
     }
+}
+
+/// PageSetLSN (a static inline function PostgreSQL 15 does not export):
+/// pd_lsn is {xlogid, xrecoff}, two native-endian u32s at the page start.
+fn set_page_lsn(page: &mut Page, lsn: pg_sys::XLogRecPtr) {
+    page[0..4].copy_from_slice(&((lsn >> 32) as u32).to_ne_bytes());
+    page[4..8].copy_from_slice(&(lsn as u32).to_ne_bytes());
 }
 
 /// PostgreSQL's RelationNeedsWAL: permanent, and not skipping WAL under
@@ -280,8 +290,9 @@ impl WriteGroup for XLogGroup {
         if blk >= nblocks {
             return Err(Error::NoSuchBlock { blk, nblocks });
         }
-        // SAFETY: blk exists; lock order is the core's (child before parent,
-        // left before right), which keeps backends from deadlocking.
+        // SAFETY: blk exists; lock order is the core's (data page, then parent,
+        // then metapage; only VACUUM's merges take two data pages, right then
+        // left), which keeps backends from deadlocking.
         let buf = unsafe {
             let b = pg_sys::ReadBuffer(self.rel, blk);
             if self.cleanup && self.pages.is_empty() && is_data_page(page_of(b)) {

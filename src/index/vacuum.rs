@@ -7,31 +7,19 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::ops::Bound;
 
-/// Walk every entry once; returns (live entries, dead entries found).
-unsafe fn scan_all(
-    index: pg_sys::Relation,
-    mut is_dead: impl FnMut(&mut pg_sys::ItemPointerData) -> bool,
-) -> (f64, Vec<(u64, alex::Tid)>) {
+/// Count the entries (VACUUM without a bulk delete, for pg_class.reltuples).
+unsafe fn count_entries(index: pg_sys::Relation) -> f64 {
     let ix = super::open(index);
-    let mut live = 0.0;
-    let mut dead = Vec::new();
-    for (n, r) in ix
-        .range(Bound::Unbounded, Bound::Unbounded, alex::Direction::Forward)
-        .enumerate()
-    {
-        let (key, tid) = r.unwrap_or_else(|e| super::raise(index, e));
-        let mut t = heap_tid(tid);
-        if is_dead(&mut t) {
-            dead.push((key, tid));
-        } else {
-            live += 1.0;
-        }
+    let mut n = 0u64;
+    for r in ix.range(Bound::Unbounded, Bound::Unbounded, alex::Direction::Forward) {
+        r.unwrap_or_else(|e| super::raise(index, e));
+        n += 1;
         if n % 1024 == 0 {
             pgrx::check_for_interrupts!();
             pg_sys::vacuum_delay_point();
         }
     }
-    (live, dead)
+    n as f64
 }
 
 unsafe fn fill_sizes(index: pg_sys::Relation, stats: *mut pg_sys::IndexBulkDeleteResult) {
@@ -51,6 +39,10 @@ fn vacuum_store(index: pg_sys::Relation) -> alex::Alex<super::storage::PgStore> 
         let (set, clear) = if has { (0, flag) } else { (flag, 0) };
         ix.set_meta_flags(set, clear)
             .unwrap_or_else(|e| super::raise(index, e));
+        // Plans (on standbys too, via the commit record) chose index-only
+        // scans by the old flag: make them plan again.
+        // SAFETY: an open index relation.
+        unsafe { pg_sys::CacheInvalidateRelcache(index) };
     }
     ix
 }
@@ -88,23 +80,26 @@ pub unsafe extern "C-unwind" fn ambulkdelete(
     let Some(callback) = callback else {
         return stats;
     };
-    // The callback is PostgreSQL's (e.g. CREATE INDEX CONCURRENTLY's, which
-    // may ERROR): call it across a guarded boundary.
-    let (live, dead) = scan_all(index, |t| {
-        pg_sys::ffi::pg_guard_ffi_boundary(|| callback(t, callback_state))
-    });
-    // Cleanup locks on data pages: wait out scans still returning entries.
-    // One WAL record per data page, not per entry; `dead` is in index order.
+    // Every data page in key order under a cleanup lock (nbtree's interlock:
+    // wait out scans still returning entries copied from it), one WAL record
+    // per page that loses entries. The callback is PostgreSQL's (e.g. CREATE
+    // INDEX CONCURRENTLY's, which may ERROR): call it across a guarded
+    // boundary.
     let mut ix = vacuum_store(index);
-    let items: Vec<alex::Item> = dead.iter().map(|&(k, t)| alex::Item::new(k, t)).collect();
-    for chunk in items.chunks(4096) {
-        pgrx::check_for_interrupts!();
-        pg_sys::vacuum_delay_point();
-        (*stats).tuples_removed += ix
-            .delete_many(chunk)
-            .unwrap_or_else(|e| super::raise(index, e)) as f64;
-    }
-    (*stats).num_index_tuples = live;
+    let (kept, removed) = ix
+        .vacuum_pages(
+            |_, tid| {
+                let mut t = heap_tid(tid);
+                pg_sys::ffi::pg_guard_ffi_boundary(|| callback(&mut t, callback_state))
+            },
+            || {
+                pgrx::check_for_interrupts!();
+                pg_sys::vacuum_delay_point();
+            },
+        )
+        .unwrap_or_else(|e| super::raise(index, e));
+    (*stats).tuples_removed += removed as f64;
+    (*stats).num_index_tuples = kept as f64;
     fill_sizes(index, stats);
     stats
 }
@@ -122,7 +117,7 @@ pub unsafe extern "C-unwind" fn amvacuumcleanup(
         // No bulk delete ran (nothing to remove): count the entries so
         // pg_class.reltuples stays right.
         let stats = PgBox::<pg_sys::IndexBulkDeleteResult>::alloc0().into_pg();
-        (*stats).num_index_tuples = scan_all(index, |_| false).0;
+        (*stats).num_index_tuples = count_entries(index);
         stats
     } else {
         stats

@@ -20,8 +20,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Our resource manager id (custom ids are 128–255; 128 is for experiments).
 pub const RMGR_ID: u8 = 203;
-/// Record: full page images; redo takes a cleanup lock on block 0.
+/// Record: full page images.
 const INFO_VACUUM: u8 = 0x10;
+/// With `INFO_VACUUM`: redo takes a cleanup lock on block 0 (a data page
+/// entries leave), as the primary did.
+const INFO_CLEANUP_FIRST: u8 = 0x20;
 /// Metapage flag (alex core metapage flags are the core's; this one is the
 /// binding's): every entry removal in this index is logged by this resource
 /// manager, so a standby running it may serve index-only scans.
@@ -55,12 +58,13 @@ pub fn init() {
     REGISTERED.store(true, Ordering::Relaxed);
 }
 
-/// Log `buffers` (exclusively locked, already changed and marked dirty, the
-/// first one cleanup-locked) as one record; returns its LSN for the pages.
+/// Log `buffers` (exclusively locked, already changed and marked dirty; the
+/// first one cleanup-locked if `cleanup_first`) as one record; returns its
+/// LSN for the pages.
 ///
 /// # Safety
 /// Inside a critical section, with every buffer locked as described.
-pub unsafe fn log_images(buffers: &[pg_sys::Buffer]) -> pg_sys::XLogRecPtr {
+pub unsafe fn log_images(buffers: &[pg_sys::Buffer], cleanup_first: bool) -> pg_sys::XLogRecPtr {
     pg_sys::XLogBeginInsert();
     for (i, &b) in buffers.iter().enumerate() {
         pg_sys::XLogRegisterBuffer(
@@ -69,29 +73,39 @@ pub unsafe fn log_images(buffers: &[pg_sys::Buffer]) -> pg_sys::XLogRecPtr {
             (pg_sys::REGBUF_FORCE_IMAGE | pg_sys::REGBUF_STANDARD) as u8,
         );
     }
-    pg_sys::XLogInsert(RMGR_ID, INFO_VACUUM)
+    let info = INFO_VACUUM | if cleanup_first { INFO_CLEANUP_FIRST } else { 0 };
+    pg_sys::XLogInsert(RMGR_ID, info)
 }
 
 #[pg_guard]
 unsafe extern "C-unwind" fn redo(record: *mut pg_sys::XLogReaderState) {
     let decoded = (*record).record;
     let info = (*decoded).header.xl_info & !(pg_sys::XLR_INFO_MASK as u8);
-    if info != INFO_VACUUM {
+    if info & !INFO_CLEANUP_FIRST != INFO_VACUUM {
         error!("omendb_alex redo: unknown record type {info:#x}");
     }
+    // Apply every page before releasing any (as generic_redo does): readers
+    // on the standby must see a merge whole or not at all.
+    let mut held = Vec::with_capacity(pg_sys::XLR_MAX_BLOCK_ID as usize + 1);
     for id in 0..=(*decoded).max_block_id {
         let mut buf: pg_sys::Buffer = 0;
-        // Every block carries its image; block 0 waits for scans' pins.
-        pg_sys::XLogReadBufferForRedoExtended(
+        let cleanup = id == 0 && info & INFO_CLEANUP_FIRST != 0;
+        let action = pg_sys::XLogReadBufferForRedoExtended(
             record,
             id as u8,
             pg_sys::ReadBufferMode::RBM_NORMAL,
-            id == 0,
+            cleanup,
             &mut buf,
         );
         if buf != 0 {
-            pg_sys::UnlockReleaseBuffer(buf);
+            held.push(buf);
         }
+        if action != pg_sys::XLogRedoAction::BLK_RESTORED {
+            error!("omendb_alex redo: block {id} of a page-image record was not restored");
+        }
+    }
+    for buf in held {
+        pg_sys::UnlockReleaseBuffer(buf);
     }
 }
 
@@ -118,8 +132,8 @@ unsafe extern "C-unwind" fn mask(page: *mut std::ffi::c_char, _blkno: pg_sys::Bl
     let p = std::slice::from_raw_parts_mut(page as *mut u8, pg_sys::BLCKSZ as usize);
     p[0..8].fill(0); // pd_lsn
     p[8..10].fill(0); // pd_checksum
-    let lower = u16::from_le_bytes([p[12], p[13]]) as usize;
-    let upper = u16::from_le_bytes([p[14], p[15]]) as usize;
+    let lower = u16::from_ne_bytes([p[12], p[13]]) as usize;
+    let upper = u16::from_ne_bytes([p[14], p[15]]) as usize;
     if 24 <= lower && lower <= upper && upper <= p.len() {
         p[lower..upper].fill(0);
     }

@@ -137,6 +137,15 @@ impl CacheSlot {
         Ok(Some(t))
     }
 
+    /// The metapage version of the copy held, if any.
+    pub(crate) fn version(&self) -> Option<u64> {
+        self.tree
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|t| t.version)
+    }
+
     /// Whether a copy is held (lookups then read only data pages, unless the copy was
     /// capped at `MAX_NODES`).
     pub(crate) fn is_built(&self) -> bool {

@@ -1,10 +1,10 @@
-//! Deletes of one (key, tid) entry. Pages are never merged or freed (so block numbers that
-//! concurrent readers hold stay valid); an emptied page stays in its chain with its range.
+//! Deletes of (key, tid) entries. An emptied page stays in its chain with its range until
+//! VACUUM merges it into its left neighbour (`merge.rs`).
 
-use crate::data_node::DataNode;
 use crate::error::{invariant, Error, Result};
 use crate::insert::bump_meta;
 use crate::key::{Item, Tid};
+use crate::search::live_or_retry;
 use crate::store::{atomic_with, PageStore};
 use crate::Alex;
 
@@ -26,7 +26,7 @@ impl<S: PageStore> Alex<S> {
             }
             let r = atomic_with(&mut self.store, |g| {
                 let p = g.modify(blk)?;
-                let mut n = DataNode::decode(p, blk)?;
+                let mut n = live_or_retry(p, blk)?;
                 if !n.covers(item) {
                     return Err(Error::Retry { blk });
                 }
@@ -70,7 +70,7 @@ impl<S: PageStore> Alex<S> {
             }
             let r = atomic_with(&mut self.store, |g| {
                 let p = g.modify(blk)?;
-                let mut n = DataNode::decode(p, blk)?;
+                let mut n = live_or_retry(p, blk)?;
                 if !n.covers(first) {
                     return Err(Error::Retry { blk });
                 }
@@ -101,5 +101,83 @@ impl<S: PageStore> Alex<S> {
             }
         }
         Ok(removed)
+    }
+}
+
+impl<S: PageStore> Alex<S> {
+    /// VACUUM's pass: visit every data page left to right, each in its own atomic group (the
+    /// binding takes a cleanup lock on it, waiting for scans still returning entries they
+    /// copied from it), and remove the entries `is_dead` picks. A group that removes nothing
+    /// is abandoned, so it writes no WAL. Visiting *every* page in key order is nbtree's
+    /// interlock: an entry a split moved right after a scan copied it is only removed once
+    /// the scan has left the page it copied from. Returns (entries kept, entries removed).
+    pub fn vacuum_pages(
+        &mut self,
+        mut is_dead: impl FnMut(u64, Tid) -> bool,
+        mut between: impl FnMut(),
+    ) -> Result<(u64, u64)> {
+        let (mut kept, mut removed) = (0u64, 0u64);
+        let mut from = Item::MIN;
+        let mut next = Some(self.meta()?.leftmost);
+        let mut restarts = 0;
+        loop {
+            between();
+            let exact = self.meta()?.exact_count();
+            let blk = match next {
+                Some(b) => b,
+                None => self.find_leaf_with(from, |_, _| Ok(()))?.0,
+            };
+            // (right-link, high key, kept, removed) of the page, also when nothing changed.
+            let mut seen = None;
+            let r = atomic_with(&mut self.store, |g| {
+                let p = g.modify(blk)?;
+                let mut n = match live_or_retry(p, blk) {
+                    Ok(n) if n.covers(from) => n,
+                    _ => return Err(Error::Moved { blk }),
+                };
+                // (Entries below `from` cannot be here while only VACUUM merges pages.)
+                let mut mine = n.entries(p);
+                mine.retain(|it| *it >= from);
+                let dead: Vec<Item> = mine
+                    .iter()
+                    .copied()
+                    .filter(|it| is_dead(it.key, it.tid))
+                    .collect();
+                let live = mine.len() - dead.len();
+                for &it in &dead {
+                    n.remove(p, it);
+                }
+                seen = Some((n.right, n.high, live as u64, dead.len() as u64));
+                if dead.is_empty() {
+                    return Err(Error::Retry { blk }); // nothing to log
+                }
+                if exact {
+                    bump_meta(g, |m| m.n_keys = m.n_keys.saturating_sub(dead.len() as u64))?;
+                }
+                Ok(())
+            });
+            match (r, seen) {
+                // Retry: the page had nothing to remove (the group was abandoned).
+                (Ok(()), Some(s)) | (Err(Error::Retry { .. }), Some(s)) => {
+                    let (right, high, k, d) = s;
+                    kept += k;
+                    removed += d;
+                    match high {
+                        None => return Ok((kept, removed)),
+                        Some(h) => from = h,
+                    }
+                    next = Some(right);
+                }
+                (Err(Error::Moved { .. }), _) => {
+                    restarts += 1;
+                    if restarts > 1000 + self.store.nblocks() as usize {
+                        return invariant(blk, "vacuum walk kept landing on moved pages");
+                    }
+                    next = None;
+                }
+                (Err(e), _) => return Err(e),
+                (Ok(()), None) => return invariant(blk, "vacuum group did not report its page"),
+            }
+        }
     }
 }

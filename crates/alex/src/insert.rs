@@ -16,7 +16,7 @@ use crate::key::{Item, Tid};
 use crate::meta::Meta;
 use crate::model_node::ModelNode;
 use crate::page::{self, Kind, META_BLOCK};
-use crate::search::live_data;
+use crate::search::{live_data, live_or_retry};
 use crate::store::{atomic_with, read_with, PageStore, WriteGroup};
 use crate::Alex;
 use std::sync::atomic::Ordering;
@@ -48,7 +48,7 @@ pub(crate) fn recheck<'g>(
     entries: Option<&[Item]>,
 ) -> Result<(&'g mut page::Page, DataNode)> {
     let p = g.modify(blk)?;
-    let n = DataNode::decode(p, blk)?;
+    let n = live_or_retry(p, blk)?;
     let same = !n.incomplete()
         && n.low == plan.low
         && n.high == plan.high
@@ -63,7 +63,7 @@ pub(crate) fn recheck<'g>(
 /// Re-read `blk` inside a group for an in-place change of the entry `item`.
 fn reread(g: &mut dyn WriteGroup, blk: u32, item: Item) -> Result<(&mut page::Page, DataNode)> {
     let p = g.modify(blk)?;
-    let n = DataNode::decode(p, blk)?;
+    let n = live_or_retry(p, blk)?;
     if n.incomplete() || !n.covers(item) {
         return Err(Error::Retry { blk });
     }
@@ -170,7 +170,7 @@ impl<S: PageStore> Alex<S> {
             (e, fits)
         };
         let fits = read_with(&self.store, blk, |p| {
-            Ok(with_item(&DataNode::decode(p, blk)?, p).1)
+            Ok(with_item(&live_or_retry(p, blk)?, p).1)
         })?;
         if fits {
             return atomic_with(&mut self.store, |g| {

@@ -3,7 +3,7 @@
 use std::ops::Bound;
 
 use crate::data_node::DataNode;
-use crate::error::{invariant, Error, Result};
+use crate::error::{invariant, Result};
 use crate::key::{Item, Tid};
 use crate::page::Page;
 use crate::page::INVALID_BLOCK;
@@ -32,7 +32,6 @@ pub struct RangeIter<'a, S: PageStore> {
     prev_high: Option<Item>,
     started: bool,
     done: bool,
-    pages: u32,
 }
 
 impl<S: PageStore> Alex<S> {
@@ -68,7 +67,6 @@ impl<S: PageStore> Alex<S> {
             prev_high: None,
             started: false,
             done,
-            pages: 0,
         }
     }
 }
@@ -228,14 +226,6 @@ impl<S: PageStore> Iterator for RangeIter<'_, S> {
             }
             if self.done {
                 return None;
-            }
-            self.pages += 1;
-            if self.pages > self.ix.store.nblocks().saturating_add(1) {
-                self.done = true;
-                return Some(Err(Error::Invariant {
-                    blk: self.next,
-                    reason: "scan visited more pages than exist".into(),
-                }));
             }
             let r = match self.dir {
                 Direction::Forward => self.fill_forward(),

@@ -123,6 +123,9 @@ pub struct ReaderCache {
     /// (see `insert::Alex::try_insert`).
     pub(crate) last_insert: std::sync::atomic::AtomicU32,
     pub(crate) insert_streak: std::sync::atomic::AtomicBool,
+    /// A lookup walked far along the data pages: the next one checks the caches against
+    /// the metapage first (see `search::read_leaf_with`).
+    pub(crate) long_walk: std::sync::atomic::AtomicBool,
     /// The metapage's build options (never change after the build), read once.
     pub(crate) options: std::sync::OnceLock<Meta>,
 }
@@ -134,6 +137,7 @@ impl Default for ReaderCache {
             slot: Default::default(),
             last_insert: std::sync::atomic::AtomicU32::new(page::INVALID_BLOCK),
             insert_streak: Default::default(),
+            long_walk: Default::default(),
             options: Default::default(),
         }
     }

@@ -21,6 +21,12 @@ pub(crate) const MAX_DEPTH: usize = 256;
 /// (each needs a concurrent merge or page reuse in the instant between two reads).
 pub(crate) const MAX_RESTARTS: usize = 1000;
 
+/// For writers: the live data page in `p`, or `Error::Retry` if the block was merged away
+/// or reused since the writer planned on it (it starts over from the root).
+pub(crate) fn live_or_retry(p: &Page, blk: u32) -> Result<DataNode> {
+    live_data(p, blk)?.ok_or(Error::Retry { blk })
+}
+
 /// The live data page in `p`, or `None` if the block is no longer one (merged away, or
 /// reused as a model page) — only possible for a block learned from an older route.
 pub(crate) fn live_data(p: &Page, blk: u32) -> Result<Option<DataNode>> {
@@ -56,7 +62,8 @@ enum Step<R> {
 
 impl<S: PageStore> Alex<S> {
     /// The root for readers: cached in the `Alex` value, read from the metapage when
-    /// unknown. Pages never move, so a stale root still routes at or left of the right page.
+    /// unknown. Model pages never move, so a stale root still routes at or left of the
+    /// right page (or to a merged-away block, which sends the reader back here).
     pub(crate) fn reader_root(&self) -> Result<u32> {
         let r = self.readers.root.load(Ordering::Relaxed);
         if r != INVALID_BLOCK {
@@ -152,6 +159,9 @@ impl<S: PageStore> Alex<S> {
         item: Item,
         mut f: impl FnMut(&DataNode, &Page) -> Result<R>,
     ) -> Result<(u32, R)> {
+        if self.readers.long_walk.swap(false, Ordering::Relaxed) {
+            self.drop_outdated_caches()?;
+        }
         let cached = self.readers.slot.get(&self.store, || self.meta())?;
         let start = match &cached {
             Some(t) => match t.route(item.key) {
@@ -172,16 +182,29 @@ impl<S: PageStore> Alex<S> {
             r => r?,
         };
         if steps >= STALE_ROOT_STEPS {
-            // Long walks also happen on current routes (chains); only drop what is outdated.
-            let meta = self.meta()?;
-            if self.readers.root.load(Ordering::Relaxed) != meta.root {
-                self.readers.root.store(INVALID_BLOCK, Ordering::Relaxed);
-            }
-            if cached.is_some_and(|t| t.version != meta.version) {
-                self.readers.slot.invalidate();
-            }
+            // Checked at the next lookup, not now: the read of `f` must stay this lookup's
+            // last (a scan keeps its pin on that page until it has returned what it copied).
+            self.readers.long_walk.store(true, Ordering::Relaxed);
         }
         Ok((blk, r))
+    }
+
+    /// After a long right-link walk: drop the cached root or model copy if the metapage
+    /// says they are outdated (long walks also happen on current routes, along chains).
+    fn drop_outdated_caches(&self) -> Result<()> {
+        let meta = self.meta()?;
+        if self.readers.root.load(Ordering::Relaxed) != meta.root {
+            self.readers.root.store(INVALID_BLOCK, Ordering::Relaxed);
+        }
+        if self
+            .readers
+            .slot
+            .version()
+            .is_some_and(|v| v != meta.version)
+        {
+            self.readers.slot.invalidate();
+        }
+        Ok(())
     }
 
     /// Readers: the head data page for `key` (routing as `read_leaf_with`, no move-right).

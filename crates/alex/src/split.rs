@@ -15,6 +15,7 @@ use crate::meta::Meta;
 use crate::model::LinearModel;
 use crate::model_node::{ModelNode, MAX_FANOUT};
 use crate::page::META_BLOCK;
+use crate::search::live_data;
 use crate::store::{atomic_with, read_with, PageStore};
 use crate::Alex;
 
@@ -48,11 +49,15 @@ impl<S: PageStore> Alex<S> {
     /// Split full page `blk`; `incoming` is the entry that did not fit (steers the split).
     /// Returns `Ok` when the caller should start its operation over.
     pub(crate) fn split(&mut self, blk: u32, incoming: Item) -> Result<()> {
-        let (node, e) = read_with(&self.store, blk, |p| {
-            let n = DataNode::decode(p, blk)?;
-            let e = n.entries(p);
-            Ok((n, e))
+        let read = read_with(&self.store, blk, |p| {
+            Ok(live_data(p, blk)?.map(|n| {
+                let e = n.entries(p);
+                (n, e)
+            }))
         })?;
+        let Some((node, e)) = read else {
+            return Ok(()); // merged away or reused since the caller looked: start over
+        };
         if node.incomplete() {
             return self.finish_split(blk);
         }
@@ -361,7 +366,9 @@ impl<S: PageStore> Alex<S> {
     }
 
     fn try_finish_split(&mut self, blk: u32) -> Result<()> {
-        let node = self.data_header(blk)?;
+        let Some(node) = read_with(&self.store, blk, |p| live_data(p, blk))? else {
+            return Ok(()); // merged away or reused: no split of ours to finish
+        };
         if !node.incomplete() {
             return Ok(());
         }
@@ -384,10 +391,9 @@ impl<S: PageStore> Alex<S> {
         if down && mchild0 != blk && mdom == Some((0, None)) {
             return atomic_with(&mut self.store, |g| {
                 let p = g.modify(blk)?;
-                let mut n = DataNode::decode(p, blk)?;
-                if !n.incomplete() {
+                let Some(mut n) = live_data(p, blk)?.filter(|n| n.incomplete()) else {
                     return Ok(());
-                }
+                };
                 if n.flags != node.flags || n.pending != node.pending {
                     return Err(Error::Retry { blk });
                 }
@@ -419,10 +425,9 @@ impl<S: PageStore> Alex<S> {
         atomic_with(&mut self.store, |g| {
             // Lock order: child, parent, metapage.
             let p = g.modify(blk)?;
-            let mut n = DataNode::decode(p, blk)?;
-            if !n.incomplete() {
+            let Some(mut n) = live_data(p, blk)?.filter(|n| n.incomplete()) else {
                 return Ok(()); // another writer finished it
-            }
+            };
             if n.flags != node.flags
                 || n.pending != node.pending
                 || n.right != node.right

@@ -5,8 +5,9 @@
 //! * `read`: `ReadBuffer` + `LockBuffer(SHARE)`, call `f` on `BufferGetPage`, unlock/release.
 //!   Readers hold one page at a time (Lehman–Yao), so `f` must not call back into the store.
 //! * `atomic`: `GenericXLogStart`; each `WriteGroup::modify` is `ReadBuffer` +
-//!   `LockBuffer(EXCLUSIVE)` + `GenericXLogRegisterBuffer`, `allocate` extends the relation
-//!   and registers with `GENERIC_XLOG_FULL_IMAGE`; `Ok` → `GenericXLogFinish`, `Err` →
+//!   `LockBuffer(EXCLUSIVE)` + `GenericXLogRegisterBuffer`, `allocate` takes a free block
+//!   (a page deleted by a merge, or never used) or extends the relation, and registers it
+//!   with `GENERIC_XLOG_FULL_IMAGE`; `Ok` → `GenericXLogFinish`, `Err` →
 //!   `GenericXLogAbort`. At most [`GROUP_LIMIT`] pages (`MAX_GENERIC_XLOG_PAGES`).
 //! * `nblocks`: `RelationGetNumberOfBlocks`, used to bound walks over possibly corrupt links.
 
@@ -30,7 +31,10 @@ pub trait PageStore {
 pub trait WriteGroup {
     /// Register `blk` (once; later calls return the same image) and return it for writing.
     fn modify(&mut self, blk: u32) -> Result<&mut Page>;
-    /// Extend the store by one zeroed page, registered in this group; returns its number.
+    /// A zeroed page registered in this group; returns its number. Either a new block at
+    /// the end, or a free one: a page deleted by a merge or never used, which no live page
+    /// links to (readers that still reach it recognise it, see `concurrency`), taken only
+    /// if nobody holds it (never waiting: the group holds other pages).
     fn allocate(&mut self) -> Result<u32>;
 }
 

@@ -11,11 +11,13 @@
 mod background;
 mod cluster;
 mod ledger;
+mod plan;
 mod process;
 
 pub use background::Background;
 pub use cluster::{Cluster, ClusterOptions, Lsn};
 pub use ledger::{InsertWorkload, Ledger};
+pub use plan::query_with_plan;
 pub use process::{pg_command, run};
 
 pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;

@@ -6,43 +6,28 @@
 //! index-only scans on the standby), and an omen_columnar table (compacted
 //! every cycle).
 
-use omendb_systest::{Cluster, ClusterOptions, Result};
+use omendb_systest::{query_with_plan, Cluster, ClusterOptions, Result};
 use postgres::Client;
 use std::time::Duration;
 
 fn rows(c: &mut Client, index: &str) -> Result<Vec<(i64, String)>> {
     c.batch_execute("SET enable_seqscan = off; SET enable_bitmapscan = off")?;
     let q = "SELECT id, payload FROM rep_t WHERE id >= 0 ORDER BY id";
-    let plan: Vec<String> = c
-        .query(&format!("EXPLAIN {q}"), &[])?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert!(
-        plan.iter().any(|l| l.contains(index)),
-        "expected a scan of {index}, got {plan:?}"
-    );
-    Ok(c.query(q, &[])?
+    Ok(query_with_plan(c, q, index)?
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect())
 }
 
-/// Ids through an index-only scan of `index` (checked with EXPLAIN).
+/// Ids through an index-only scan of `index`.
 fn ids_index_only(c: &mut Client, index: &str) -> Result<Vec<i64>> {
     c.batch_execute("SET enable_seqscan = off; SET enable_bitmapscan = off")?;
     let q = "SELECT id FROM rep_t WHERE id >= 0 ORDER BY id";
-    let plan: Vec<String> = c
-        .query(&format!("EXPLAIN {q}"), &[])?
+    let node = format!("Index Only Scan using {index}");
+    Ok(query_with_plan(c, q, &node)?
         .iter()
         .map(|r| r.get(0))
-        .collect();
-    assert!(
-        plan.iter()
-            .any(|l| l.contains(&format!("Index Only Scan using {index}"))),
-        "expected an index-only scan of {index}, got {plan:?}"
-    );
-    Ok(c.query(q, &[])?.iter().map(|r| r.get(0)).collect())
+        .collect())
 }
 
 /// `maintenance` runs after each cycle's VACUUM; with `index_only`, both
