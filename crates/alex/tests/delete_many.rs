@@ -21,27 +21,33 @@ fn contents(ix: &Alex<MemStore>) -> BTreeSet<(u64, Tid)> {
         .collect()
 }
 
+/// A bulk-loaded index of `n` entries (every `dup_every`-th under one key), grown by 20,000
+/// inserts so splits and chains are involved; with its oracle and the generator.
+fn build(seed: u64, dup_every: u64, n: u32) -> (Alex<MemStore>, BTreeSet<(u64, Tid)>, Rng) {
+    let mut rng = Rng(seed * 0x9E37_79B9_7F4A_7C15);
+    let mut oracle = BTreeSet::new();
+    for i in 0..n {
+        let key = if dup_every > 0 && (i as u64).is_multiple_of(dup_every) {
+            42
+        } else {
+            rng.next() % 1_000_000
+        };
+        oracle.insert((key, Tid::new(i / 100, (i % 100) as u16 + 1)));
+    }
+    let mut ix =
+        Alex::bulk_load(MemStore::new(), Options::default(), oracle.iter().copied()).unwrap();
+    for i in 0..20_000u32 {
+        let e = (rng.next() % 1_000_000, Tid::new(1_000_000 + i, 1));
+        ix.insert(e.0, e.1).unwrap();
+        oracle.insert(e);
+    }
+    (ix, oracle, rng)
+}
+
 #[test]
 fn delete_many_matches_one_by_one_deletes() {
     for (seed, dup_every) in [(1u64, 0u64), (2, 3), (3, 50)] {
-        let mut rng = Rng(seed * 0x9E37_79B9_7F4A_7C15);
-        let mut oracle = BTreeSet::new();
-        for i in 0..60_000u32 {
-            let key = if dup_every > 0 && i as u64 % dup_every == 0 {
-                42
-            } else {
-                rng.next() % 1_000_000
-            };
-            oracle.insert((key, Tid::new(i / 100, (i % 100) as u16 + 1)));
-        }
-        let mut ix =
-            Alex::bulk_load(MemStore::new(), Options::default(), oracle.iter().copied()).unwrap();
-        // Also grow it by inserts so splits and chains are involved.
-        for i in 0..20_000u32 {
-            let e = (rng.next() % 1_000_000, Tid::new(1_000_000 + i, 1));
-            ix.insert(e.0, e.1).unwrap();
-            oracle.insert(e);
-        }
+        let (mut ix, mut oracle, mut rng) = build(seed, dup_every, 60_000);
         // Delete ~60% of the entries plus some that are not there.
         let mut victims: Vec<Item> = oracle
             .iter()
@@ -92,23 +98,7 @@ fn delete_many_refuses_unsorted_input() {
 #[test]
 fn vacuum_pages_removes_what_the_callback_picks() {
     for (seed, dup_every) in [(4u64, 0u64), (5, 3)] {
-        let mut rng = Rng(seed * 0x9E37_79B9_7F4A_7C15);
-        let mut oracle = BTreeSet::new();
-        for i in 0..50_000u32 {
-            let key = if dup_every > 0 && (i as u64).is_multiple_of(dup_every) {
-                42
-            } else {
-                rng.next() % 1_000_000
-            };
-            oracle.insert((key, Tid::new(i / 100, (i % 100) as u16 + 1)));
-        }
-        let mut ix =
-            Alex::bulk_load(MemStore::new(), Options::default(), oracle.iter().copied()).unwrap();
-        for i in 0..20_000u32 {
-            let e = (rng.next() % 1_000_000, Tid::new(1_000_000 + i, 1));
-            ix.insert(e.0, e.1).unwrap();
-            oracle.insert(e);
-        }
+        let (mut ix, mut oracle, _) = build(seed, dup_every, 50_000);
         for round in 0..3u64 {
             let mut asked = 0u64;
             let (kept, removed) = ix
