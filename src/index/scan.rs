@@ -160,8 +160,13 @@ struct ScanState {
     /// The current phase.
     phase: Plan,
     started: bool,
-    /// Holds the index tuple returned to an index-only scan; reset per tuple.
+    /// Holds the index tuples returned to an index-only scan.
     tuple_cxt: pg_sys::MemoryContext,
+    /// Index-only scans: a tuple formed once whose value bytes are rewritten
+    /// for each entry (the executor reads it before asking for the next),
+    /// and a tuple holding NULL. Null pointers until first needed.
+    value_tuple: pg_sys::IndexTuple,
+    null_tuple: pg_sys::IndexTuple,
 }
 
 impl Drop for ScanState {
@@ -183,6 +188,8 @@ impl ScanState {
             pending: Vec::new(),
             phase: Plan::everything(),
             started: false,
+            value_tuple: std::ptr::null_mut(),
+            null_tuple: std::ptr::null_mut(),
             // SAFETY: a child of the scan's context, deleted along with it.
             tuple_cxt: unsafe {
                 pg_sys::AllocSetContextCreateInternal(
@@ -341,14 +348,63 @@ pub unsafe extern "C-unwind" fn amgettuple(
         } else {
             st.kind.decode(key)
         };
-        let (mut datum, mut isnull) = (value.unwrap_or(pg_sys::Datum::from(0)), value.is_none());
-        pg_sys::MemoryContextReset(st.tuple_cxt);
-        let old = pg_sys::MemoryContextSwitchTo(st.tuple_cxt);
-        (*scan).xs_itup = pg_sys::index_form_tuple((*index).rd_att, &mut datum, &mut isnull);
-        pg_sys::MemoryContextSwitchTo(old);
+        (*scan).xs_itup = st.index_tuple(index, value);
         (*scan).xs_itupdesc = (*index).rd_att;
     }
     true
+}
+
+/// Where the key's bytes sit in a one-column index tuple without NULLs: the
+/// data starts at MAXALIGN(sizeof(IndexTupleData)), and the first column
+/// needs no further alignment there.
+const VALUE_OFFSET: usize = 8;
+
+impl ScanState {
+    /// The index tuple for `value` (None: NULL). Keys are pass-by-value
+    /// (2, 4 or 8 bytes), so one formed tuple serves every value: its bytes
+    /// are rewritten as `store_att_byval` would write them.
+    unsafe fn index_tuple(
+        &mut self,
+        index: pg_sys::Relation,
+        value: Option<pg_sys::Datum>,
+    ) -> pg_sys::IndexTuple {
+        let desc = (*index).rd_att;
+        let form = |datum: pg_sys::Datum, isnull: bool| {
+            let (mut d, mut n) = (datum, isnull);
+            let old = pg_sys::MemoryContextSwitchTo(self.tuple_cxt);
+            let t = pg_sys::index_form_tuple(desc, &mut d, &mut n);
+            pg_sys::MemoryContextSwitchTo(old);
+            t
+        };
+        let Some(v) = value else {
+            if self.null_tuple.is_null() {
+                self.null_tuple = form(pg_sys::Datum::from(0), true);
+            }
+            return self.null_tuple;
+        };
+        let attr = &*(*desc).attrs.as_ptr();
+        let len = attr.attlen as usize;
+        let reusable = attr.attbyval && matches!(len, 2 | 4 | 8);
+        if !reusable {
+            return form(v, false); // (not reached for alex's key types)
+        }
+        if self.value_tuple.is_null() {
+            let t = form(v, false);
+            let size = ((*t).t_info as u32 & pg_sys::INDEX_SIZE_MASK) as usize;
+            if (*t).t_info as u32 & pg_sys::INDEX_NULL_MASK != 0 || size < VALUE_OFFSET + len {
+                return t;
+            }
+            self.value_tuple = t;
+        }
+        let dst = (self.value_tuple as *mut u8).add(VALUE_OFFSET);
+        let word = v.value() as u64;
+        match len {
+            8 => std::ptr::copy_nonoverlapping(word.to_ne_bytes().as_ptr(), dst, 8),
+            4 => std::ptr::copy_nonoverlapping((word as u32).to_ne_bytes().as_ptr(), dst, 4),
+            _ => std::ptr::copy_nonoverlapping((word as u16).to_ne_bytes().as_ptr(), dst, 2),
+        }
+        self.value_tuple
+    }
 }
 
 #[pg_guard]
