@@ -342,12 +342,6 @@ impl XLogGroup {
     }
 }
 
-/// Whether a page is free for reuse: deleted by a merge, or all zeros (left by
-/// an aborted or crash-cut allocation).
-fn is_free_page(page: &Page) -> bool {
-    alex::data_node::is_deleted_page(page) || page.iter().all(|&b| b == 0)
-}
-
 /// A block from the free space map that is still free, exclusively locked.
 /// The map is only a hint (not crash-safe, and VACUUM may record a page that
 /// is reused before the next lookup), so each candidate is checked under its
@@ -375,7 +369,7 @@ fn reuse_free_page(
             let b = pg_sys::ReadBuffer(rel, blk);
             if pg_sys::ConditionalLockBuffer(b) {
                 let buf = LockedBuffer(b);
-                if is_free_page(&*page_of(b)) {
+                if alex::data_node::is_unused_page(&*page_of(b)) {
                     return Some((blk, buf));
                 }
             } else {
@@ -402,7 +396,7 @@ pub fn record_free_pages(rel: pg_sys::Relation) -> u32 {
         let (deleted, zero) = match store_read(rel, blk, |p| {
             (
                 alex::data_node::is_deleted_page(p),
-                p.iter().all(|&b| b == 0),
+                alex::data_node::is_zero_page(p),
             )
         }) {
             Some(v) => v,
@@ -414,7 +408,7 @@ pub fn record_free_pages(rel: pg_sys::Relation) -> u32 {
                 pg_sys::LockRelationForExtension(rel, pg_sys::ExclusiveLock as i32);
                 let b = pg_sys::ReadBuffer(rel, blk);
                 let idle = pg_sys::ConditionalLockBuffer(b);
-                let still_zero = idle && (*page_of(b)).iter().all(|&x| x == 0);
+                let still_zero = idle && alex::data_node::is_zero_page(&*page_of(b));
                 if idle {
                     pg_sys::LockBuffer(b, pg_sys::BUFFER_LOCK_UNLOCK as i32);
                 }

@@ -50,6 +50,17 @@ pub const F_PENDING_DOWN: u16 = 4;
 pub const F_DELETED: u16 = 8;
 const KNOWN_FLAGS: u16 = F_HIGH_INF | F_INCOMPLETE | F_PENDING_DOWN | F_DELETED;
 
+/// Whether `p` is all zeros (a block allocated by a group that aborted or a crash cut off).
+pub fn is_zero_page(p: &Page) -> bool {
+    p.iter().all(|&b| b == 0)
+}
+
+/// Whether block `p` holds no structure and may be handed out again: deleted by a merge,
+/// or never written.
+pub fn is_unused_page(p: &Page) -> bool {
+    is_deleted_page(p) || is_zero_page(p)
+}
+
 /// Whether `p` is a deleted data page (free for reuse once its block is handed out again).
 pub fn is_deleted_page(p: &Page) -> bool {
     page::kind_fast(p, INVALID_BLOCK).is_ok_and(|k| k == Kind::Data)

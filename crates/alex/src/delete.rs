@@ -120,9 +120,9 @@ impl<S: PageStore> Alex<S> {
         let mut from = Item::MIN;
         let mut next = Some(self.meta()?.leftmost);
         let mut restarts = 0;
+        let exact = self.meta()?.exact_count(); // a build option: never changes
         loop {
             between();
-            let exact = self.meta()?.exact_count();
             let blk = match next {
                 Some(b) => b,
                 None => self.find_leaf_with(from, |_, _| Ok(()))?.0,

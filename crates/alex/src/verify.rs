@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::data_node::{check_contents, is_deleted_page, DataNode, F_INCOMPLETE, F_PENDING_DOWN};
+use crate::data_node::{check_contents, is_unused_page, DataNode, F_INCOMPLETE, F_PENDING_DOWN};
 use crate::error::{invariant, Result};
 use crate::key::Item;
 use crate::model_node::ModelNode;
@@ -37,8 +37,7 @@ impl<S: PageStore> Alex<S> {
     fn count_free_pages(&self, nblocks: u32) -> Result<u32> {
         let mut n = 0;
         for blk in 1..nblocks {
-            let free = |p: &crate::page::Page| is_deleted_page(p) || p.iter().all(|&b| b == 0);
-            if read_with(&self.store, blk, |p| Ok(free(p)))? {
+            if read_with(&self.store, blk, |p| Ok(is_unused_page(p)))? {
                 n += 1;
             }
         }
