@@ -3,7 +3,7 @@
 
 use super::catalog::{self, Segment};
 use super::rows::{Cursor, Step, Table};
-use super::scan::visible;
+use super::snapshot::visible;
 use super::{pending, relation_name, row_to_tid, storage, tid_to_row};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -483,7 +483,7 @@ unsafe extern "C-unwind" fn object_access(
             return;
         }
         let rel = pg_sys::relation_open(object_id, pg_sys::NoLock as i32);
-        if super::handler::is_columnar(rel) && catalog::available() {
+        if super::is_columnar(rel) && catalog::available() {
             // Lenient: a damaged table must still be droppable.
             if let Some(m) = storage::meta_if_valid(rel) {
                 if !m.moved {

@@ -162,7 +162,7 @@ impl Fetcher {
             if self.lookups < VIEW_AFTER {
                 return visible_segment(storage, row, snapshot);
             }
-            let (segments, deleted) = super::scan::visible(self.table.rel, snapshot);
+            let (segments, deleted) = super::snapshot::visible(self.table.rel, snapshot);
             self.view = Some(View {
                 key,
                 segments,

@@ -82,7 +82,7 @@ unsafe extern "C-unwind" fn finish_bulk_insert(rel: pg_sys::Relation, _options: 
     pending::flush_current(rel);
 }
 
-static ROUTINE: pg_sys::TableAmRoutine = pg_sys::TableAmRoutine {
+pub(super) static ROUTINE: pg_sys::TableAmRoutine = pg_sys::TableAmRoutine {
     type_: pg_sys::NodeTag::T_TableAmRoutine,
     slot_callbacks: Some(slot_callbacks),
     scan_begin: Some(scan::scan_begin),
@@ -132,12 +132,6 @@ static ROUTINE: pg_sys::TableAmRoutine = pg_sys::TableAmRoutine {
     scan_sample_next_block: Some(scan::scan_sample_next_block),
     scan_sample_next_tuple: Some(scan::scan_sample_next_tuple),
 };
-
-/// Whether `rel` is an omen_columnar table.
-pub fn is_columnar(rel: pg_sys::Relation) -> bool {
-    // SAFETY: open relation.
-    std::ptr::eq(unsafe { (*rel).rd_tableam }, &ROUTINE)
-}
 
 #[unsafe(no_mangle)]
 pub extern "C" fn pg_finfo_omen_columnar_handler() -> &'static pg_sys::Pg_finfo_record {

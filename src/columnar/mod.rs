@@ -29,12 +29,19 @@ mod pending;
 mod pushdown;
 mod rows;
 mod scan;
+pub(crate) mod snapshot;
 pub(crate) mod stats;
 mod storage;
 mod vacuum;
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
+
+/// Whether `rel` is an omen_columnar table.
+pub(crate) fn is_columnar(rel: pg_sys::Relation) -> bool {
+    // SAFETY: open relation.
+    std::ptr::eq(unsafe { (*rel).rd_tableam }, &handler::ROUTINE)
+}
 
 /// The table's name, for messages.
 fn relation_name(rel: pg_sys::Relation) -> String {

@@ -15,83 +15,10 @@
 //! The executor still evaluates every qual on every row returned: skipping
 //! only drops row groups whose statistics prove no row can match.
 
-use omendb_columnar::{ColumnStats, GroupStats};
+use omendb_columnar::prune::{Bound, Filter, Hints, Test};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::RefCell;
-
-/// A comparison the statistics can decide.
-#[derive(Clone, Debug)]
-enum Test {
-    /// btree strategy (1 <, 2 <=, 3 =, 4 >=, 5 >) against a constant.
-    Cmp(u16, Bound),
-    IsNull,
-    IsNotNull,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Bound {
-    Int(i64),
-    Float(f64),
-}
-
-#[derive(Clone, Debug)]
-struct Filter {
-    column: usize,
-    test: Test,
-}
-
-/// What one scan needs: the stored columns to decode (None: all) and the
-/// filters for skipping.
-#[derive(Clone, Debug, Default)]
-pub struct Hints {
-    pub columns: Option<Vec<usize>>,
-    filters: Vec<Filter>,
-}
-
-impl Hints {
-    /// Whether rows summarised by `stats` may satisfy every filter.
-    pub fn may_match(&self, stats: &GroupStats) -> bool {
-        self.filters.iter().all(|f| {
-            let rows = stats.rows;
-            let nulls = stats.nulls.get(f.column).copied().unwrap_or(0);
-            let col = stats.columns.get(f.column).unwrap_or(&ColumnStats::None);
-            match &f.test {
-                Test::IsNull => nulls > 0,
-                Test::IsNotNull => nulls < rows,
-                // A strict comparison never matches NULL.
-                Test::Cmp(..) if nulls == rows => false,
-                Test::Cmp(s, b) => cmp_may_match(*s, *b, col),
-            }
-        })
-    }
-}
-
-fn cmp_may_match(strategy: u16, bound: Bound, col: &ColumnStats) -> bool {
-    match (bound, col) {
-        (Bound::Int(c), ColumnStats::Int { min, max }) => match strategy {
-            1 => *min < c,
-            2 => *min <= c,
-            3 => *min <= c && c <= *max,
-            4 => *max >= c,
-            5 => *max > c,
-            _ => true,
-        },
-        (Bound::Float(c), ColumnStats::Float { min, max, has_nan }) => {
-            // PostgreSQL sorts NaN above every number. With no non-NaN
-            // values min > max, and the range tests below are all false.
-            match strategy {
-                1 => *min < c,
-                2 => *min <= c,
-                3 => *min <= c && c <= *max,
-                4 => *max >= c || *has_nan,
-                5 => *max > c || *has_nan,
-                _ => true,
-            }
-        }
-        _ => true,
-    }
-}
 
 thread_local! {
     /// Hints for the scan being begun right now by `begin_scans`.
@@ -347,7 +274,7 @@ unsafe fn begin_scans(ps: *mut pg_sys::PlanState, estate: *mut pg_sys::EState) {
             let rel = (*ss).ss_currentRelation;
             let plan = (*ps).plan;
             if !rel.is_null()
-                && super::handler::is_columnar(rel)
+                && super::is_columnar(rel)
                 && !(*plan).parallel_aware
                 && (*ss).ss_currentScanDesc.is_null()
             {
@@ -373,7 +300,7 @@ unsafe fn begin_scans(ps: *mut pg_sys::PlanState, estate: *mut pg_sys::EState) {
         let plan = (*ps).plan;
         let columnar_scan = || {
             let rel = (*(ps as *mut pg_sys::ScanState)).ss_currentRelation;
-            !rel.is_null() && super::handler::is_columnar(rel) && !(*plan).parallel_aware
+            !rel.is_null() && super::is_columnar(rel) && !(*plan).parallel_aware
         };
         if tag == pg_sys::NodeTag::T_IndexScanState && columnar_scan() {
             let node = ps as *mut pg_sys::IndexScanState;
@@ -485,7 +412,7 @@ unsafe extern "C-unwind" fn set_rel_pathlist(
             return;
         }
         let r = pg_sys::table_open((*rte).relid, pg_sys::NoLock as i32);
-        let columnar = super::handler::is_columnar(r);
+        let columnar = super::is_columnar(r);
         pg_sys::table_close(r, pg_sys::NoLock as i32);
         if columnar {
             // use_physical_tlist refuses when a system column is needed.

@@ -2,8 +2,8 @@
 
 use super::catalog::{Kind, Segment};
 use super::group::GroupDatums;
-use super::pushdown::Hints;
 use super::{corrupt, datum, storage};
+use omendb_columnar::prune::Hints;
 use omendb_columnar::{decode_row, DecodedGroup, Schema, SegmentReader};
 use pgrx::pg_sys;
 

@@ -6,10 +6,11 @@
 //! claims block b reads the segments that start at b, so every segment is
 //! read by exactly one participant.
 
-use super::catalog::{self, Kind, Segment};
-use super::pushdown::{self, Hints};
+use super::catalog::{Kind, Segment};
+use super::pushdown;
 use super::rows::{Cursor, Step, Table};
-use super::{pending, row_to_tid, storage};
+use super::{pending, row_to_tid, snapshot};
+use omendb_columnar::prune::Hints;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::collections::HashSet;
@@ -41,40 +42,13 @@ pub struct ScanState {
     analyze: Option<(usize, Cursor, u64)>,
 }
 
-/// Everything `snapshot` sees of `rel`: segments and deleted rows. ANALYZE
-/// scans without a snapshot: it samples what the transaction sees.
-pub fn visible(rel: pg_sys::Relation, snapshot: pg_sys::Snapshot) -> (Vec<Segment>, HashSet<u64>) {
-    pending::flush_relation(rel);
-    // SAFETY: the transaction snapshot is valid until the next call; the
-    // catalog reads below finish before that.
-    let snapshot = if snapshot.is_null() {
-        unsafe { pg_sys::GetTransactionSnapshot() }
-    } else {
-        snapshot
-    };
-    match storage::meta(rel) {
-        None => (Vec::new(), HashSet::new()),
-        // SnapshotAny would return replaced and aborted segments too,
-        // whose pages may hold other data now: in-use ones instead.
-        // SAFETY: a valid snapshot.
-        Some(m) if unsafe { (*snapshot).snapshot_type } == pg_sys::SnapshotType::SNAPSHOT_ANY => (
-            catalog::segments_in_use(m.storage_id),
-            catalog::deleted_rows(m.storage_id, snapshot),
-        ),
-        Some(m) => (
-            catalog::segments(m.storage_id, snapshot),
-            catalog::deleted_rows(m.storage_id, snapshot),
-        ),
-    }
-}
-
 impl ScanState {
     pub fn new(
         rel: pg_sys::Relation,
         snapshot: pg_sys::Snapshot,
         hints: Option<Hints>,
     ) -> ScanState {
-        let (segments, deleted) = visible(rel, snapshot);
+        let (segments, deleted) = snapshot::visible(rel, snapshot);
         let table = Table::new(rel);
         let all: Vec<usize> = (0..table.schema.columns.len()).collect();
         let columns = hints

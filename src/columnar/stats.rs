@@ -3,8 +3,8 @@
 
 use super::catalog::{Kind, Segment};
 use super::rows::{Cursor, Step, Table};
-use super::scan::visible;
-use super::{catalog, corrupt, handler, storage};
+use super::snapshot::visible;
+use super::{catalog, corrupt, storage};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::collections::HashSet;
@@ -34,7 +34,7 @@ impl Open {
             }
             let rel = pg_sys::table_open(oid, lock as i32);
             let open = Open(rel);
-            if !handler::is_columnar(rel) {
+            if !super::is_columnar(rel) {
                 crate::error::error_with_hint(
                     PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
                     format!(

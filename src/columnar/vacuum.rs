@@ -4,7 +4,7 @@
 //! purging deleted rows needs catalog writes, which lazy VACUUM's
 //! transaction must not make; `omendb.columnar_compact` does it.
 
-use super::scan::visible;
+use super::snapshot::visible;
 use super::{catalog, pending, storage, tid_to_row};
 use pgrx::pg_sys;
 use pgrx::prelude::*;

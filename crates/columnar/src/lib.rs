@@ -19,13 +19,15 @@
 //! Only the low bits of each width are ever stored, so callers may pass
 //! words with any high bits.
 
+pub mod logical;
+pub mod prune;
 mod reader;
 mod row;
 mod schema;
 mod stats;
 mod writer;
 
-pub use reader::{DecodedGroup, SegmentReader, SegmentSource};
+pub use reader::{CopiedChunks, DecodedGroup, SegmentReader, SegmentSource};
 pub use row::{decode_row, encode_row};
 pub use schema::{ColumnKind, ColumnSpec, Error, Result, Schema, Value};
 pub use stats::{ColumnStats, GroupStats};

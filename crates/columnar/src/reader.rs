@@ -73,6 +73,41 @@ impl<T: SegmentSource + ?Sized> SegmentSource for &T {
     }
 }
 
+/// Byte ranges of a segment copied out of wherever it is stored, so that
+/// reads of them can run elsewhere (another thread) later.
+pub struct CopiedChunks {
+    len: u64,
+    /// (offset, bytes), sorted by offset, not overlapping.
+    chunks: Vec<(u64, Vec<u8>)>,
+}
+
+impl CopiedChunks {
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.chunks.iter().map(|(_, b)| b.len()).sum()
+    }
+}
+
+impl SegmentSource for CopiedChunks {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let i = self.chunks.partition_point(|(start, _)| *start <= offset);
+        let found = i.checked_sub(1).and_then(|i| {
+            let (start, bytes) = &self.chunks[i];
+            let from = usize::try_from(offset - start).ok()?;
+            bytes.get(from..from.checked_add(len)?)
+        });
+        found.map(<[u8]>::to_vec).ok_or_else(|| {
+            Error(format!(
+                "read of {len} bytes at offset {offset} was not copied out of the segment"
+            ))
+        })
+    }
+}
+
 /// Parsed metadata of one segment; holds no column data.
 pub struct SegmentReader {
     meta: ArrowReaderMetadata,
@@ -273,6 +308,30 @@ impl SegmentReader {
             .iter()
             .flat_map(|rg| rg.columns());
         chunks.map(|c| c.uncompressed_size().max(0) as u64).sum()
+    }
+
+    /// Copy out of `src` the column chunks that [`SegmentReader::read_group`]
+    /// of `columns` needs for each of `groups`.
+    pub fn copy_chunks(
+        &self,
+        src: &dyn SegmentSource,
+        groups: &[usize],
+        columns: &[usize],
+    ) -> Result<CopiedChunks> {
+        let mut chunks = Vec::new();
+        for &group in groups {
+            let (_, leaves) = self.projection(group, columns)?;
+            let rg = self.parquet().row_group(group);
+            for leaf in leaves {
+                let (start, len) = rg.column(leaf).byte_range();
+                chunks.push((start, read_exact(src, start, len, "column chunk")?));
+            }
+        }
+        chunks.sort_by_key(|c| c.0);
+        Ok(CopiedChunks {
+            len: src.len(),
+            chunks,
+        })
     }
 
     /// Decodes `columns` (schema column indexes) and the row numbers of
@@ -619,6 +678,28 @@ impl DecodedGroup {
     /// Row number of row `i` (ascending in `i`).
     pub fn row_number(&self, i: usize) -> u64 {
         self.row_numbers.value(i) as u64
+    }
+
+    /// The row numbers, ascending.
+    pub fn row_numbers(&self) -> &Int64Array {
+        &self.row_numbers
+    }
+
+    /// Schema column `column` as stored (see [`crate::logical`]), or None if
+    /// it was not decoded.
+    pub fn array(&self, column: usize) -> Option<ArrayRef> {
+        let col = self.columns.get(column)?.as_ref()?;
+        Some(match col {
+            DecodedColumn::Bool(a) => Arc::new(a.clone()),
+            DecodedColumn::Char(a) => Arc::new(a.clone()),
+            DecodedColumn::Int16(a) => Arc::new(a.clone()),
+            DecodedColumn::Int32(a) => Arc::new(a.clone()),
+            DecodedColumn::Int64(a) => Arc::new(a.clone()),
+            DecodedColumn::Float32(a) => Arc::new(a.clone()),
+            DecodedColumn::Float64(a) => Arc::new(a.clone()),
+            DecodedColumn::Fixed(a) => Arc::new(a.clone()),
+            DecodedColumn::Bytes(a) => Arc::new(a.clone()),
+        })
     }
 
     /// Index of the row with `row_number`, by binary search.

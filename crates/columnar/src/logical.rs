@@ -1,0 +1,354 @@
+//! Arrow arrays in the logical form a query engine computes on.
+//!
+//! Segments store PostgreSQL's in-memory images (see the crate docs). Most
+//! of them are already what an engine needs: integers, floats, booleans,
+//! and dates and timestamps as PostgreSQL's own day / microsecond counts
+//! (kept in PostgreSQL's epoch, with its infinities, so nothing is shifted
+//! or can overflow; the engine's translator knows the PostgreSQL type). Three
+//! need a conversion, once per batch:
+//! * `numeric(p, s)` payloads become `Decimal128(p, s)`;
+//! * `text` / `varchar` payloads become `Utf8`;
+//! * `char(n)` payloads become `Utf8` without trailing blanks, which is how
+//!   PostgreSQL compares, hashes and casts them (padding is put back on
+//!   output by the caller).
+
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BooleanBuilder, Decimal128Builder, FixedSizeBinaryBuilder, Float32Builder, Float64Builder,
+    Int16Builder, Int32Builder, Int64Builder, Int8Builder, LargeBinaryBuilder, StringBuilder,
+};
+use arrow_array::{Array, ArrayRef, Int64Array, LargeBinaryArray};
+
+use crate::schema::{err, ColumnKind, Error, Result, Value};
+
+/// How a stored column is presented to the engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Logical {
+    /// The stored array as it is (bool, integers, floats, date/time words).
+    Stored,
+    /// `numeric(precision, scale)` payloads as `Decimal128(precision, scale)`.
+    Numeric { precision: u8, scale: i8 },
+    /// `text` / `varchar` payloads as `Utf8`.
+    Text,
+    /// `char(n)` payloads as `Utf8`, trailing blanks removed.
+    BpChar,
+}
+
+/// Convert one stored array (as decoded from a segment or built from row
+/// records) to its logical form.
+pub fn to_logical(stored: &ArrayRef, logical: Logical) -> Result<ArrayRef> {
+    let bytes = || {
+        stored
+            .as_any()
+            .downcast_ref::<LargeBinaryArray>()
+            .ok_or_else(|| {
+                Error(format!(
+                    "a {logical:?} column is stored as {}, not as bytes",
+                    stored.data_type()
+                ))
+            })
+    };
+    Ok(match logical {
+        Logical::Stored => stored.clone(),
+        Logical::Text | Logical::BpChar => {
+            let a = bytes()?;
+            let mut b = StringBuilder::with_capacity(a.len(), a.value_data().len());
+            for i in 0..a.len() {
+                if a.is_null(i) {
+                    b.append_null();
+                    continue;
+                }
+                let mut v = a.value(i);
+                if logical == Logical::BpChar {
+                    while let [rest @ .., b' '] = v {
+                        v = rest;
+                    }
+                }
+                let s = std::str::from_utf8(v)
+                    .map_err(|_| Error("a text value is not valid UTF-8".into()))?;
+                b.append_value(s);
+            }
+            Arc::new(b.finish())
+        }
+        Logical::Numeric { precision, scale } => {
+            let a = bytes()?;
+            let mut b = Decimal128Builder::with_capacity(a.len());
+            for i in 0..a.len() {
+                if a.is_null(i) {
+                    b.append_null();
+                } else {
+                    b.append_value(numeric_to_i128(a.value(i), scale)?);
+                }
+            }
+            Arc::new(
+                b.finish()
+                    .with_precision_and_scale(precision, scale)
+                    .map_err(|e| Error(format!("numeric({precision},{scale}): {e}")))?,
+            )
+        }
+    })
+}
+
+/// PostgreSQL's numeric base: each digit of a numeric holds 4 decimal digits.
+const NBASE: i128 = 10_000;
+const NUMERIC_SIGN_MASK: u16 = 0xC000;
+const NUMERIC_NEG: u16 = 0x4000;
+const NUMERIC_SHORT: u16 = 0x8000;
+const NUMERIC_SPECIAL: u16 = 0xC000;
+const SHORT_SIGN: u16 = 0x2000;
+const SHORT_DSCALE_MASK: u16 = 0x1F80;
+const SHORT_DSCALE_SHIFT: u16 = 7;
+const SHORT_WEIGHT_SIGN: u16 = 0x0040;
+const SHORT_WEIGHT_MASK: u16 = 0x003F;
+
+fn pow10(e: u32) -> Option<i128> {
+    10i128.checked_pow(e)
+}
+
+/// The value of a numeric payload (a varlena without its header) times
+/// 10^scale. NaN and ±Infinity have no Decimal128 image and are errors, as
+/// are values with more fractional digits than `scale` or too many digits.
+pub fn numeric_to_i128(payload: &[u8], scale: i8) -> Result<i128> {
+    let word = |i: usize| -> Result<u16> {
+        payload
+            .get(i..i + 2)
+            .map(|w| u16::from_le_bytes([w[0], w[1]]))
+            .ok_or_else(|| Error("numeric value is truncated".into()))
+    };
+    let header = word(0)?;
+    let (negative, weight, digits_at) = match header & NUMERIC_SIGN_MASK {
+        NUMERIC_SPECIAL => return err("numeric NaN or infinity has no decimal image"),
+        NUMERIC_SHORT => {
+            let mut w = (header & SHORT_WEIGHT_MASK) as i32;
+            if header & SHORT_WEIGHT_SIGN != 0 {
+                w -= 64;
+            }
+            (header & SHORT_SIGN != 0, w, 2)
+        }
+        sign => (sign == NUMERIC_NEG, word(2)? as i16 as i32, 4),
+    };
+    if !(payload.len() - digits_at).is_multiple_of(2) {
+        return err("numeric value has an odd number of digit bytes");
+    }
+    let overflow = || {
+        Error(format!(
+            "numeric value does not fit 38 digits at scale {scale}"
+        ))
+    };
+    let mut acc: i128 = 0;
+    for (i, d) in payload[digits_at..].chunks(2).enumerate() {
+        let d = u16::from_le_bytes([d[0], d[1]]) as i128;
+        if d >= NBASE {
+            return err("numeric digit out of range");
+        }
+        // This digit stands for d * 10^(4 * (weight - i)); scaled: + scale.
+        let e = 4 * (weight - i as i32) + scale as i32;
+        let term = if e >= 0 {
+            d.checked_mul(pow10(e as u32).ok_or_else(overflow)?)
+                .ok_or_else(overflow)?
+        } else {
+            let div = pow10((-e) as u32).unwrap_or(i128::MAX);
+            if d % div != 0 {
+                return err(format!(
+                    "numeric value has more than {scale} fractional digits"
+                ));
+            }
+            d / div
+        };
+        acc = acc.checked_add(term).ok_or_else(overflow)?;
+    }
+    Ok(if negative { -acc } else { acc })
+}
+
+/// The numeric payload (varlena contents without its header) of
+/// `unscaled * 10^-scale`, with display scale `scale`: what PostgreSQL's
+/// `make_result` would store for that value (short format when it fits).
+pub fn i128_to_numeric(unscaled: i128, scale: u16) -> Vec<u8> {
+    let negative = unscaled < 0;
+    let mut mag = unscaled.unsigned_abs();
+    // Align the fraction to whole base-10000 digits: pad to a multiple of 4.
+    let pad = (4 - scale % 4) % 4;
+    let frac_digits = (scale + pad) / 4;
+    let mut base_digits: Vec<u16> = Vec::new(); // least significant first
+    if pad > 0 {
+        // The lowest base-10000 digit holds the lowest 4 - pad decimal
+        // digits, shifted up by pad (mag * 10^pad could overflow).
+        let p = 10u128.pow(pad as u32);
+        let q = 10_000 / p;
+        base_digits.push(((mag % q) * p) as u16);
+        mag /= q;
+    }
+    while mag > 0 {
+        base_digits.push((mag % 10_000) as u16);
+        mag /= 10_000;
+    }
+    // Weight of the most significant digit: digits above the fraction.
+    let total = base_digits.len() as i32;
+    let mut weight = total - frac_digits as i32 - 1;
+    // Strip trailing (least significant) and leading zero digits.
+    let mut lo = 0;
+    while lo < base_digits.len() && base_digits[lo] == 0 {
+        lo += 1;
+    }
+    let mut hi = base_digits.len();
+    while hi > lo && base_digits[hi - 1] == 0 {
+        hi -= 1;
+        weight -= 1;
+    }
+    let digits: Vec<u16> = base_digits[lo..hi].iter().rev().copied().collect();
+    if digits.is_empty() {
+        weight = 0;
+    }
+    let mut out = Vec::with_capacity(4 + digits.len() * 2);
+    let short = scale <= (SHORT_DSCALE_MASK >> SHORT_DSCALE_SHIFT) && (-64..64).contains(&weight);
+    if short {
+        let mut h = NUMERIC_SHORT | (scale << SHORT_DSCALE_SHIFT);
+        if negative && !digits.is_empty() {
+            h |= SHORT_SIGN;
+        }
+        if weight < 0 {
+            h |= SHORT_WEIGHT_SIGN;
+        }
+        h |= (weight as u16) & SHORT_WEIGHT_MASK;
+        out.extend_from_slice(&h.to_le_bytes());
+    } else {
+        let sign = if negative && !digits.is_empty() {
+            NUMERIC_NEG
+        } else {
+            0
+        };
+        out.extend_from_slice(&(sign | (scale & 0x3FFF)).to_le_bytes());
+        out.extend_from_slice(&(weight as i16).to_le_bytes());
+    }
+    for d in digits {
+        out.extend_from_slice(&d.to_le_bytes());
+    }
+    out
+}
+
+/// Build stored-form arrays for `kinds` from rows of values (write-store
+/// rows); `rows[r][c]` is column `c` of row `r`, missing trailing columns
+/// read as NULL.
+pub fn values_to_arrays<'a>(
+    kinds: &[ColumnKind],
+    rows: &[Vec<Value<'a>>],
+) -> Result<Vec<ArrayRef>> {
+    let mut out = Vec::with_capacity(kinds.len());
+    for (c, &kind) in kinds.iter().enumerate() {
+        let value = |r: &Vec<Value<'a>>| -> Value<'a> { r.get(c).copied().unwrap_or(Value::Null) };
+        macro_rules! words {
+            ($builder:ty, |$w:ident| $conv:expr) => {{
+                let mut b = <$builder>::with_capacity(rows.len());
+                for r in rows {
+                    match value(r) {
+                        Value::Word($w) => b.append_value($conv),
+                        _ => b.append_null(),
+                    }
+                }
+                Arc::new(b.finish()) as ArrayRef
+            }};
+        }
+        out.push(match kind {
+            ColumnKind::Bool => words!(BooleanBuilder, |w| w != 0),
+            ColumnKind::Char => words!(Int8Builder, |w| w as i8),
+            ColumnKind::Int16 => words!(Int16Builder, |w| w as i16),
+            ColumnKind::Int32 => words!(Int32Builder, |w| w as i32),
+            ColumnKind::Int64 => words!(Int64Builder, |w| w as i64),
+            ColumnKind::Float32 => words!(Float32Builder, |w| f32::from_bits(w as u32)),
+            ColumnKind::Float64 => words!(Float64Builder, |w| f64::from_bits(w)),
+            ColumnKind::Fixed(n) => {
+                let mut b = FixedSizeBinaryBuilder::with_capacity(rows.len(), i32::from(n));
+                for r in rows {
+                    match value(r) {
+                        Value::Bytes(v) => b
+                            .append_value(v)
+                            .map_err(|e| Error(format!("column {c}: {e}")))?,
+                        _ => b.append_null(),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            ColumnKind::Bytes => {
+                let mut b = LargeBinaryBuilder::new();
+                for r in rows {
+                    match value(r) {
+                        Value::Bytes(v) => b.append_value(v),
+                        _ => b.append_null(),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+        });
+    }
+    Ok(out)
+}
+
+/// Positions of `row_numbers` that are not in `deleted` (sorted ascending).
+pub fn live_positions(row_numbers: &Int64Array, deleted: &[u64]) -> Option<Vec<u32>> {
+    if deleted.is_empty() || row_numbers.is_empty() {
+        return None;
+    }
+    let (first, last) = (
+        row_numbers.value(0) as u64,
+        row_numbers.value(row_numbers.len() - 1) as u64,
+    );
+    let lo = deleted.partition_point(|&d| d < first);
+    let hi = deleted.partition_point(|&d| d <= last);
+    if lo == hi {
+        return None;
+    }
+    let dead = &deleted[lo..hi];
+    let mut keep = Vec::with_capacity(row_numbers.len());
+    let mut k = 0;
+    for (i, &r) in row_numbers.values().iter().enumerate() {
+        let r = r as u64;
+        while k < dead.len() && dead[k] < r {
+            k += 1;
+        }
+        if k < dead.len() && dead[k] == r {
+            continue;
+        }
+        keep.push(i as u32);
+    }
+    Some(keep)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_round_trips() {
+        for (v, s) in [
+            (0i128, 0u16),
+            (0, 2),
+            (1, 0),
+            (-1, 0),
+            (12345, 2),
+            (-12345, 2),
+            (100000000, 0),
+            (1, 20),
+            (-999999999999999999, 4),
+            (i128::MAX / 10, 10),
+            (5, 1),
+            (10000, 0),
+            (123, 7),
+        ] {
+            let p = i128_to_numeric(v, s);
+            assert_eq!(numeric_to_i128(&p, s as i8).unwrap(), v, "{v} scale {s}");
+            // One more scale digit reads ten times larger.
+            if s < 30 {
+                assert_eq!(numeric_to_i128(&p, s as i8 + 1).unwrap(), v * 10);
+            }
+        }
+    }
+
+    #[test]
+    fn numeric_rejects_specials_and_lost_digits() {
+        assert!(numeric_to_i128(&0xC000u16.to_le_bytes(), 2).is_err());
+        let p = i128_to_numeric(12345, 3); // 12.345
+        assert!(numeric_to_i128(&p, 2).is_err());
+        assert!(numeric_to_i128(&[1], 0).is_err());
+    }
+}
