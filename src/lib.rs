@@ -17,6 +17,8 @@ mod guc;
 mod index;
 mod info;
 mod loading;
+mod pg;
+mod scan;
 
 ::pgrx::pg_module_magic!(name, version);
 
@@ -36,6 +38,7 @@ pub extern "C-unwind" fn _PG_init() {
     guc::init();
     index::init();
     columnar::init();
+    scan::init();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

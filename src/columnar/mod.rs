@@ -17,7 +17,7 @@
 //! lock), `ddl` (new storage, truncate, copy, index build), `vacuum`,
 //! `compact` (merging segments, purging deleted rows, reusing pages), `stats`.
 
-mod catalog;
+pub(crate) mod catalog;
 mod compact;
 mod datum;
 mod ddl;
@@ -27,7 +27,7 @@ mod handler;
 mod modify;
 mod pending;
 mod pushdown;
-mod rows;
+pub(crate) mod rows;
 mod scan;
 pub(crate) mod snapshot;
 pub(crate) mod stats;
@@ -43,10 +43,8 @@ pub(crate) fn is_columnar(rel: pg_sys::Relation) -> bool {
     std::ptr::eq(unsafe { (*rel).rd_tableam }, &handler::ROUTINE)
 }
 
-/// The table's name, for messages.
 fn relation_name(rel: pg_sys::Relation) -> String {
-    // SAFETY: `rel` is an open relation; rd_rel and its name are valid.
-    unsafe { pgrx::name_data_to_str(&(*(*rel).rd_rel).relname).to_string() }
+    crate::pg::relation_name(rel)
 }
 
 /// A stored segment or page of table `rel` is not what it should be.
@@ -57,6 +55,15 @@ fn corrupt(rel: pg_sys::Relation, what: String) -> ! {
         "omendb.columnar_verify reports what is damaged; restore the table from a backup."
             .to_string(),
     )
+}
+
+/// Segment at `first_block` of table `rel` could not be read.
+pub(crate) fn corrupt_segment(
+    rel: pg_sys::Relation,
+    first_block: u32,
+    e: impl std::fmt::Display,
+) -> ! {
+    corrupt(rel, format!("segment at block {first_block}: {e}"))
 }
 
 /// Rows per TID "block": heap's MaxHeapTuplesPerPage for 8 KiB pages, so a

@@ -31,10 +31,8 @@ fn alex_options(kind: keys::KeyType) -> alex::Options {
     }
 }
 
-/// The index's name, for messages.
 fn relation_name(rel: pg_sys::Relation) -> String {
-    // SAFETY: `rel` is an open relation; rd_rel and its name are valid.
-    unsafe { pgrx::name_data_to_str(&(*(*rel).rd_rel).relname).to_string() }
+    crate::pg::relation_name(rel)
 }
 
 /// Raise an alex core error as a PostgreSQL ERROR naming the index.

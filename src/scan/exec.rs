@@ -1,0 +1,436 @@
+//! The `OmenDataFusion` custom scan node at execution: translate the stored
+//! query with the statement's parameters, load the tables on the main
+//! thread, run the DataFusion plan on its threads and turn its batches into
+//! tuples.
+
+use std::ffi::CString;
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::common::DataFusionError;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::{displayable, ExecutionPlan};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::StreamExt;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+use super::source::{OmenTable, Wanted};
+use super::translate::{Translator, Unsupported};
+use super::values::OutColumn;
+use super::{functions, load, runtime, settings};
+
+/// A translated, optimized and physically planned query.
+pub struct Planned {
+    pub physical: Arc<dyn ExecutionPlan>,
+    /// The types the output columns compute (char(n) padding, numeric scale).
+    pub outputs: Vec<super::types::Pg>,
+    pub ctx: SessionContext,
+    pub tables: Vec<Arc<OmenTable>>,
+}
+
+fn session() -> SessionContext {
+    let (_, threads) = runtime::get();
+    let config = SessionConfig::new()
+        .with_target_partitions(*threads)
+        .with_batch_size(8192)
+        .with_information_schema(false);
+    let rt = RuntimeEnvBuilder::new()
+        .with_memory_limit(settings::memory_limit(), 1.0)
+        .with_disk_manager_builder(
+            DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+        )
+        .build_arc()
+        .expect("runtime env without disk manager");
+    SessionContext::new_with_config_rt(config, rt)
+}
+
+/// Translate `query` (a copy is made) and plan it. With `snapshot`, load
+/// every table's data first (execution); without, plan only (planning and
+/// EXPLAIN).
+pub unsafe fn plan(
+    query: *mut pg_sys::Query,
+    params: pg_sys::ParamListInfo,
+    snapshot: Option<pg_sys::Snapshot>,
+) -> Result<Planned, Unsupported> {
+    let (_, threads) = runtime::get();
+    // SAFETY: a Query node; translation folds it in place, so a copy.
+    let q = unsafe { pg_sys::copyObjectImpl(query as *const _) as *mut pg_sys::Query };
+    let mut t = Translator::new(params, snapshot.is_none(), *threads);
+    let (logical, outputs) = unsafe { t.query(q, &[], false)? };
+    let ctx = session();
+    let state = ctx.state();
+    let optimized = state.optimize(&logical)?;
+    if let Some(snap) = snapshot {
+        for (table, wanted) in wanted_by_table(&optimized, &t.tables) {
+            let loaded = load::load(pg_sys::Oid::from(table.oid), snap, &wanted);
+            *table.loaded.lock().expect("not poisoned") = Some(Arc::new(loaded));
+        }
+    }
+    let physical = runtime::wait(state.create_physical_plan(&optimized))?;
+    Ok(Planned {
+        physical,
+        outputs,
+        ctx,
+        tables: t.tables,
+    })
+}
+
+/// For each table: the union of the columns its scans read, and the prune
+/// filters (only when it is scanned once).
+fn wanted_by_table(plan: &LogicalPlan, tables: &[Arc<OmenTable>]) -> Vec<(Arc<OmenTable>, Wanted)> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    let mut found: Vec<(Arc<OmenTable>, Wanted, usize)> = Vec::new();
+    let mut visit = |p: &LogicalPlan| -> datafusion::common::Result<TreeNodeRecursion> {
+        if let LogicalPlan::TableScan(s) = p {
+            let src = datafusion::datasource::source_as_provider(&s.source)?;
+            if let Some(t) = src.as_any().downcast_ref::<OmenTable>() {
+                let table = tables.iter().find(|x| std::ptr::eq(x.as_ref(), t)).cloned();
+                if let Some(table) = table {
+                    let cols: Vec<usize> = match &s.projection {
+                        Some(p) => p.iter().map(|&i| table.columns[i].index).collect(),
+                        None => table.columns.iter().map(|c| c.index).collect(),
+                    };
+                    let filters: Vec<_> = s
+                        .filters
+                        .iter()
+                        .filter_map(|f| table.prune_filter(f))
+                        .collect();
+                    match found.iter_mut().find(|(x, _, _)| Arc::ptr_eq(x, &table)) {
+                        Some((_, w, n)) => {
+                            w.columns.extend(cols);
+                            w.filters.clear();
+                            *n += 1;
+                        }
+                        None => found.push((
+                            table,
+                            Wanted {
+                                columns: cols,
+                                filters,
+                            },
+                            1,
+                        )),
+                    }
+                }
+            }
+        }
+        // Subqueries are plans of their own inside expressions.
+        p.apply_subqueries(|sub| {
+            let _ = sub;
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        Ok(TreeNodeRecursion::Continue)
+    };
+    let _ = plan.apply_with_subqueries(&mut visit);
+    found
+        .into_iter()
+        .map(|(t, mut w, _)| {
+            w.columns.sort_unstable();
+            w.columns.dedup();
+            (t, w)
+        })
+        .collect()
+}
+
+/// Raise the ERROR PostgreSQL would for a failed DataFusion execution.
+pub fn raise(e: DataFusionError) -> ! {
+    if let Some(pg) = functions::find_pg_error(&e) {
+        let code = match pg.sqlstate {
+            functions::OUT_OF_RANGE => PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+            functions::DIVISION_BY_ZERO => PgSqlErrorCode::ERRCODE_DIVISION_BY_ZERO,
+            functions::DATETIME_OUT_OF_RANGE => PgSqlErrorCode::ERRCODE_DATETIME_FIELD_OVERFLOW,
+            "XX001" => PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+            "0A000" => PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            _ => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        };
+        crate::error::error(code, pg.message.clone());
+    }
+    let root = e.find_root();
+    if matches!(root, DataFusionError::ResourcesExhausted(_)) {
+        crate::error::error_with_hint(
+            PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY,
+            format!("omendb's DataFusion scan ran out of its memory limit: {root}"),
+            "Raise omendb.datafusion_memory_limit, or set omendb.datafusion = off for this query."
+                .into(),
+        );
+    }
+    crate::error::error(
+        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        format!("omendb's DataFusion scan failed: {e}"),
+    )
+}
+
+/// Per-node executor state (Rust side).
+pub struct ExecState {
+    query: *mut pg_sys::Query,
+    planned: Option<Planned>,
+    stream: Option<SendableRecordBatchStream>,
+    batch: Option<(RecordBatch, Vec<OutColumn>)>,
+    row: usize,
+    /// Output column types (oid, typmod) from the plan's target list.
+    types: Vec<(pg_sys::Oid, i32)>,
+    row_cx: pgrx::PgMemoryContexts,
+    rows_since_reset: u32,
+    done: bool,
+}
+
+#[repr(C)]
+pub struct NodeState {
+    css: pg_sys::CustomScanState,
+    state: *mut ExecState,
+}
+
+pub static mut EXEC_METHODS: pg_sys::CustomExecMethods = pg_sys::CustomExecMethods {
+    CustomName: c"OmenDataFusion".as_ptr(),
+    BeginCustomScan: Some(begin),
+    ExecCustomScan: Some(exec),
+    EndCustomScan: Some(end),
+    ReScanCustomScan: Some(rescan),
+    MarkPosCustomScan: None,
+    RestrPosCustomScan: None,
+    EstimateDSMCustomScan: None,
+    InitializeDSMCustomScan: None,
+    ReInitializeDSMCustomScan: None,
+    InitializeWorkerCustomScan: None,
+    ShutdownCustomScan: None,
+    ExplainCustomScan: Some(explain),
+};
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn create_state(cscan: *mut pg_sys::CustomScan) -> *mut pg_sys::Node {
+    // SAFETY: palloc0 of our node; the executor fills in the rest.
+    unsafe {
+        let n = pg_sys::palloc0(std::mem::size_of::<NodeState>()) as *mut NodeState;
+        (*n).css.ss.ps.type_ = pg_sys::NodeTag::T_CustomScanState;
+        (*n).css.methods = &raw const EXEC_METHODS;
+        let _ = cscan;
+        n as *mut pg_sys::Node
+    }
+}
+
+fn state<'a>(node: *mut pg_sys::CustomScanState) -> &'a mut ExecState {
+    // SAFETY: our node, begun by `begin`.
+    unsafe { &mut *(*(node as *mut NodeState)).state }
+}
+
+/// Drops the Rust state when the query's memory goes (also after an ERROR,
+/// when EndCustomScan is not called).
+#[pg_guard]
+unsafe extern "C-unwind" fn free_state(arg: *mut std::ffi::c_void) {
+    let n = arg as *mut NodeState;
+    // SAFETY: the state pointer is set once in `begin` and cleared here.
+    unsafe {
+        if !(*n).state.is_null() {
+            drop(Box::from_raw((*n).state));
+            (*n).state = std::ptr::null_mut();
+        }
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn begin(
+    node: *mut pg_sys::CustomScanState,
+    estate: *mut pg_sys::EState,
+    eflags: i32,
+) {
+    // SAFETY: an initialised CustomScanState of our plan.
+    unsafe {
+        let cscan = (*node).ss.ps.plan as *mut pg_sys::CustomScan;
+        let private = super::expr::list::<pg_sys::Node>((*cscan).custom_private);
+        let query = private[0] as *mut pg_sys::Query;
+        let mut types = Vec::new();
+        for tle in super::expr::list::<pg_sys::TargetEntry>((*cscan).scan.plan.targetlist) {
+            let e = (*tle).expr as *mut pg_sys::Node;
+            types.push((pg_sys::exprType(e), pg_sys::exprTypmod(e)));
+        }
+        let st = Box::new(ExecState {
+            query,
+            planned: None,
+            stream: None,
+            batch: None,
+            row: 0,
+            types,
+            row_cx: pgrx::PgMemoryContexts::new("OmenDataFusion rows"),
+            rows_since_reset: 0,
+            done: false,
+        });
+        let n = node as *mut NodeState;
+        (*n).state = Box::into_raw(st);
+        let cb = pg_sys::MemoryContextAlloc(
+            (*estate).es_query_cxt,
+            std::mem::size_of::<pg_sys::MemoryContextCallback>(),
+        ) as *mut pg_sys::MemoryContextCallback;
+        (*cb).func = Some(free_state);
+        (*cb).arg = n as *mut std::ffi::c_void;
+        pg_sys::MemoryContextRegisterResetCallback((*estate).es_query_cxt, cb);
+        if eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 != 0 {
+            let planned = plan(query, (*estate).es_param_list_info, None).unwrap_or_else(|u| {
+                crate::error::error(
+                    PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                    format!("omendb DataFusion scan: {}", u.0),
+                )
+            });
+            state(node).planned = Some(planned);
+        }
+    }
+}
+
+unsafe fn start(node: *mut pg_sys::CustomScanState) {
+    // SAFETY: our node during execution.
+    unsafe {
+        let estate = (*node).ss.ps.state;
+        let st = state(node);
+        let planned = plan(
+            st.query,
+            (*estate).es_param_list_info,
+            Some((*estate).es_snapshot),
+        )
+        .unwrap_or_else(|u| {
+            crate::error::error(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                format!(
+                    "omendb DataFusion scan could not plan at execution: {}",
+                    u.0
+                ),
+            )
+        });
+        let (rt, _) = runtime::get();
+        let _enter = rt.enter();
+        let task = planned.ctx.task_ctx();
+        let stream = datafusion::physical_plan::execute_stream(planned.physical.clone(), task)
+            .unwrap_or_else(|e| raise(e));
+        st.planned = Some(planned);
+        st.stream = Some(stream);
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn exec(
+    node: *mut pg_sys::CustomScanState,
+) -> *mut pg_sys::TupleTableSlot {
+    // SAFETY: our node; the scan slot's descriptor matches the target list.
+    unsafe {
+        let slot = (*node).ss.ss_ScanTupleSlot;
+        if state(node).done {
+            return pg_sys::ExecClearTuple(slot);
+        }
+        if state(node).stream.is_none() {
+            start(node);
+        }
+        let st = state(node);
+        loop {
+            if let Some((batch, cols)) = &st.batch {
+                if st.row < batch.num_rows() {
+                    let i = st.row;
+                    st.row += 1;
+                    st.rows_since_reset += 1;
+                    if st.rows_since_reset >= 256 {
+                        st.rows_since_reset = 0;
+                        st.row_cx.reset();
+                    }
+                    pg_sys::ExecClearTuple(slot);
+                    let values = (*slot).tts_values;
+                    let nulls = (*slot).tts_isnull;
+                    st.row_cx.switch_to(|_| {
+                        for (k, c) in cols.iter().enumerate() {
+                            match c.datum(i) {
+                                Some(d) => {
+                                    *values.add(k) = d;
+                                    *nulls.add(k) = false;
+                                }
+                                None => {
+                                    *values.add(k) = pg_sys::Datum::from(0usize);
+                                    *nulls.add(k) = true;
+                                }
+                            }
+                        }
+                    });
+                    return pg_sys::ExecStoreVirtualTuple(slot);
+                }
+            }
+            let stream = st.stream.as_mut().expect("started");
+            match runtime::wait(stream.next()) {
+                None => {
+                    st.batch = None;
+                    st.done = true;
+                    return pg_sys::ExecClearTuple(slot);
+                }
+                Some(Err(e)) => raise(e),
+                Some(Ok(b)) => {
+                    let mut cols = Vec::with_capacity(b.num_columns());
+                    let outputs = &st.planned.as_ref().expect("planned").outputs;
+                    for (k, a) in b.columns().iter().enumerate() {
+                        let (oid, _) = st.types[k];
+                        cols.push(OutColumn::new(a, oid, outputs[k]).unwrap_or_else(|m| {
+                            crate::error::error(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, m)
+                        }));
+                    }
+                    st.batch = Some((b, cols));
+                    st.row = 0;
+                }
+            }
+        }
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn end(node: *mut pg_sys::CustomScanState) {
+    // SAFETY: our node; the state is dropped once (here or by the callback).
+    unsafe { free_state(node as *mut std::ffi::c_void) }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn rescan(node: *mut pg_sys::CustomScanState) {
+    let st = state(node);
+    st.stream = None;
+    st.batch = None;
+    st.planned = None;
+    st.done = false;
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn explain(
+    node: *mut pg_sys::CustomScanState,
+    _ancestors: *mut pg_sys::List,
+    es: *mut pg_sys::ExplainState,
+) {
+    let st = state(node);
+    // SAFETY: the ExplainState of this EXPLAIN.
+    unsafe {
+        let Some(p) = &st.planned else { return };
+        let text = if (*es).analyze {
+            displayable(p.physical.as_ref())
+                .set_show_statistics(false)
+                .indent(true)
+                .to_string()
+        } else {
+            displayable(p.physical.as_ref()).indent(false).to_string()
+        };
+        let text = if (*es).analyze {
+            datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
+                p.physical.as_ref(),
+            )
+            .indent(false)
+            .to_string()
+        } else {
+            text
+        };
+        let text = text.trim_end().replace('\0', "");
+        if (*es).format == pg_sys::ExplainFormat::EXPLAIN_FORMAT_TEXT {
+            // One line per DataFusion operator, indented under this node.
+            for line in std::iter::once("DataFusion Plan:").chain(text.lines()) {
+                pg_sys::appendStringInfoSpaces((*es).str_, (*es).indent * 2 + 2);
+                let l = CString::new(line).expect("no NUL");
+                pg_sys::appendStringInfoString((*es).str_, l.as_ptr());
+                pg_sys::appendStringInfoChar((*es).str_, b'\n' as std::ffi::c_char);
+            }
+        } else {
+            let label = CString::new("DataFusion Plan").expect("no NUL");
+            let value = CString::new(text).expect("no NUL");
+            pg_sys::ExplainPropertyText(label.as_ptr(), value.as_ptr(), es);
+        }
+    }
+}

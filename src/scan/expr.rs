@@ -1,0 +1,1092 @@
+//! PostgreSQL expression trees -> DataFusion expressions, resolved by the
+//! OIDs (and names) of PostgreSQL's functions and operators. Anything not
+//! on this list is [`Unsupported`], and the query stays in PostgreSQL.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{Column, DFSchema, ScalarValue};
+use datafusion::logical_expr::expr::{Case, Like};
+use datafusion::logical_expr::{
+    binary_expr, cast, exists, in_subquery, not_exists, not_in_subquery, scalar_subquery, Expr,
+    ExprSchemable, Operator,
+};
+use pgrx::pg_sys;
+use pgrx::PgList;
+
+use super::functions::{self as f, Arith, Cmp};
+use super::translate::{Translator, Unsupported, R};
+use super::types::{type_name, Pg};
+
+/// A translated expression and the PostgreSQL type it computes.
+#[derive(Clone)]
+pub struct TExpr {
+    pub e: Expr,
+    pub pg: Pg,
+}
+
+/// Where the expression is evaluated: the query levels (innermost last),
+/// the input schema, and after aggregation the names of grouped values.
+pub struct Ctx<'a> {
+    pub levels: &'a [super::translate::Level],
+    pub schema: &'a DFSchema,
+    pub agg: Option<&'a AggMap>,
+}
+
+/// After GROUP BY: expressions equal to a grouping expression or an
+/// aggregate read the aggregate node's output column of that name.
+pub struct AggMap {
+    pub groups: Vec<(*mut pg_sys::Node, String, Pg)>,
+    pub aggs: Vec<(*mut pg_sys::Aggref, String, Pg)>,
+}
+
+pub fn unsupported<T>(what: impl Into<String>) -> R<T> {
+    Err(Unsupported(what.into()))
+}
+
+pub unsafe fn list<T>(l: *mut pg_sys::List) -> Vec<*mut T> {
+    // SAFETY: a PostgreSQL pointer list (or NIL).
+    unsafe { PgList::<T>::from_pg(l).iter_ptr().collect() }
+}
+
+fn is(node: *mut pg_sys::Node, tag: pg_sys::NodeTag) -> bool {
+    // SAFETY: a valid node.
+    !node.is_null() && unsafe { (*node).type_ } == tag
+}
+
+pub fn func_name(oid: pg_sys::Oid) -> String {
+    // SAFETY: syscache lookup; NULL for a missing function.
+    unsafe {
+        let p = pg_sys::get_func_name(oid);
+        if p.is_null() {
+            return format!("function {}", oid.to_u32());
+        }
+        std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+    }
+}
+
+unsafe extern "C-unwind" {
+    fn lc_collate_is_c(collation: pg_sys::Oid) -> bool;
+}
+
+/// Whether text comparisons under `collid` are byte order (C / POSIX, or
+/// the database default when that is C).
+pub fn c_collation(collid: pg_sys::Oid) -> bool {
+    // SAFETY: collation lookups of PostgreSQL's own.
+    unsafe {
+        collid == pg_sys::InvalidOid
+            || collid == pg_sys::C_COLLATION_OID
+            || collid == pg_sys::POSIX_COLLATION_OID
+            || lc_collate_is_c(collid)
+            || (collid == pg_sys::DEFAULT_COLLATION_OID && default_is_c_utf8())
+    }
+}
+
+/// Whether the database's collation is C.UTF-8, whose order is code point
+/// order, which for UTF-8 is byte order.
+fn default_is_c_utf8() -> bool {
+    // SAFETY: reading a GUC by name.
+    let v = unsafe { pg_sys::GetConfigOption(c"lc_collate".as_ptr(), true, false) };
+    if v.is_null() {
+        return false;
+    }
+    // SAFETY: GetConfigOption returns a NUL-terminated string.
+    let s = unsafe { std::ffi::CStr::from_ptr(v) }
+        .to_string_lossy()
+        .to_ascii_lowercase();
+    s == "c.utf-8" || s == "c.utf8"
+}
+
+fn numeric_of(e: &Expr, schema: &DFSchema) -> R<Pg> {
+    match e.get_type(schema)? {
+        DataType::Decimal128(p, s) => Ok(Pg::Numeric {
+            precision: p,
+            scale: s,
+        }),
+        t => unsupported(format!("numeric computed as {t}")),
+    }
+}
+
+/// Cast an integer or numeric expression to numeric.
+fn to_numeric(x: TExpr) -> R<TExpr> {
+    let (p, s) = match x.pg {
+        Pg::Numeric { .. } => return Ok(x),
+        Pg::Int2 => (5, 0),
+        Pg::Int4 => (10, 0),
+        Pg::Int8 => (19, 0),
+        t => return unsupported(format!("{t:?} as numeric")),
+    };
+    Ok(TExpr {
+        e: cast(x.e, DataType::Decimal128(p, s)),
+        pg: Pg::Numeric {
+            precision: p,
+            scale: s,
+        },
+    })
+}
+
+fn widen_int(x: TExpr, to: Pg) -> TExpr {
+    if x.pg == to {
+        x
+    } else {
+        TExpr {
+            e: cast(x.e, to.arrow()),
+            pg: to,
+        }
+    }
+}
+
+fn int_rank(p: Pg) -> u8 {
+    match p {
+        Pg::Int2 => 1,
+        Pg::Int4 => 2,
+        _ => 3,
+    }
+}
+
+fn cmp_op(c: Cmp) -> Operator {
+    match c {
+        Cmp::Eq => Operator::Eq,
+        Cmp::Ne => Operator::NotEq,
+        Cmp::Lt => Operator::Lt,
+        Cmp::Le => Operator::LtEq,
+        Cmp::Gt => Operator::Gt,
+        Cmp::Ge => Operator::GtEq,
+    }
+}
+
+/// The comparison a function name ends in (int4lt, text_lt, date_le_timestamp…).
+fn comparison(name: &str) -> Option<Cmp> {
+    let stem = name.split('_').collect::<Vec<_>>();
+    let candidates: Vec<&str> = stem.iter().copied().collect();
+    for c in candidates.iter().rev().chain(std::iter::once(&name)) {
+        for (suffix, cmp) in [
+            ("eq", Cmp::Eq),
+            ("ne", Cmp::Ne),
+            ("lt", Cmp::Lt),
+            ("le", Cmp::Le),
+            ("gt", Cmp::Gt),
+            ("ge", Cmp::Ge),
+        ] {
+            if c.ends_with(suffix) {
+                return Some(cmp);
+            }
+        }
+    }
+    None
+}
+
+const USECS_PER_DAY: i64 = 86_400_000_000;
+
+impl Translator {
+    /// Translate `node` in `cx`.
+    pub unsafe fn expr(&mut self, node: *mut pg_sys::Node, cx: &Ctx) -> R<TExpr> {
+        // SAFETY: nodes of the query tree being translated.
+        unsafe {
+            if let Some(agg) = cx.agg {
+                for (g, name, pg) in &agg.groups {
+                    if pg_sys::equal(node as *const _, *g as *const _) {
+                        return Ok(TExpr {
+                            e: Expr::Column(Column::from_name(name)),
+                            pg: *pg,
+                        });
+                    }
+                }
+                if is(node, pg_sys::NodeTag::T_Aggref) {
+                    for (a, name, pg) in &agg.aggs {
+                        if pg_sys::equal(node as *const _, *a as *const _) {
+                            return Ok(TExpr {
+                                e: Expr::Column(Column::from_name(name)),
+                                pg: *pg,
+                            });
+                        }
+                    }
+                    return unsupported("an aggregate the translator did not collect");
+                }
+            }
+            let tag = (*node).type_;
+            match tag {
+                pg_sys::NodeTag::T_Var => self.var(node as *mut pg_sys::Var, cx),
+                pg_sys::NodeTag::T_Const => self.constant(node as *mut pg_sys::Const),
+                pg_sys::NodeTag::T_Param => self.param(node as *mut pg_sys::Param),
+                pg_sys::NodeTag::T_RelabelType => {
+                    let r = node as *mut pg_sys::RelabelType;
+                    let x = self.expr((*r).arg as *mut pg_sys::Node, cx)?;
+                    let to = Pg::of((*r).resulttype, (*r).resulttypmod).map_err(Unsupported)?;
+                    // Binary-compatible: varchar -> text and the like.
+                    if x.pg.arrow() == to.arrow() || (x.pg.is_text() && to.is_text()) {
+                        Ok(TExpr { e: x.e, pg: to })
+                    } else {
+                        unsupported(format!(
+                            "relabeling {:?} as {}",
+                            x.pg,
+                            type_name((*r).resulttype)
+                        ))
+                    }
+                }
+                pg_sys::NodeTag::T_OpExpr => {
+                    let op = node as *mut pg_sys::OpExpr;
+                    let func = pg_sys::get_opcode((*op).opno);
+                    let args = list::<pg_sys::Node>((*op).args);
+                    self.call(func, &args, (*op).opresulttype, (*op).inputcollid, cx)
+                }
+                pg_sys::NodeTag::T_FuncExpr => {
+                    let fe = node as *mut pg_sys::FuncExpr;
+                    if (*fe).funcretset {
+                        return unsupported("a set-returning function");
+                    }
+                    let args = list::<pg_sys::Node>((*fe).args);
+                    self.call(
+                        (*fe).funcid,
+                        &args,
+                        (*fe).funcresulttype,
+                        (*fe).inputcollid,
+                        cx,
+                    )
+                }
+                pg_sys::NodeTag::T_BoolExpr => {
+                    let b = node as *mut pg_sys::BoolExpr;
+                    let args = list::<pg_sys::Node>((*b).args);
+                    if (*b).boolop == pg_sys::BoolExprType::NOT_EXPR {
+                        let a = args[0];
+                        if is(a, pg_sys::NodeTag::T_SubLink) {
+                            return self.sublink(a as *mut pg_sys::SubLink, true, cx);
+                        }
+                        let x = self.expr(a, cx)?;
+                        return Ok(TExpr {
+                            e: Expr::Not(Box::new(x.e)),
+                            pg: Pg::Bool,
+                        });
+                    }
+                    let op = if (*b).boolop == pg_sys::BoolExprType::AND_EXPR {
+                        Operator::And
+                    } else {
+                        Operator::Or
+                    };
+                    let mut it = args.into_iter();
+                    let mut acc = self.expr(it.next().expect("two args"), cx)?.e;
+                    for a in it {
+                        acc = binary_expr(acc, op, self.expr(a, cx)?.e);
+                    }
+                    Ok(TExpr {
+                        e: acc,
+                        pg: Pg::Bool,
+                    })
+                }
+                pg_sys::NodeTag::T_NullTest => {
+                    let t = node as *mut pg_sys::NullTest;
+                    if (*t).argisrow {
+                        return unsupported("IS NULL on a row");
+                    }
+                    let x = self.expr((*t).arg as *mut pg_sys::Node, cx)?;
+                    let e = if (*t).nulltesttype == pg_sys::NullTestType::IS_NULL {
+                        Expr::IsNull(Box::new(x.e))
+                    } else {
+                        Expr::IsNotNull(Box::new(x.e))
+                    };
+                    Ok(TExpr { e, pg: Pg::Bool })
+                }
+                pg_sys::NodeTag::T_BooleanTest => {
+                    let t = node as *mut pg_sys::BooleanTest;
+                    let x = Box::new(self.expr((*t).arg as *mut pg_sys::Node, cx)?.e);
+                    use pg_sys::BoolTestType::*;
+                    let e = match (*t).booltesttype {
+                        IS_TRUE => Expr::IsTrue(x),
+                        IS_NOT_TRUE => Expr::IsNotTrue(x),
+                        IS_FALSE => Expr::IsFalse(x),
+                        IS_NOT_FALSE => Expr::IsNotFalse(x),
+                        IS_UNKNOWN => Expr::IsUnknown(x),
+                        _ => Expr::IsNotUnknown(x),
+                    };
+                    Ok(TExpr { e, pg: Pg::Bool })
+                }
+                pg_sys::NodeTag::T_CaseExpr => self.case(node as *mut pg_sys::CaseExpr, cx),
+                pg_sys::NodeTag::T_CaseTestExpr => match &self.case_test {
+                    Some(x) => Ok(x.clone()),
+                    None => unsupported("CASE test value outside CASE"),
+                },
+                pg_sys::NodeTag::T_CoalesceExpr => {
+                    let c = node as *mut pg_sys::CoalesceExpr;
+                    let args = self.same_type_args(&list((*c).args), (*c).coalescetype, cx)?;
+                    let pg = args[0].pg;
+                    let e = datafusion::functions::core::expr_fn::coalesce(
+                        args.into_iter().map(|a| a.e).collect(),
+                    );
+                    Ok(TExpr { e, pg })
+                }
+                pg_sys::NodeTag::T_MinMaxExpr => {
+                    let m = node as *mut pg_sys::MinMaxExpr;
+                    if !c_collation((*m).inputcollid) {
+                        return unsupported("GREATEST/LEAST under a non-C collation");
+                    }
+                    let args = self.same_type_args(&list((*m).args), (*m).minmaxtype, cx)?;
+                    if args[0].pg.is_float() {
+                        return unsupported("GREATEST/LEAST of floats");
+                    }
+                    let pg = args[0].pg;
+                    let es = args.into_iter().map(|a| a.e).collect();
+                    let e = if (*m).op == pg_sys::MinMaxOp::IS_GREATEST {
+                        datafusion::functions::core::expr_fn::greatest(es)
+                    } else {
+                        datafusion::functions::core::expr_fn::least(es)
+                    };
+                    Ok(TExpr { e, pg })
+                }
+                pg_sys::NodeTag::T_NullIfExpr => {
+                    let n = node as *mut pg_sys::OpExpr;
+                    let args = list::<pg_sys::Node>((*n).args);
+                    let a = self.expr(args[0], cx)?;
+                    let eq = self.call(
+                        pg_sys::get_opcode((*n).opno),
+                        &args,
+                        pg_sys::BOOLOID,
+                        (*n).inputcollid,
+                        cx,
+                    )?;
+                    let null = ScalarValue::try_from(&a.pg.arrow())?;
+                    let e = Expr::Case(Case::new(
+                        None,
+                        vec![(Box::new(eq.e), Box::new(Expr::Literal(null, None)))],
+                        Some(Box::new(a.e)),
+                    ));
+                    Ok(TExpr { e, pg: a.pg })
+                }
+                pg_sys::NodeTag::T_ScalarArrayOpExpr => {
+                    self.array_op(node as *mut pg_sys::ScalarArrayOpExpr, cx)
+                }
+                pg_sys::NodeTag::T_SubLink => self.sublink(node as *mut pg_sys::SubLink, false, cx),
+                pg_sys::NodeTag::T_Aggref => {
+                    unsupported("an aggregate outside an aggregating query level")
+                }
+                pg_sys::NodeTag::T_WindowFunc => unsupported("window functions"),
+                t => unsupported(format!("expression node {t:?}")),
+            }
+        }
+    }
+
+    unsafe fn same_type_args(
+        &mut self,
+        args: &[*mut pg_sys::Node],
+        ty: pg_sys::Oid,
+        cx: &Ctx,
+    ) -> R<Vec<TExpr>> {
+        let mut out = Vec::new();
+        for &a in args {
+            // SAFETY: argument nodes.
+            out.push(unsafe { self.expr(a, cx)? });
+        }
+        if ty == pg_sys::NUMERICOID {
+            out = out.into_iter().map(to_numeric).collect::<R<_>>()?;
+            // Decimals of different scales: DataFusion coerces to a common one,
+            // which is the larger scale, as PostgreSQL's result keeps per value.
+            let scales: Vec<_> = out.iter().map(|x| x.pg).collect();
+            if scales.windows(2).any(|w| w[0] != w[1]) {
+                return unsupported("numeric values of different scales in one result");
+            }
+        }
+        Ok(out)
+    }
+
+    unsafe fn var(&mut self, v: *mut pg_sys::Var, cx: &Ctx) -> R<TExpr> {
+        // SAFETY: a Var of the query.
+        unsafe {
+            let up = (*v).varlevelsup as usize;
+            if up >= cx.levels.len() {
+                return unsupported("a reference to a query level outside the translated query");
+            }
+            let level = &cx.levels[cx.levels.len() - 1 - up];
+            let (col, pg) = level.column((*v).varno as u32, (*v).varattno, self)?;
+            match col {
+                super::translate::ColumnRef::Column(c, pg) => {
+                    if up == 0 {
+                        Ok(TExpr {
+                            e: Expr::Column(c),
+                            pg,
+                        })
+                    } else {
+                        let field = Arc::new(datafusion::arrow::datatypes::Field::new(
+                            c.name.clone(),
+                            pg.arrow(),
+                            true,
+                        ));
+                        Ok(TExpr {
+                            e: Expr::OuterReferenceColumn(field, c),
+                            pg,
+                        })
+                    }
+                }
+                super::translate::ColumnRef::Expr(node) => {
+                    // A join alias: translate the expression it stands for,
+                    // in its own level.
+                    let sub = Ctx {
+                        levels: &cx.levels[..cx.levels.len() - up],
+                        schema: cx.schema,
+                        agg: if up == 0 { cx.agg } else { None },
+                    };
+                    let _ = pg;
+                    self.expr(node, &sub)
+                }
+            }
+        }
+    }
+
+    unsafe fn constant(&mut self, c: *mut pg_sys::Const) -> R<TExpr> {
+        // SAFETY: a Const node.
+        unsafe {
+            let pg = Pg::of((*c).consttype, (*c).consttypmod).or_else(|e| {
+                // Unconstrained numeric constants get the scale they have.
+                if (*c).consttype == pg_sys::NUMERICOID {
+                    Ok(Pg::Numeric {
+                        precision: 0,
+                        scale: 0,
+                    })
+                } else {
+                    Err(Unsupported(format!("constant of {e}")))
+                }
+            })?;
+            let v = super::values::datum_to_scalar(
+                (*c).constvalue,
+                (*c).constisnull,
+                (*c).consttype,
+                pg,
+            )?;
+            let pg = match &v {
+                ScalarValue::Decimal128(_, p, s) => Pg::Numeric {
+                    precision: *p,
+                    scale: *s,
+                },
+                _ => pg,
+            };
+            Ok(TExpr {
+                e: Expr::Literal(v, None),
+                pg,
+            })
+        }
+    }
+
+    unsafe fn param(&mut self, p: *mut pg_sys::Param) -> R<TExpr> {
+        // SAFETY: a Param node; the parameter list is the statement's.
+        unsafe {
+            if (*p).paramkind != pg_sys::ParamKind::PARAM_EXTERN {
+                return unsupported("an executor parameter");
+            }
+            let ty = (*p).paramtype;
+            let pg = Pg::of(ty, (*p).paramtypmod).or_else(|e| {
+                if ty == pg_sys::NUMERICOID {
+                    Ok(Pg::Numeric {
+                        precision: 0,
+                        scale: 0,
+                    })
+                } else {
+                    Err(Unsupported(format!("parameter of {e}")))
+                }
+            })?;
+            let (value, isnull) = self.param_value((*p).paramid, ty)?;
+            let v = super::values::datum_to_scalar(value, isnull, ty, pg)?;
+            let pg = match &v {
+                ScalarValue::Decimal128(_, p, s) => Pg::Numeric {
+                    precision: *p,
+                    scale: *s,
+                },
+                _ => pg,
+            };
+            Ok(TExpr {
+                e: Expr::Literal(v, None),
+                pg,
+            })
+        }
+    }
+
+    unsafe fn case(&mut self, c: *mut pg_sys::CaseExpr, cx: &Ctx) -> R<TExpr> {
+        // SAFETY: a CaseExpr node.
+        unsafe {
+            let saved = self.case_test.take();
+            if !(*c).arg.is_null() {
+                self.case_test = Some(self.expr((*c).arg as *mut pg_sys::Node, cx)?);
+            }
+            let mut whens = Vec::new();
+            let mut results = Vec::new();
+            for w in list::<pg_sys::CaseWhen>((*c).args) {
+                let cond = self.expr((*w).expr as *mut pg_sys::Node, cx)?;
+                let r = self.expr((*w).result as *mut pg_sys::Node, cx)?;
+                whens.push(cond.e);
+                results.push(r);
+            }
+            self.case_test = saved;
+            if !(*c).defresult.is_null() {
+                results.push(self.expr((*c).defresult as *mut pg_sys::Node, cx)?);
+            }
+            let ty = (*c).casetype;
+            if ty == pg_sys::NUMERICOID {
+                results = results.into_iter().map(to_numeric).collect::<R<_>>()?;
+                let first = results[0].pg;
+                if results
+                    .iter()
+                    .any(|r| r.pg != first && !is_null_literal(&r.e))
+                {
+                    return unsupported("CASE branches of numeric values with different scales");
+                }
+            }
+            let pg = results
+                .iter()
+                .find(|r| !is_null_literal(&r.e))
+                .map_or(results[0].pg, |r| r.pg);
+            let want = pg.arrow();
+            let mut it = results.into_iter().map(|r| cast_if(r.e, &want, cx.schema));
+            let pairs: Vec<(Box<Expr>, Box<Expr>)> = whens
+                .into_iter()
+                .map(|w| {
+                    (
+                        Box::new(w),
+                        Box::new(it.next().expect("result").unwrap_or_else(|e| e)),
+                    )
+                })
+                .collect();
+            let default = it.next().map(|e| Box::new(e.unwrap_or_else(|e| e)));
+            Ok(TExpr {
+                e: Expr::Case(Case::new(None, pairs, default)),
+                pg,
+            })
+        }
+    }
+
+    unsafe fn array_op(&mut self, a: *mut pg_sys::ScalarArrayOpExpr, cx: &Ctx) -> R<TExpr> {
+        // SAFETY: a ScalarArrayOpExpr node.
+        unsafe {
+            let args = list::<pg_sys::Node>((*a).args);
+            let func = pg_sys::get_opcode((*a).opno);
+            let name = func_name(func);
+            let left = self.expr(args[0], cx)?;
+            let right = args[1];
+            let mut items = Vec::new();
+            if is(right, pg_sys::NodeTag::T_Const) {
+                let c = right as *mut pg_sys::Const;
+                if (*c).constisnull {
+                    return unsupported("= ANY of a NULL array");
+                }
+                let elem = pg_sys::get_element_type((*c).consttype);
+                let arr = pg_sys::pg_detoast_datum((*c).constvalue.cast_mut_ptr())
+                    as *mut pg_sys::ArrayType;
+                let (mut len, mut align, mut byval) = (0i16, 0 as std::ffi::c_char, false);
+                pg_sys::get_typlenbyvalalign(elem, &mut len, &mut byval, &mut align);
+                let mut values: *mut pg_sys::Datum = std::ptr::null_mut();
+                let mut nulls: *mut bool = std::ptr::null_mut();
+                let mut n = 0;
+                pg_sys::deconstruct_array(
+                    arr,
+                    elem,
+                    len as i32,
+                    byval,
+                    align,
+                    &mut values,
+                    &mut nulls,
+                    &mut n,
+                );
+                for i in 0..n as usize {
+                    let k = pg_sys::makeConst(
+                        elem,
+                        -1,
+                        (*c).constcollid,
+                        len as i32,
+                        *values.add(i),
+                        *nulls.add(i),
+                        byval,
+                    );
+                    items.push(k as *mut pg_sys::Node);
+                }
+            } else if is(right, pg_sys::NodeTag::T_ArrayExpr) {
+                items = list((*(right as *mut pg_sys::ArrayExpr)).elements);
+            } else {
+                return unsupported("= ANY of a computed array");
+            }
+            // Each element compared as the operator would: translate
+            // `left op item` and combine.
+            let mut acc: Option<Expr> = None;
+            let combine = if (*a).useOr {
+                Operator::Or
+            } else {
+                Operator::And
+            };
+            let _ = left;
+            for item in items {
+                let pair = [args[0], item];
+                let t = self.call(func, &pair, pg_sys::BOOLOID, (*a).inputcollid, cx)?;
+                acc = Some(match acc {
+                    None => t.e,
+                    Some(x) => binary_expr(x, combine, t.e),
+                });
+            }
+            let Some(e) = acc else {
+                return unsupported(format!("{name} with an empty array"));
+            };
+            Ok(TExpr { e, pg: Pg::Bool })
+        }
+    }
+
+    unsafe fn sublink(&mut self, s: *mut pg_sys::SubLink, negated: bool, cx: &Ctx) -> R<TExpr> {
+        // SAFETY: a SubLink of the query.
+        unsafe {
+            let sub = (*s).subselect as *mut pg_sys::Query;
+            match (*s).subLinkType {
+                pg_sys::SubLinkType::EXISTS_SUBLINK => {
+                    let (plan, _) = self.query(sub, cx.levels, true)?;
+                    let e = if negated {
+                        not_exists(Arc::new(plan))
+                    } else {
+                        exists(Arc::new(plan))
+                    };
+                    Ok(TExpr { e, pg: Pg::Bool })
+                }
+                pg_sys::SubLinkType::ANY_SUBLINK => {
+                    let test = (*s).testexpr as *mut pg_sys::Node;
+                    if !is(test, pg_sys::NodeTag::T_OpExpr) {
+                        return unsupported("IN (subquery) over a row");
+                    }
+                    let op = test as *mut pg_sys::OpExpr;
+                    let args = list::<pg_sys::Node>((*op).args);
+                    let name = func_name(pg_sys::get_opcode((*op).opno));
+                    if comparison(&name) != Some(Cmp::Eq)
+                        || args.len() != 2
+                        || !is(args[1], pg_sys::NodeTag::T_Param)
+                    {
+                        return unsupported(format!("{name} ANY (subquery)"));
+                    }
+                    let left = self.expr(args[0], cx)?;
+                    let (plan, outs) = self.query(sub, cx.levels, false)?;
+                    if outs.len() != 1 {
+                        return unsupported("IN (subquery) of several columns");
+                    }
+                    let right = outs[0];
+                    if negated {
+                        // NOT IN: NULLs on either side make PostgreSQL's
+                        // answer NULL, which an anti join does not give.
+                        return unsupported("NOT IN (subquery)");
+                    }
+                    let (l, plan) = if left.pg == right {
+                        (left.e, plan)
+                    } else if left.pg.is_int() && right.is_int() {
+                        let to = if int_rank(left.pg) >= int_rank(right) {
+                            left.pg
+                        } else {
+                            right
+                        };
+                        let plan = super::translate::cast_single_output(plan, to.arrow())?;
+                        (widen_int(left, to).e, plan)
+                    } else if left.pg.is_text() && right.is_text() {
+                        (left.e, plan)
+                    } else {
+                        return unsupported(format!(
+                            "IN (subquery) comparing {:?} with {right:?}",
+                            left.pg
+                        ));
+                    };
+                    let e = if negated {
+                        not_in_subquery(l, Arc::new(plan))
+                    } else {
+                        in_subquery(l, Arc::new(plan))
+                    };
+                    Ok(TExpr { e, pg: Pg::Bool })
+                }
+                pg_sys::SubLinkType::EXPR_SUBLINK => {
+                    let (plan, outs) = self.query(sub, cx.levels, false)?;
+                    if outs.len() != 1 {
+                        return unsupported("a scalar subquery of several columns");
+                    }
+                    let e = scalar_subquery(Arc::new(plan));
+                    let e = if negated { Expr::Not(Box::new(e)) } else { e };
+                    Ok(TExpr { e, pg: outs[0] })
+                }
+                t => unsupported(format!("subquery kind {t:?}")),
+            }
+        }
+    }
+
+    /// A call of function `func` (an operator's or a function's) on `args`.
+    unsafe fn call(
+        &mut self,
+        func: pg_sys::Oid,
+        args: &[*mut pg_sys::Node],
+        result: pg_sys::Oid,
+        collid: pg_sys::Oid,
+        cx: &Ctx,
+    ) -> R<TExpr> {
+        let name = func_name(func);
+        let mut xs = Vec::with_capacity(args.len());
+        for &a in args {
+            // SAFETY: argument nodes.
+            xs.push(unsafe { self.expr(a, cx)? });
+        }
+        let n = name.as_str();
+        // Casts between our types.
+        if xs.len() == 1 || (xs.len() == 2 && n == "numeric") {
+            if let Some(t) = self.cast_call(n, &xs, result, cx)? {
+                return Ok(t);
+            }
+        }
+        if xs.len() == 2 {
+            let (a, b) = (xs[0].clone(), xs[1].clone());
+            if let Some(c) =
+                comparison(n).filter(|_| result == pg_sys::BOOLOID && !n.contains("like"))
+            {
+                return self.compare(c, a, b, collid, n);
+            }
+            let arith = if n.ends_with("pl") || n == "numeric_add" {
+                Some(Arith::Add)
+            } else if n.ends_with("mi") || n == "numeric_sub" {
+                Some(Arith::Sub)
+            } else if n.ends_with("mul") || n == "numeric_mul" {
+                Some(Arith::Mul)
+            } else if n.ends_with("div") {
+                Some(Arith::Div)
+            } else if n.ends_with("mod") {
+                Some(Arith::Mod)
+            } else {
+                None
+            };
+            if let Some(op) = arith {
+                return self.arith(op, a, b, n, cx);
+            }
+            match n {
+                "textlike" | "bpcharlike" | "textnlike" | "bpcharnlike" | "texticlike"
+                | "bpchariclike" | "texticnlike" | "bpcharicnlike" => {
+                    if !a.pg.is_text() || !b.pg.is_text() {
+                        return unsupported(format!("{n} on non-text"));
+                    }
+                    let negated = n.contains("nlike");
+                    let ci = n.contains("icl") || n.contains("icn");
+                    if ci {
+                        return unsupported("ILIKE");
+                    }
+                    let e = Expr::Like(Like::new(
+                        negated,
+                        Box::new(a.e),
+                        Box::new(b.e),
+                        Some('\\'),
+                        false,
+                    ));
+                    return Ok(TExpr { e, pg: Pg::Bool });
+                }
+                "textcat" => {
+                    return Ok(TExpr {
+                        e: binary_expr(a.e, Operator::StringConcat, b.e),
+                        pg: Pg::Text,
+                    });
+                }
+                _ => {}
+            }
+        }
+        // Functions.
+        match (n, xs.as_slice()) {
+            ("int4um" | "int8um" | "int2um", [a]) => {
+                let zero = ScalarValue::new_zero(&a.pg.arrow())?;
+                Ok(TExpr {
+                    e: f::int_arith(
+                        Arith::Sub,
+                        a.pg.arrow(),
+                        Expr::Literal(zero, None),
+                        a.e.clone(),
+                    ),
+                    pg: a.pg,
+                })
+            }
+            ("numeric_uminus" | "float8um" | "float4um", [a]) => Ok(TExpr {
+                e: Expr::Negative(Box::new(a.e.clone())),
+                pg: a.pg,
+            }),
+            ("extract", [field, a]) if a.pg == Pg::Date => {
+                let Expr::Literal(ScalarValue::Utf8(Some(field)), _) = &field.e else {
+                    return unsupported("extract with a computed field");
+                };
+                let fld = match field.to_ascii_lowercase().as_str() {
+                    "year" => f::DateField::Year,
+                    "quarter" => f::DateField::Quarter,
+                    "month" => f::DateField::Month,
+                    "day" => f::DateField::Day,
+                    other => return unsupported(format!("extract({other} from date)")),
+                };
+                Ok(TExpr {
+                    e: f::extract_date(fld, a.e.clone()),
+                    pg: Pg::Numeric {
+                        precision: 10,
+                        scale: 0,
+                    },
+                })
+            }
+            ("text_substr" | "text_substr_no_len", [s, rest @ ..]) if s.pg.is_text() => {
+                let mut args = vec![s.e.clone()];
+                for r in rest {
+                    args.push(
+                        cast_if(r.e.clone(), &DataType::Int64, cx.schema).unwrap_or_else(|e| e),
+                    );
+                }
+                Ok(TExpr {
+                    e: datafusion::functions::unicode::expr_fn::substr(
+                        args[0].clone(),
+                        args[1].clone(),
+                    )
+                    .pipe_len(args.get(2).cloned()),
+                    pg: Pg::Text,
+                })
+            }
+            ("upper" | "lower", [s]) if s.pg.is_text() => {
+                if !c_collation(collid) {
+                    return unsupported(format!("{n} under a non-C collation"));
+                }
+                Ok(TExpr {
+                    e: f::ascii_case(n == "upper", s.e.clone()),
+                    pg: Pg::Text,
+                })
+            }
+            ("textlen" | "bpcharlen", [s]) => Ok(TExpr {
+                e: datafusion::functions::unicode::expr_fn::character_length(s.e.clone()),
+                pg: Pg::Int4,
+            }),
+            _ => unsupported(format!(
+                "function {n}({})",
+                xs.iter()
+                    .map(|x| format!("{:?}", x.pg))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+
+    fn cast_call(
+        &mut self,
+        n: &str,
+        xs: &[TExpr],
+        result: pg_sys::Oid,
+        cx: &Ctx,
+    ) -> R<Option<TExpr>> {
+        let a = xs[0].clone();
+        Ok(Some(match (n, a.pg, result) {
+            ("int8" | "int4" | "int2", p, r) if p.is_int() => {
+                let to = Pg::of(r, -1).map_err(Unsupported)?;
+                if int_rank(to) < int_rank(p) {
+                    return unsupported("narrowing integer casts");
+                }
+                widen_int(a, to)
+            }
+            ("numeric", p, _) if p.is_int() => to_numeric(a)?,
+            ("numeric", Pg::Numeric { scale, .. }, _) if xs.len() == 2 => {
+                // numeric(x, typmod): rounding to the typmod's scale.
+                let Expr::Literal(ScalarValue::Int32(Some(typmod)), _) = &xs[1].e else {
+                    return unsupported("numeric typmod coercion with a computed typmod");
+                };
+                match Pg::of(pg_sys::NUMERICOID, *typmod) {
+                    Ok(Pg::Numeric {
+                        precision,
+                        scale: s,
+                    }) if s >= scale => TExpr {
+                        e: cast(a.e, DataType::Decimal128(precision, s)),
+                        pg: Pg::Numeric {
+                            precision,
+                            scale: s,
+                        },
+                    },
+                    _ => return unsupported("numeric coercion that rounds"),
+                }
+            }
+            ("float8", p, _) if p.is_int() || p == Pg::Float4 => TExpr {
+                e: cast(a.e, DataType::Float64),
+                pg: Pg::Float8,
+            },
+            ("text", p, _) if p.is_text() => TExpr {
+                e: a.e,
+                pg: Pg::Text,
+            },
+            ("timestamp", Pg::Date, _) => TExpr {
+                e: f::date_to_timestamp(a.e),
+                pg: Pg::Timestamp,
+            },
+            ("date", Pg::Date, _) => a,
+            _ => {
+                let _ = cx;
+                return Ok(None);
+            }
+        }))
+    }
+
+    fn compare(&mut self, c: Cmp, a: TExpr, b: TExpr, collid: pg_sys::Oid, n: &str) -> R<TExpr> {
+        let bool_of = |e| Ok(TExpr { e, pg: Pg::Bool });
+        let op = cmp_op(c);
+        match (a.pg, b.pg) {
+            (x, y) if x.is_int() && y.is_int() => {
+                let to = if int_rank(x) >= int_rank(y) { x } else { y };
+                bool_of(binary_expr(widen_int(a, to).e, op, widen_int(b, to).e))
+            }
+            (x, y) if x.is_float() && y.is_float() => {
+                let a = if x == Pg::Float4 {
+                    cast(a.e, DataType::Float64)
+                } else {
+                    a.e
+                };
+                let b = if y == Pg::Float4 {
+                    cast(b.e, DataType::Float64)
+                } else {
+                    b.e
+                };
+                bool_of(f::float_cmp(c, a, b))
+            }
+            (Pg::Numeric { .. }, _) | (_, Pg::Numeric { .. }) => {
+                let (a, b) = (to_numeric(a)?, to_numeric(b)?);
+                bool_of(binary_expr(a.e, op, b.e))
+            }
+            (x, y) if x.is_text() && y.is_text() => {
+                if !matches!(c, Cmp::Eq | Cmp::Ne) && !c_collation(collid) {
+                    return unsupported(format!("{n} under a non-C collation"));
+                }
+                bool_of(binary_expr(a.e, op, b.e))
+            }
+            (Pg::Date, Pg::Date)
+            | (Pg::Timestamp, Pg::Timestamp)
+            | (Pg::TimestampTz, Pg::TimestampTz)
+            | (Pg::Bool, Pg::Bool) => bool_of(binary_expr(a.e, op, b.e)),
+            (Pg::Date, Pg::Timestamp) => self.date_vs_timestamp(c, a, b, false),
+            (Pg::Timestamp, Pg::Date) => self.date_vs_timestamp(c, b, a, true),
+            (x, y) => unsupported(format!("{n} comparing {x:?} with {y:?}")),
+        }
+    }
+
+    /// `date op timestamp` (or, `flipped`, `timestamp op date`). Against a
+    /// finite constant it becomes a comparison of day counts, which min/max
+    /// statistics can use.
+    fn date_vs_timestamp(&mut self, c: Cmp, d: TExpr, ts: TExpr, flipped: bool) -> R<TExpr> {
+        let c = if flipped {
+            match c {
+                Cmp::Lt => Cmp::Gt,
+                Cmp::Le => Cmp::Ge,
+                Cmp::Gt => Cmp::Lt,
+                Cmp::Ge => Cmp::Le,
+                o => o,
+            }
+        } else {
+            c
+        };
+        if let Expr::Literal(ScalarValue::Int64(Some(t)), _) = ts.e {
+            if t != i64::MIN && t != i64::MAX {
+                let floor = t.div_euclid(USECS_PER_DAY);
+                let exact = t.rem_euclid(USECS_PER_DAY) == 0;
+                let ceil = if exact { floor } else { floor + 1 };
+                let lit = |v: i64| -> R<Expr> {
+                    let v = i32::try_from(v)
+                        .map_err(|_| Unsupported("timestamp beyond the date range".into()))?;
+                    Ok(Expr::Literal(ScalarValue::Int32(Some(v)), None))
+                };
+                let e = match c {
+                    Cmp::Lt => binary_expr(d.e, Operator::Lt, lit(ceil)?),
+                    Cmp::Le => binary_expr(d.e, Operator::LtEq, lit(floor)?),
+                    Cmp::Gt => binary_expr(d.e, Operator::Gt, lit(floor)?),
+                    Cmp::Ge => binary_expr(d.e, Operator::GtEq, lit(ceil)?),
+                    Cmp::Eq if exact => binary_expr(d.e, Operator::Eq, lit(floor)?),
+                    Cmp::Ne if exact => binary_expr(d.e, Operator::NotEq, lit(floor)?),
+                    // Never equal: d = t is false, d <> t true (NULLs stay NULL).
+                    Cmp::Eq => binary_expr(
+                        Expr::IsNotNull(Box::new(d.e.clone())),
+                        Operator::And,
+                        Expr::Literal(ScalarValue::Boolean(Some(false)), None),
+                    ),
+                    Cmp::Ne => Expr::IsNotNull(Box::new(d.e)),
+                };
+                return Ok(TExpr { e, pg: Pg::Bool });
+            }
+        }
+        Ok(TExpr {
+            e: binary_expr(f::date_to_timestamp(d.e), cmp_op(c), ts.e),
+            pg: Pg::Bool,
+        })
+    }
+
+    fn arith(&mut self, op: Arith, a: TExpr, b: TExpr, n: &str, cx: &Ctx) -> R<TExpr> {
+        match (a.pg, b.pg) {
+            (x, y) if x.is_int() && y.is_int() => {
+                let to = if int_rank(x) >= int_rank(y) { x } else { y };
+                Ok(TExpr {
+                    e: f::int_arith(op, to.arrow(), widen_int(a, to).e, widen_int(b, to).e),
+                    pg: to,
+                })
+            }
+            (x, y) if x.is_float() && y.is_float() => {
+                let to = if x == Pg::Float8 || y == Pg::Float8 {
+                    Pg::Float8
+                } else {
+                    Pg::Float4
+                };
+                let c = |t: TExpr| {
+                    if t.pg == to {
+                        t.e
+                    } else {
+                        cast(t.e, to.arrow())
+                    }
+                };
+                if op == Arith::Mod {
+                    return unsupported("float modulo");
+                }
+                Ok(TExpr {
+                    e: f::float_arith(op, to.arrow(), c(a), c(b)),
+                    pg: to,
+                })
+            }
+            (Pg::Numeric { .. }, _) | (_, Pg::Numeric { .. }) if n.starts_with("numeric_") => {
+                let (a, b) = (to_numeric(a)?, to_numeric(b)?);
+                let dop = match op {
+                    Arith::Add => Operator::Plus,
+                    Arith::Sub => Operator::Minus,
+                    Arith::Mul => Operator::Multiply,
+                    _ => {
+                        return unsupported(format!(
+                            "{n}: numeric division and modulo scale their results per value"
+                        ))
+                    }
+                };
+                let e = binary_expr(a.e, dop, b.e);
+                let pg = numeric_of(&e, cx.schema)?;
+                Ok(TExpr { e, pg })
+            }
+            (Pg::Date, Pg::Int4) if matches!(op, Arith::Add | Arith::Sub) => Ok(TExpr {
+                e: f::date_plus_days(op == Arith::Sub, a.e, b.e),
+                pg: Pg::Date,
+            }),
+            (Pg::Int4, Pg::Date) if op == Arith::Add => Ok(TExpr {
+                e: f::date_plus_days(false, b.e, a.e),
+                pg: Pg::Date,
+            }),
+            (Pg::Date, Pg::Date) if op == Arith::Sub && n == "date_mi" => Ok(TExpr {
+                e: f::int_arith(Arith::Sub, DataType::Int32, a.e, b.e),
+                pg: Pg::Int4,
+            }),
+            (x, y) => unsupported(format!("{n}({x:?}, {y:?})")),
+        }
+    }
+}
+
+fn is_null_literal(e: &Expr) -> bool {
+    matches!(e, Expr::Literal(v, _) if v.is_null())
+}
+
+/// `e` cast to `t` when its type differs (Err carries `e` unchanged when
+/// its type cannot be computed).
+fn cast_if(e: Expr, t: &DataType, schema: &DFSchema) -> Result<Expr, Expr> {
+    match e.get_type(schema) {
+        Ok(have) if &have == t => Ok(e),
+        Ok(_) => Ok(cast(e, t.clone())),
+        Err(_) => Err(e),
+    }
+}
+
+trait PipeLen {
+    fn pipe_len(self, len: Option<Expr>) -> Expr;
+}
+
+impl PipeLen for Expr {
+    /// substr(s, start) -> substr(s, start, len) when a length is given.
+    fn pipe_len(self, len: Option<Expr>) -> Expr {
+        match (self, len) {
+            (Expr::ScalarFunction(mut f), Some(l)) => {
+                f.args.push(l);
+                Expr::ScalarFunction(f)
+            }
+            (e, _) => e,
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! The `OmenDataFusion` custom scan: whole read-only queries over
+//! omen_columnar tables, run by an embedded Apache DataFusion.
+//!
+//! - `planner`: the planner hook that decides, and builds the plan node;
+//! - `translate` / `expr` / `functions`: PostgreSQL's Query tree -> a
+//!   DataFusion LogicalPlan with PostgreSQL's semantics, or the reason not;
+//! - `types` / `values`: PostgreSQL types and datums <-> Arrow;
+//! - `load`: the main thread copies each table's snapshot out of shared
+//!   buffers through the columnar engine (`crate::columnar::{snapshot, rows}`);
+//! - `source`: the TableProvider that decodes those bytes on DataFusion's threads;
+//! - `exec`: the executor node; `runtime`: DataFusion's threads;
+//! - `settings`: `omendb.datafusion*`.
+
+mod exec;
+mod expr;
+mod functions;
+mod load;
+mod planner;
+mod runtime;
+pub(crate) mod settings;
+mod source;
+mod translate;
+mod types;
+mod values;
+
+/// Called from _PG_init: settings and hooks only (threads start on first use).
+pub(crate) fn init() {
+    settings::init();
+    planner::init();
+}

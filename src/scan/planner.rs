@@ -1,0 +1,153 @@
+//! The planner hook: PostgreSQL plans first; a read-only SELECT over
+//! omen_columnar tables whose whole query translates exactly is then
+//! replaced by one `OmenDataFusion` custom scan node. The range table,
+//! relation OIDs and invalidation items of PostgreSQL's plan stay in the
+//! `PlannedStmt`, so permissions, locks and plan-cache invalidation work
+//! as for any plan.
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+use super::settings::{self, Mode};
+
+static mut PREV_PLANNER: pg_sys::planner_hook_type = None;
+
+pub static mut SCAN_METHODS: pg_sys::CustomScanMethods = pg_sys::CustomScanMethods {
+    CustomName: c"OmenDataFusion".as_ptr(),
+    CreateCustomScanState: Some(super::exec::create_state),
+};
+
+/// Whether any relation the plan depends on is an omen_columnar table.
+unsafe fn uses_columnar(stmt: *mut pg_sys::PlannedStmt) -> bool {
+    // SAFETY: the planned statement's OID list.
+    unsafe {
+        let oids = pgrx::PgList::<pg_sys::Oid>::from_pg((*stmt).relationOids);
+        (0..oids.len()).any(|i| {
+            let oid = oids.get_oid(i).unwrap_or(pg_sys::InvalidOid);
+            let rel = pg_sys::RelationIdGetRelation(oid);
+            if rel.is_null() {
+                return false;
+            }
+            let yes = (*(*rel).rd_rel).relkind as u8 == pg_sys::RELKIND_RELATION
+                && crate::columnar::is_columnar(rel);
+            pg_sys::RelationClose(rel);
+            yes
+        })
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn planner(
+    parse: *mut pg_sys::Query,
+    query_string: *const std::ffi::c_char,
+    cursor_options: i32,
+    bound_params: pg_sys::ParamListInfo,
+) -> *mut pg_sys::PlannedStmt {
+    // SAFETY: chaining to the previous planner, then reading its result.
+    unsafe {
+        let mode = settings::mode();
+        let candidate = mode != Mode::Off
+            && (*parse).commandType == pg_sys::CmdType::CMD_SELECT
+            && (*parse).utilityStmt.is_null();
+        let copy = if candidate {
+            pg_sys::copyObjectImpl(parse as *const _) as *mut pg_sys::Query
+        } else {
+            std::ptr::null_mut()
+        };
+        let stmt = match PREV_PLANNER {
+            Some(prev) => prev(parse, query_string, cursor_options, bound_params),
+            None => pg_sys::standard_planner(parse, query_string, cursor_options, bound_params),
+        };
+        if !candidate || !uses_columnar(stmt) {
+            return stmt;
+        }
+        let cost = (*(*stmt).planTree).total_cost;
+        if mode != Mode::Force && cost < settings::min_cost() {
+            debug1!("omendb: query stays in PostgreSQL: its estimated cost {cost:.0} is below omendb.datafusion_min_cost");
+            return stmt;
+        }
+        match super::exec::plan(copy, bound_params, None) {
+            Ok(_) => replace_plan(stmt, copy, cursor_options),
+            Err(why) => {
+                if mode == Mode::Force {
+                    crate::error::error_with_hint(
+                        PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                        format!(
+                            "omendb.datafusion = force: this query cannot run in DataFusion: {}",
+                            why.0
+                        ),
+                        "Set omendb.datafusion = on to run it in PostgreSQL's executor.".into(),
+                    );
+                }
+                debug1!("omendb: query stays in PostgreSQL: {}", why.0);
+            }
+        }
+        stmt
+    }
+}
+
+/// Replace `stmt`'s plan with an OmenDataFusion scan running `query`.
+unsafe fn replace_plan(
+    stmt: *mut pg_sys::PlannedStmt,
+    query: *mut pg_sys::Query,
+    cursor_options: i32,
+) {
+    // SAFETY: building plan nodes in the planner's memory context.
+    unsafe {
+        let old = (*stmt).planTree;
+        let cs =
+            pg_sys::palloc0(std::mem::size_of::<pg_sys::CustomScan>()) as *mut pg_sys::CustomScan;
+        (*cs).scan.plan.type_ = pg_sys::NodeTag::T_CustomScan;
+        let mut tlist = pgrx::PgList::<pg_sys::TargetEntry>::new();
+        let mut resno = 1i16;
+        for tle in super::expr::list::<pg_sys::TargetEntry>((*query).targetList) {
+            if (*tle).resjunk {
+                continue;
+            }
+            let e = (*tle).expr as *mut pg_sys::Node;
+            let var = pg_sys::makeVar(
+                pg_sys::INDEX_VAR as i32,
+                resno,
+                pg_sys::exprType(e),
+                pg_sys::exprTypmod(e),
+                pg_sys::exprCollation(e),
+                0,
+            );
+            tlist.push(pg_sys::makeTargetEntry(
+                var as *mut pg_sys::Expr,
+                resno,
+                (*tle).resname,
+                false,
+            ));
+            resno += 1;
+        }
+        let tlist = tlist.into_pg();
+        (*cs).scan.plan.targetlist = tlist;
+        (*cs).custom_scan_tlist = pg_sys::list_copy_deep(tlist);
+        (*cs).scan.scanrelid = 0;
+        (*cs).scan.plan.startup_cost = (*old).startup_cost;
+        (*cs).scan.plan.total_cost = (*old).total_cost;
+        (*cs).scan.plan.plan_rows = (*old).plan_rows;
+        (*cs).scan.plan.plan_width = (*old).plan_width;
+        (*cs).scan.plan.parallel_safe = false;
+        let private = pg_sys::lappend(std::ptr::null_mut(), query as *mut std::ffi::c_void);
+        (*cs).custom_private = private;
+        (*cs).methods = &raw const SCAN_METHODS;
+        let mut top = cs as *mut pg_sys::Plan;
+        if cursor_options & pg_sys::CURSOR_OPT_SCROLL as i32 != 0 {
+            top = pg_sys::materialize_finished_plan(top);
+        }
+        (*stmt).planTree = top;
+        (*stmt).subplans = std::ptr::null_mut();
+        (*stmt).parallelModeNeeded = false;
+    }
+}
+
+pub fn init() {
+    // SAFETY: hook registration in _PG_init.
+    unsafe {
+        pg_sys::RegisterCustomScanMethods(&raw const SCAN_METHODS);
+        PREV_PLANNER = pg_sys::planner_hook;
+        pg_sys::planner_hook = Some(planner);
+    }
+}

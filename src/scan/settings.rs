@@ -1,0 +1,93 @@
+//! The DataFusion scan's settings (all user-settable, under `omendb.`).
+
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::PostgresGucEnum;
+
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    /// Queries that translate run in DataFusion; others in PostgreSQL.
+    #[name = c"on"]
+    On,
+    /// Every query runs in PostgreSQL's executor.
+    #[name = c"off"]
+    Off,
+    /// A query over omen_columnar tables that does not translate is an ERROR
+    /// naming the construct (for tests).
+    #[name = c"force"]
+    Force,
+}
+
+pub static MODE: GucSetting<Mode> = GucSetting::<Mode>::new(Mode::On);
+/// MB; 0: four times work_mem.
+pub static MEMORY_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(0);
+/// 0: one per CPU.
+pub static THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
+pub static MIN_COST: GucSetting<f64> = GucSetting::<f64>::new(1000.0);
+
+pub fn init() {
+    GucRegistry::define_enum_guc(
+        c"omendb.datafusion",
+        c"Whether analytic queries over omen_columnar tables run in DataFusion.",
+        c"on: queries that translate exactly run in DataFusion, others in PostgreSQL; off: never; force: a query over omen_columnar tables that does not translate is an error.",
+        &MODE,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"omendb.datafusion_memory_limit",
+        c"Memory DataFusion may use for one query (joins, aggregates, sorts).",
+        c"0 means four times work_mem. Exceeding it is an ERROR.",
+        &MEMORY_LIMIT,
+        0,
+        i32::MAX / 2,
+        GucContext::Userset,
+        GucFlags::UNIT_MB,
+    );
+    GucRegistry::define_int_guc(
+        c"omendb.datafusion_threads",
+        c"Threads DataFusion uses for one query.",
+        c"0 means one per CPU. Takes effect in a new session.",
+        &THREADS,
+        0,
+        64,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_float_guc(
+        c"omendb.datafusion_min_cost",
+        c"Plans PostgreSQL estimates cheaper than this stay in PostgreSQL.",
+        c"Keeps index point lookups and other small queries in PostgreSQL's executor. 0 sends every query that translates to DataFusion.",
+        &MIN_COST,
+        0.0,
+        f64::MAX,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+}
+
+pub fn mode() -> Mode {
+    MODE.get()
+}
+
+/// The memory cap in bytes.
+pub fn memory_limit() -> usize {
+    let mb = MEMORY_LIMIT.get();
+    if mb > 0 {
+        mb as usize * 1024 * 1024
+    } else {
+        // SAFETY: reading a PostgreSQL GUC variable (kB) on the main thread.
+        let work_mem_kb = unsafe { pgrx::pg_sys::work_mem } as usize;
+        (work_mem_kb * 1024 * 4).max(64 * 1024 * 1024)
+    }
+}
+
+pub fn threads() -> usize {
+    match THREADS.get() {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n as usize,
+    }
+}
+
+pub fn min_cost() -> f64 {
+    MIN_COST.get()
+}

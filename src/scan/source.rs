@@ -1,0 +1,477 @@
+//! A DataFusion table over one omen_columnar table's snapshot.
+//!
+//! The main thread fills a [`Loaded`] before DataFusion runs (see
+//! `load.rs`): compressed column chunks copied out of shared buffers, the
+//! write-store records, and the deleted row numbers. Everything here then
+//! runs on DataFusion's threads over those owned bytes: decompressing and
+//! decoding row groups, converting them to their logical Arrow form and
+//! dropping deleted rows. Nothing here calls PostgreSQL.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{new_null_array, ArrayRef, RecordBatch, UInt32Array};
+use datafusion::arrow::compute::take;
+use datafusion::arrow::datatypes::{Field, Schema as ArrowSchema, SchemaRef};
+use datafusion::catalog::Session;
+use datafusion::common::stats::Precision;
+use datafusion::common::{DataFusionError, Result, ScalarValue, Statistics};
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown};
+use datafusion::physical_expr::EquivalenceProperties;
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+    SendableRecordBatchStream,
+};
+use omendb_columnar::logical::{live_positions, to_logical, values_to_arrays};
+use omendb_columnar::prune::{Bound, Filter, Test};
+use omendb_columnar::{decode_row, CopiedChunks, Schema, SegmentReader};
+
+use super::types::Pg;
+
+/// One column the table offers DataFusion.
+#[derive(Clone, Debug)]
+pub struct Column {
+    /// 0-based table column (attribute number - 1).
+    pub index: usize,
+    pub pg: Pg,
+}
+
+/// A unit of decoding work: one Parquet row group or one write-store batch.
+pub enum Unit {
+    Group {
+        seg: Arc<ParquetData>,
+        group: usize,
+    },
+    Rows {
+        /// (row number, write-store item: column count + row record).
+        records: Vec<(u64, Vec<u8>)>,
+    },
+}
+
+pub struct ParquetData {
+    pub reader: SegmentReader,
+    pub chunks: CopiedChunks,
+}
+
+/// What the main thread copied for one scan of the table.
+pub struct Loaded {
+    pub table: String,
+    /// The table's storage schema (all columns), for write-store records.
+    pub schema: Schema,
+    /// Table columns whose data was copied (sorted).
+    pub columns: Vec<usize>,
+    pub units: Vec<Unit>,
+    /// Deleted row numbers, ascending.
+    pub deleted: Vec<u64>,
+    pub rows: u64,
+    pub bytes: usize,
+    pub groups_skipped: usize,
+    pub groups_read: usize,
+}
+
+/// What planning learned about one table: the columns and filters the
+/// optimized plan's scans of it use.
+#[derive(Default, Clone)]
+pub struct Wanted {
+    pub columns: Vec<usize>,
+    pub filters: Vec<Filter>,
+}
+
+pub struct OmenTable {
+    /// For EXPLAIN: the table's name.
+    pub name: String,
+    pub oid: u32,
+    pub columns: Vec<Column>,
+    pub schema: SchemaRef,
+    /// Rows PostgreSQL estimates (for DataFusion's join planning before load).
+    pub estimated_rows: usize,
+    pub loaded: Mutex<Option<Arc<Loaded>>>,
+    pub partitions: usize,
+}
+
+impl fmt::Debug for OmenTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "OmenTable({})", self.name)
+    }
+}
+
+/// Field name of table column `index` (0-based).
+pub fn field_name(index: usize) -> String {
+    format!("c{}", index + 1)
+}
+
+impl OmenTable {
+    pub fn new(
+        name: String,
+        oid: u32,
+        columns: Vec<Column>,
+        estimated_rows: usize,
+        partitions: usize,
+    ) -> OmenTable {
+        let fields: Vec<Field> = columns
+            .iter()
+            .map(|c| Field::new(field_name(c.index), c.pg.arrow(), true))
+            .collect();
+        OmenTable {
+            name,
+            oid,
+            columns,
+            schema: Arc::new(ArrowSchema::new(fields)),
+            estimated_rows,
+            loaded: Mutex::new(None),
+            partitions: partitions.max(1),
+        }
+    }
+
+    /// The prune filter an expression of a scan's filters gives, if any:
+    /// `column op literal` on integer-like columns, `IS [NOT] NULL`.
+    pub fn prune_filter(&self, e: &Expr) -> Option<Filter> {
+        let col_index = |e: &Expr| -> Option<&Column> {
+            let Expr::Column(c) = e else { return None };
+            let i = self.schema.index_of(&c.name).ok()?;
+            Some(&self.columns[i])
+        };
+        match e {
+            Expr::IsNull(x) => Some(Filter {
+                column: col_index(x)?.index,
+                test: Test::IsNull,
+            }),
+            Expr::IsNotNull(x) => Some(Filter {
+                column: col_index(x)?.index,
+                test: Test::IsNotNull,
+            }),
+            Expr::BinaryExpr(b) => {
+                let strategy = |op: Operator| match op {
+                    Operator::Lt => Some(1),
+                    Operator::LtEq => Some(2),
+                    Operator::Eq => Some(3),
+                    Operator::GtEq => Some(4),
+                    Operator::Gt => Some(5),
+                    _ => None,
+                };
+                let s = strategy(b.op)?;
+                let (col, lit, s) =
+                    match (col_index(&b.left), &*b.right, col_index(&b.right), &*b.left) {
+                        (Some(c), Expr::Literal(v, _), _, _) => (c, v, s),
+                        (_, _, Some(c), Expr::Literal(v, _)) => (c, v, 6 - s),
+                        _ => return None,
+                    };
+                let int_like = matches!(
+                    col.pg,
+                    Pg::Int2 | Pg::Int4 | Pg::Int8 | Pg::Date | Pg::Timestamp | Pg::TimestampTz
+                );
+                if !int_like {
+                    return None;
+                }
+                let bound = match lit {
+                    ScalarValue::Int16(Some(v)) => *v as i64,
+                    ScalarValue::Int32(Some(v)) => *v as i64,
+                    ScalarValue::Int64(Some(v)) => *v,
+                    _ => return None,
+                };
+                Some(Filter {
+                    column: col.index,
+                    test: Test::Cmp(s, Bound::Int(bound)),
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+#[async_trait]
+impl TableProvider for OmenTable {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if self.prune_filter(f).is_some() {
+                    TableProviderFilterPushDown::Inexact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let projection: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.columns.len()).collect(),
+        };
+        let fields: Vec<Field> = projection
+            .iter()
+            .map(|&i| self.schema.field(i).clone())
+            .collect();
+        let schema = Arc::new(ArrowSchema::new(fields));
+        let loaded = self
+            .loaded
+            .lock()
+            .map_err(|_| DataFusionError::Internal("poisoned".into()))?
+            .clone();
+        let rows = loaded
+            .as_ref()
+            .map_or(self.estimated_rows, |l| l.rows as usize);
+        let props = PlanProperties::new(
+            EquivalenceProperties::new(schema.clone()),
+            Partitioning::UnknownPartitioning(self.partitions),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        Ok(Arc::new(OmenScanExec {
+            table: self.name.clone(),
+            columns: projection
+                .iter()
+                .map(|&i| self.columns[i].clone())
+                .collect(),
+            schema,
+            loaded,
+            filters: filters.iter().map(|f| f.to_string()).collect(),
+            rows,
+            props,
+        }))
+    }
+}
+
+/// The scan node: decodes the loaded units of its partition.
+pub struct OmenScanExec {
+    table: String,
+    columns: Vec<Column>,
+    schema: SchemaRef,
+    loaded: Option<Arc<Loaded>>,
+    filters: Vec<String>,
+    rows: usize,
+    props: PlanProperties,
+}
+
+impl fmt::Debug for OmenScanExec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "OmenScanExec({})", self.table)
+    }
+}
+
+impl DisplayAs for OmenScanExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let cols: Vec<String> = self.columns.iter().map(|c| field_name(c.index)).collect();
+        write!(
+            f,
+            "OmenColumnarScan: table={}, columns=[{}]",
+            self.table,
+            cols.join(", ")
+        )?;
+        if !self.filters.is_empty() {
+            write!(f, ", prune=[{}]", self.filters.join(", "))?;
+        }
+        if let Some(l) = &self.loaded {
+            write!(
+                f,
+                ", row_groups_read={}, row_groups_skipped={}, bytes={}",
+                l.groups_read, l.groups_skipped, l.bytes
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl ExecutionPlan for OmenScanExec {
+    fn name(&self) -> &'static str {
+        "OmenColumnarScan"
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn properties(&self) -> &PlanProperties {
+        &self.props
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        _: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        _ctx: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let loaded = self.loaded.clone().ok_or_else(|| {
+            DataFusionError::Internal(format!(
+                "table {} was not loaded before execution",
+                self.table
+            ))
+        })?;
+        let parts = match self.props.partitioning {
+            Partitioning::UnknownPartitioning(n) => n,
+            _ => 1,
+        };
+        let columns = self.columns.clone();
+        let schema = self.schema.clone();
+        let units: Vec<usize> = (partition..loaded.units.len()).step_by(parts).collect();
+        let s2 = schema.clone();
+        let stream =
+            futures::stream::iter(units).map(move |u| decode_unit(&loaded, u, &columns, &s2));
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    }
+
+    fn partition_statistics(&self, partition: Option<usize>) -> Result<Statistics> {
+        let mut s = Statistics::new_unknown(&self.schema);
+        let rows = match partition {
+            None => self.rows,
+            Some(_) => self.rows / self.props.partitioning.partition_count().max(1),
+        };
+        s.num_rows = Precision::Inexact(rows);
+        Ok(s)
+    }
+}
+
+use futures::StreamExt;
+
+fn corrupt(table: &str, e: impl fmt::Display) -> DataFusionError {
+    super::functions::pg_error("XX001", format!("omen_columnar table \"{table}\": {e}"))
+}
+
+/// Decode unit `u` into a batch of `columns` (the scan's projection).
+fn decode_unit(
+    l: &Loaded,
+    u: usize,
+    columns: &[Column],
+    schema: &SchemaRef,
+) -> Result<RecordBatch> {
+    let (row_numbers, stored): (datafusion::arrow::array::Int64Array, Vec<Option<ArrayRef>>) =
+        match &l.units[u] {
+            Unit::Group { seg, group } => {
+                let ncols = seg.reader.schema().columns.len();
+                let want: Vec<usize> = columns
+                    .iter()
+                    .map(|c| c.index)
+                    .filter(|&i| i < ncols)
+                    .collect();
+                let g = seg
+                    .reader
+                    .read_group(&seg.chunks, *group, &want)
+                    .map_err(|e| corrupt(&l.table, e))?;
+                let arrays = columns
+                    .iter()
+                    .map(|c| {
+                        if c.index < ncols {
+                            g.array(c.index)
+                        } else {
+                            None
+                        }
+                    })
+                    .collect();
+                (g.row_numbers().clone(), arrays)
+            }
+            Unit::Rows { records } => {
+                let mut rows = Vec::with_capacity(records.len());
+                let mut numbers = Vec::with_capacity(records.len());
+                for (row, item) in records {
+                    let bad = || corrupt(&l.table, "write-store record is malformed");
+                    if item.len() < 2 {
+                        return Err(bad());
+                    }
+                    let n = u16::from_le_bytes([item[0], item[1]]) as usize;
+                    if n > l.schema.columns.len() {
+                        return Err(bad());
+                    }
+                    let prefix = Schema {
+                        columns: l.schema.columns[..n].to_vec(),
+                    };
+                    let mut values = Vec::new();
+                    decode_row(&prefix, &item[2..], &mut values)
+                        .map_err(|e| corrupt(&l.table, e))?;
+                    rows.push(values);
+                    numbers.push(*row as i64);
+                }
+                let kinds: Vec<_> = columns
+                    .iter()
+                    .map(|c| l.schema.columns[c.index].kind)
+                    .collect();
+                let arrays = values_to_arrays(&kinds, &rows_projected(&rows, columns))
+                    .map_err(|e| corrupt(&l.table, e))?;
+                (numbers.into(), arrays.into_iter().map(Some).collect())
+            }
+        };
+    let n = row_numbers.len();
+    let mut out = Vec::with_capacity(columns.len());
+    for (c, a) in columns.iter().zip(stored) {
+        out.push(match a {
+            Some(a) => to_logical(&a, c.pg.logical()).map_err(|e| corrupt(&l.table, e))?,
+            None => new_null_array(&c.pg.arrow(), n),
+        });
+    }
+    if let Some(keep) = live_positions(&row_numbers, &l.deleted) {
+        let idx = UInt32Array::from(keep);
+        out = out
+            .iter()
+            .map(|a| take(a, &idx, None))
+            .collect::<std::result::Result<_, _>>()?;
+        let opts =
+            datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(idx.len()));
+        return Ok(RecordBatch::try_new_with_options(
+            schema.clone(),
+            out,
+            &opts,
+        )?);
+    }
+    let opts = datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(n));
+    Ok(RecordBatch::try_new_with_options(
+        schema.clone(),
+        out,
+        &opts,
+    )?)
+}
+
+/// Write-store rows reduced to the projected columns, in projection order.
+fn rows_projected<'a>(
+    rows: &[Vec<omendb_columnar::Value<'a>>],
+    columns: &[Column],
+) -> Vec<Vec<omendb_columnar::Value<'a>>> {
+    rows.iter()
+        .map(|r| {
+            columns
+                .iter()
+                .map(|c| {
+                    r.get(c.index)
+                        .copied()
+                        .unwrap_or(omendb_columnar::Value::Null)
+                })
+                .collect()
+        })
+        .collect()
+}

@@ -1,0 +1,844 @@
+//! PostgreSQL's `Query` tree -> a DataFusion `LogicalPlan`.
+//!
+//! The translation is exact or it fails: every construct it does not know
+//! how to compute with PostgreSQL's semantics returns [`Unsupported`] with
+//! the construct named, and the query runs in PostgreSQL. It runs twice
+//! per statement: at planning, to decide, and at execution, with the
+//! parameter values and tables the statement then has.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::catalog::default_table_source::provider_as_source;
+use datafusion::common::{Column, DataFusionError, ScalarValue};
+use datafusion::functions_aggregate::expr_fn as agg;
+use datafusion::logical_expr::{
+    cast, col, lit, Expr, ExprFunctionExt, JoinType, LogicalPlan, LogicalPlanBuilder,
+};
+use pgrx::pg_sys;
+
+use super::expr::{func_name, list, unsupported, AggMap, Ctx, TExpr};
+use super::source::{field_name, Column as SourceColumn, OmenTable};
+use super::types::Pg;
+
+/// Why a query stays in PostgreSQL.
+#[derive(Debug)]
+pub struct Unsupported(pub String);
+
+impl From<DataFusionError> for Unsupported {
+    fn from(e: DataFusionError) -> Self {
+        Unsupported(format!("DataFusion planning: {e}"))
+    }
+}
+
+pub type R<T> = Result<T, Unsupported>;
+
+/// What a range-table entry of one query level is in the plan.
+#[derive(Clone)]
+pub enum Binding {
+    /// A table: column attno -> its type (or why it has none).
+    Table {
+        qualifier: String,
+        cols: HashMap<i16, Result<Pg, String>>,
+        name: String,
+    },
+    /// A subquery or CTE: output resno -> type.
+    Sub {
+        qualifier: String,
+        cols: HashMap<i16, Pg>,
+    },
+    /// A join: its columns are expressions of its inputs' columns.
+    Join(*mut pg_sys::RangeTblEntry),
+}
+
+/// One query level being translated.
+#[derive(Clone)]
+pub struct Level {
+    pub query: *mut pg_sys::Query,
+    pub bindings: HashMap<u32, Binding>,
+}
+
+pub enum ColumnRef {
+    Column(Column, Pg),
+    Expr(*mut pg_sys::Node),
+}
+
+impl Level {
+    pub fn column(&self, varno: u32, attno: i16, _t: &Translator) -> R<(ColumnRef, Option<Pg>)> {
+        if attno <= 0 {
+            return unsupported("a system column or whole-row reference");
+        }
+        match self.bindings.get(&varno) {
+            Some(Binding::Table {
+                qualifier,
+                cols,
+                name,
+            }) => match cols.get(&attno) {
+                Some(Ok(pg)) => Ok((
+                    ColumnRef::Column(
+                        Column::new(Some(qualifier.as_str()), field_name(attno as usize - 1)),
+                        *pg,
+                    ),
+                    Some(*pg),
+                )),
+                Some(Err(why)) => unsupported(format!("column {attno} of table {name} has {why}")),
+                None => unsupported(format!("column {attno} of table {name}")),
+            },
+            Some(Binding::Sub { qualifier, cols }) => match cols.get(&attno) {
+                Some(pg) => Ok((
+                    ColumnRef::Column(
+                        Column::new(Some(qualifier.as_str()), format!("c{attno}")),
+                        *pg,
+                    ),
+                    Some(*pg),
+                )),
+                None => unsupported("a subquery column that is not in its output"),
+            },
+            Some(Binding::Join(rte)) => {
+                // SAFETY: a join RTE of this query.
+                let vars = unsafe { list::<pg_sys::Node>((**rte).joinaliasvars) };
+                match vars.get(attno as usize - 1) {
+                    Some(&n) if !n.is_null() => Ok((ColumnRef::Expr(n), None)),
+                    _ => unsupported("a dropped join column"),
+                }
+            }
+            None => unsupported("a range-table entry outside the FROM clause"),
+        }
+    }
+}
+
+pub struct Translator {
+    pub params: pg_sys::ParamListInfo,
+    /// At planning, parameters may be unknown (generic plans): they read as NULL.
+    pub planning: bool,
+    pub partitions: usize,
+    /// Every table scan created, in order.
+    pub tables: Vec<Arc<OmenTable>>,
+    pub case_test: Option<TExpr>,
+    seq: usize,
+}
+
+unsafe fn rt_fetch(q: *mut pg_sys::Query, rti: u32) -> *mut pg_sys::RangeTblEntry {
+    // SAFETY: rti indexes the query's range table.
+    unsafe { list::<pg_sys::RangeTblEntry>((*q).rtable)[rti as usize - 1] }
+}
+
+/// Constant-fold (and inline SQL functions in) one expression, as the
+/// planner would: casts of constants become constants.
+unsafe fn fold(node: *mut pg_sys::Node) -> *mut pg_sys::Node {
+    if node.is_null() {
+        return node;
+    }
+    // SAFETY: an expression tree of the (copied) query.
+    unsafe { pg_sys::eval_const_expressions(std::ptr::null_mut(), node) }
+}
+
+/// Cast the only output column of `plan` to `t`.
+pub fn cast_single_output(
+    plan: LogicalPlan,
+    t: datafusion::arrow::datatypes::DataType,
+) -> R<LogicalPlan> {
+    let name = plan.schema().field(0).name().clone();
+    let c = Expr::Column(Column::new(
+        plan.schema().qualified_field(0).0.cloned(),
+        name.clone(),
+    ));
+    Ok(LogicalPlanBuilder::from(plan)
+        .project(vec![cast(c, t).alias(name)])?
+        .build()?)
+}
+
+impl Translator {
+    pub fn new(params: pg_sys::ParamListInfo, planning: bool, partitions: usize) -> Translator {
+        Translator {
+            params,
+            planning,
+            partitions,
+            tables: Vec::new(),
+            case_test: None,
+            seq: 0,
+        }
+    }
+
+    fn alias(&mut self, prefix: &str) -> String {
+        self.seq += 1;
+        format!("{prefix}{}", self.seq)
+    }
+
+    /// Value and NULL flag of parameter `$id`.
+    pub unsafe fn param_value(&mut self, id: i32, ty: pg_sys::Oid) -> R<(pg_sys::Datum, bool)> {
+        // SAFETY: the statement's parameter list.
+        unsafe {
+            let p = self.params;
+            if p.is_null() || id < 1 || id > (*p).numParams {
+                if self.planning {
+                    return Ok((pg_sys::Datum::from(0usize), true));
+                }
+                return unsupported(format!("parameter ${id} without a value"));
+            }
+            let mut workspace = pg_sys::ParamExternData::default();
+            let prm = match (*p).paramFetch {
+                Some(fetch) => fetch(p, id, false, &mut workspace),
+                None => (*p).params.as_mut_ptr().add(id as usize - 1),
+            };
+            if prm.is_null() || ((*prm).ptype != ty && !(*prm).isnull) {
+                if self.planning {
+                    return Ok((pg_sys::Datum::from(0usize), true));
+                }
+                return unsupported(format!("parameter ${id} of another type"));
+            }
+            Ok(((*prm).value, (*prm).isnull))
+        }
+    }
+
+    /// Translate `q`, a query at the level below `outer`. Returns the plan,
+    /// whose columns are the non-junk target entries named `c<resno>`, and
+    /// their types. `exists_only`: the caller needs only whether rows exist.
+    pub unsafe fn query(
+        &mut self,
+        q: *mut pg_sys::Query,
+        outer: &[Level],
+        exists_only: bool,
+    ) -> R<(LogicalPlan, Vec<Pg>)> {
+        // SAFETY: a (copied) Query tree, relations locked by the parser.
+        unsafe {
+            let qr = &mut *q;
+            if qr.commandType != pg_sys::CmdType::CMD_SELECT || !qr.utilityStmt.is_null() {
+                return unsupported("a statement that is not a SELECT");
+            }
+            if !qr.rowMarks.is_null() || qr.hasForUpdate {
+                return unsupported("FOR UPDATE / FOR SHARE");
+            }
+            if qr.hasModifyingCTE {
+                return unsupported("a data-modifying WITH");
+            }
+            if qr.hasWindowFuncs {
+                return unsupported("window functions");
+            }
+            if qr.hasTargetSRFs {
+                return unsupported("set-returning functions in the select list");
+            }
+            if qr.hasRecursive {
+                return unsupported("WITH RECURSIVE");
+            }
+            if !qr.setOperations.is_null() {
+                return unsupported("UNION / INTERSECT / EXCEPT");
+            }
+            if !qr.groupingSets.is_null() {
+                return unsupported("GROUPING SETS / ROLLUP / CUBE");
+            }
+            if qr.hasDistinctOn {
+                return unsupported("DISTINCT ON");
+            }
+            if qr.limitOption == pg_sys::LimitOption::LIMIT_OPTION_WITH_TIES {
+                return unsupported("FETCH ... WITH TIES");
+            }
+            // Fold constants as the planner would, in place (the query is a copy).
+            for tle in list::<pg_sys::TargetEntry>(qr.targetList) {
+                (*tle).expr = fold((*tle).expr as *mut pg_sys::Node) as *mut pg_sys::Expr;
+            }
+            qr.havingQual = fold(qr.havingQual);
+
+            let mut level = Level {
+                query: q,
+                bindings: HashMap::new(),
+            };
+            let mut plans: HashMap<u32, LogicalPlan> = HashMap::new();
+            let from = qr.jointree;
+            self.bind_rtes(q, from as *mut pg_sys::Node, outer, &mut level, &mut plans)?;
+            let mut levels = outer.to_vec();
+            levels.push(level);
+
+            let fromlist = list::<pg_sys::Node>((*from).fromlist);
+            let mut plan: Option<LogicalPlan> = None;
+            for item in fromlist {
+                let p = self.from_item(item, &levels, &mut plans)?;
+                plan = Some(match plan {
+                    None => p,
+                    Some(acc) => LogicalPlanBuilder::from(acc).cross_join(p)?.build()?,
+                });
+            }
+            let mut plan = match plan {
+                Some(p) => p,
+                None => LogicalPlanBuilder::empty(true).build()?,
+            };
+            let quals = fold((*from).quals);
+            (*from).quals = quals;
+            if !quals.is_null() {
+                let cx = Ctx {
+                    levels: &levels,
+                    schema: plan.schema(),
+                    agg: None,
+                };
+                let w = self.expr(quals, &cx)?;
+                plan = LogicalPlanBuilder::from(plan).filter(w.e)?.build()?;
+            }
+
+            let tles = list::<pg_sys::TargetEntry>(qr.targetList);
+            let aggregating = qr.hasAggs || !qr.groupClause.is_null() || !qr.havingQual.is_null();
+            if exists_only && !aggregating && qr.limitCount.is_null() && qr.limitOffset.is_null() {
+                let p = LogicalPlanBuilder::from(plan)
+                    .project(vec![lit(1i32).alias("c1")])?
+                    .build()?;
+                return Ok((p, vec![Pg::Int4]));
+            }
+            let by_ref = |r: u32| tles.iter().copied().find(|t| (**t).ressortgroupref == r);
+
+            let mut aggmap = None;
+            if aggregating {
+                let cx = Ctx {
+                    levels: &levels,
+                    schema: plan.schema(),
+                    agg: None,
+                };
+                let mut groups = Vec::new();
+                let mut group_exprs = Vec::new();
+                for (k, sgc) in list::<pg_sys::SortGroupClause>(qr.groupClause)
+                    .into_iter()
+                    .enumerate()
+                {
+                    let Some(tle) = by_ref((*sgc).tleSortGroupRef) else {
+                        return unsupported("a GROUP BY item missing from the target list");
+                    };
+                    let node = (*tle).expr as *mut pg_sys::Node;
+                    let t = self.expr(node, &cx)?;
+                    if t.pg.is_float() {
+                        // PostgreSQL groups -0 with 0 and every NaN together.
+                        return unsupported("GROUP BY a float");
+                    }
+                    let name = format!("g{k}");
+                    group_exprs.push(t.e.alias(&name));
+                    groups.push((node, name, t.pg));
+                }
+                let mut found = Vec::new();
+                for tle in &tles {
+                    collect_aggrefs((**tle).expr as *mut pg_sys::Node, &mut found);
+                }
+                collect_aggrefs(qr.havingQual, &mut found);
+                let mut aggs: Vec<(*mut pg_sys::Aggref, String, Pg)> = Vec::new();
+                let mut agg_exprs = Vec::new();
+                for a in found {
+                    if aggs
+                        .iter()
+                        .any(|(b, _, _)| pg_sys::equal(a as *const _, *b as *const _))
+                    {
+                        continue;
+                    }
+                    let name = format!("a{}", aggs.len());
+                    let t = self.aggregate(a, &cx)?;
+                    agg_exprs.push(t.e.alias(&name));
+                    aggs.push((a, name, t.pg));
+                }
+                plan = LogicalPlanBuilder::from(plan)
+                    .aggregate(group_exprs, agg_exprs)?
+                    .build()?;
+                aggmap = Some(AggMap { groups, aggs });
+                if !qr.havingQual.is_null() {
+                    let cx = Ctx {
+                        levels: &levels,
+                        schema: plan.schema(),
+                        agg: aggmap.as_ref(),
+                    };
+                    let h = self.expr(qr.havingQual, &cx)?;
+                    plan = LogicalPlanBuilder::from(plan).having(h.e)?.build()?;
+                }
+            }
+
+            // The target list, junk included (sorting may need it).
+            let cx = Ctx {
+                levels: &levels,
+                schema: plan.schema(),
+                agg: aggmap.as_ref(),
+            };
+            let mut proj = Vec::new();
+            let mut outs = Vec::new();
+            for tle in &tles {
+                let t = self.expr((**tle).expr as *mut pg_sys::Node, &cx)?;
+                proj.push(t.e.alias(format!("c{}", (**tle).resno)));
+                outs.push((*tle, t.pg));
+            }
+            plan = LogicalPlanBuilder::from(plan).project(proj)?.build()?;
+            let visible: Vec<Expr> = outs
+                .iter()
+                .filter(|(t, _)| !(**t).resjunk)
+                .map(|(t, _)| col(format!("c{}", (**t).resno)))
+                .collect();
+
+            let sorts = list::<pg_sys::SortGroupClause>(qr.sortClause);
+            if !qr.distinctClause.is_null() {
+                let junk_sorted = sorts
+                    .iter()
+                    .any(|s| by_ref((**s).tleSortGroupRef).is_none_or(|t| (*t).resjunk));
+                if junk_sorted {
+                    return unsupported("DISTINCT with ORDER BY items not in the select list");
+                }
+                if outs.iter().any(|(t, pg)| !(**t).resjunk && pg.is_float()) {
+                    return unsupported("DISTINCT over floats");
+                }
+                plan = LogicalPlanBuilder::from(plan)
+                    .project(visible.clone())?
+                    .distinct()?
+                    .build()?;
+            }
+            if !sorts.is_empty() {
+                let mut keys = Vec::new();
+                for s in sorts {
+                    let Some(tle) = by_ref((*s).tleSortGroupRef) else {
+                        return unsupported("an ORDER BY item missing from the target list");
+                    };
+                    let pg = outs
+                        .iter()
+                        .find(|(t, _)| *t == tle)
+                        .map(|(_, p)| *p)
+                        .expect("tle");
+                    if pg.is_text()
+                        && !c_sort_collation(pg_sys::exprCollation(
+                            (*tle).expr as *mut pg_sys::Node,
+                        ))
+                    {
+                        return unsupported("ORDER BY text under a non-C collation");
+                    }
+                    let mut reverse = false;
+                    let eq = pg_sys::get_equality_op_for_ordering_op((*s).sortop, &mut reverse);
+                    if eq == pg_sys::InvalidOid {
+                        return unsupported(format!(
+                            "ORDER BY with operator {}",
+                            func_name(pg_sys::get_opcode((*s).sortop))
+                        ));
+                    }
+                    keys.push(col(format!("c{}", (*tle).resno)).sort(!reverse, (*s).nulls_first));
+                }
+                plan = LogicalPlanBuilder::from(plan).sort(keys)?.build()?;
+            }
+            let offset = self.limit_value(qr.limitOffset)?;
+            let count = self.limit_value(qr.limitCount)?;
+            if offset.is_some() || count.is_some() {
+                plan = LogicalPlanBuilder::from(plan)
+                    .limit(offset.unwrap_or(0), count)?
+                    .build()?;
+            }
+            plan = LogicalPlanBuilder::from(plan).project(visible)?.build()?;
+            let types = outs
+                .iter()
+                .filter(|(t, _)| !(**t).resjunk)
+                .map(|(_, p)| *p)
+                .collect();
+            Ok((plan, types))
+        }
+    }
+
+    unsafe fn limit_value(&mut self, node: *mut pg_sys::Node) -> R<Option<usize>> {
+        // SAFETY: a LIMIT / OFFSET expression.
+        unsafe {
+            let node = fold(node);
+            if node.is_null() {
+                return Ok(None);
+            }
+            let (value, isnull) = match (*node).type_ {
+                pg_sys::NodeTag::T_Const => {
+                    let c = node as *mut pg_sys::Const;
+                    ((*c).constvalue, (*c).constisnull)
+                }
+                pg_sys::NodeTag::T_Param => {
+                    let p = node as *mut pg_sys::Param;
+                    if (*p).paramkind != pg_sys::ParamKind::PARAM_EXTERN {
+                        return unsupported("LIMIT of an executor parameter");
+                    }
+                    self.param_value((*p).paramid, (*p).paramtype)?
+                }
+                _ => return unsupported("LIMIT of a computed value"),
+            };
+            if isnull {
+                return Ok(None);
+            }
+            let v = value.value() as i64;
+            if v < 0 {
+                return unsupported("a negative LIMIT or OFFSET");
+            }
+            Ok(Some(v as usize))
+        }
+    }
+
+    /// Bind every range-table entry under `node` (a FromExpr, JoinExpr or
+    /// RangeTblRef) and translate the subqueries and tables they stand for.
+    unsafe fn bind_rtes(
+        &mut self,
+        q: *mut pg_sys::Query,
+        node: *mut pg_sys::Node,
+        outer: &[Level],
+        level: &mut Level,
+        plans: &mut HashMap<u32, LogicalPlan>,
+    ) -> R<()> {
+        // SAFETY: jointree nodes of `q`.
+        unsafe {
+            match (*node).type_ {
+                pg_sys::NodeTag::T_FromExpr => {
+                    for item in list::<pg_sys::Node>((*(node as *mut pg_sys::FromExpr)).fromlist) {
+                        self.bind_rtes(q, item, outer, level, plans)?;
+                    }
+                }
+                pg_sys::NodeTag::T_JoinExpr => {
+                    let j = node as *mut pg_sys::JoinExpr;
+                    self.bind_rtes(q, (*j).larg, outer, level, plans)?;
+                    self.bind_rtes(q, (*j).rarg, outer, level, plans)?;
+                    if (*j).rtindex > 0 {
+                        level.bindings.insert(
+                            (*j).rtindex as u32,
+                            Binding::Join(rt_fetch(q, (*j).rtindex as u32)),
+                        );
+                    }
+                }
+                pg_sys::NodeTag::T_RangeTblRef => {
+                    let rti = (*(node as *mut pg_sys::RangeTblRef)).rtindex as u32;
+                    let rte = rt_fetch(q, rti);
+                    let (binding, plan) = self.rte(rte, outer, level)?;
+                    level.bindings.insert(rti, binding);
+                    plans.insert(rti, plan);
+                }
+                t => return unsupported(format!("FROM item {t:?}")),
+            }
+            Ok(())
+        }
+    }
+
+    unsafe fn rte(
+        &mut self,
+        rte: *mut pg_sys::RangeTblEntry,
+        outer: &[Level],
+        level: &Level,
+    ) -> R<(Binding, LogicalPlan)> {
+        // SAFETY: an RTE of the query.
+        unsafe {
+            if !(*rte).securityQuals.is_null() {
+                return unsupported("row-level security");
+            }
+            match (*rte).rtekind {
+                pg_sys::RTEKind::RTE_RELATION => {
+                    if !(*rte).tablesample.is_null() {
+                        return unsupported("TABLESAMPLE");
+                    }
+                    let table = self.table((*rte).relid)?;
+                    let qualifier = self.alias("t");
+                    let cols = table_columns((*rte).relid);
+                    let name = table.name.clone();
+                    let plan = LogicalPlanBuilder::scan(
+                        qualifier.as_str(),
+                        provider_as_source(table),
+                        None,
+                    )?
+                    .build()?;
+                    Ok((
+                        Binding::Table {
+                            qualifier,
+                            cols,
+                            name,
+                        },
+                        plan,
+                    ))
+                }
+                pg_sys::RTEKind::RTE_SUBQUERY => {
+                    if (*rte).lateral {
+                        return unsupported("LATERAL subqueries");
+                    }
+                    self.sub_binding((*rte).subquery, outer)
+                }
+                pg_sys::RTEKind::RTE_CTE => {
+                    if (*rte).self_reference {
+                        return unsupported("a recursive CTE");
+                    }
+                    // The CTE is defined ctelevelsup levels up from this one.
+                    let up = (*rte).ctelevelsup as usize;
+                    let defining = if up == 0 {
+                        level.query
+                    } else if up <= outer.len() {
+                        outer[outer.len() - up].query
+                    } else {
+                        return unsupported("a CTE of an outer statement");
+                    };
+                    let name = std::ffi::CStr::from_ptr((*rte).ctename);
+                    for cte in list::<pg_sys::CommonTableExpr>((*defining).cteList) {
+                        if std::ffi::CStr::from_ptr((*cte).ctename) == name {
+                            if (*cte).cterecursive {
+                                return unsupported("a recursive CTE");
+                            }
+                            let sub = pg_sys::copyObjectImpl((*cte).ctequery as *const _)
+                                as *mut pg_sys::Query;
+                            // The CTE's own outer levels are those above its definer.
+                            let keep = outer.len() + 1 - up;
+                            let mut lv = outer.to_vec();
+                            lv.push(level.clone());
+                            return self.sub_binding(sub, &lv[..keep]);
+                        }
+                    }
+                    unsupported("a CTE that cannot be found")
+                }
+                pg_sys::RTEKind::RTE_FUNCTION => unsupported("a function in FROM"),
+                pg_sys::RTEKind::RTE_VALUES => unsupported("VALUES in FROM"),
+                t => unsupported(format!("range-table entry kind {t:?}")),
+            }
+        }
+    }
+
+    unsafe fn sub_binding(
+        &mut self,
+        sub: *mut pg_sys::Query,
+        outer: &[Level],
+    ) -> R<(Binding, LogicalPlan)> {
+        // SAFETY: a subquery of the query.
+        unsafe {
+            let (plan, types) = self.query(sub, outer, false)?;
+            let qualifier = self.alias("s");
+            let resnos: Vec<i16> = list::<pg_sys::TargetEntry>((*sub).targetList)
+                .into_iter()
+                .filter(|t| !(**t).resjunk)
+                .map(|t| (*t).resno)
+                .collect();
+            let cols = resnos.into_iter().zip(types).collect();
+            let plan = LogicalPlanBuilder::from(plan)
+                .alias(qualifier.as_str())?
+                .build()?;
+            Ok((Binding::Sub { qualifier, cols }, plan))
+        }
+    }
+
+    /// A scan of omen_columnar table `oid`.
+    fn table(&mut self, oid: pg_sys::Oid) -> R<Arc<OmenTable>> {
+        let rel = crate::pg::Relation::open(oid, pg_sys::NoLock as i32);
+        // SAFETY: an open relation.
+        let (relkind, reltuples) = unsafe {
+            (
+                (*(*rel.raw()).rd_rel).relkind as u8,
+                (*(*rel.raw()).rd_rel).reltuples,
+            )
+        };
+        if relkind == pg_sys::RELKIND_PARTITIONED_TABLE {
+            return unsupported(format!("partitioned table {}", rel.name()));
+        }
+        if relkind != pg_sys::RELKIND_RELATION || !crate::columnar::is_columnar(rel.raw()) {
+            return unsupported(format!(
+                "table {} is not an omen_columnar table",
+                rel.name()
+            ));
+        }
+        let mut columns = Vec::new();
+        for (attno, pg) in table_columns(oid) {
+            if let Ok(pg) = pg {
+                columns.push(SourceColumn {
+                    index: attno as usize - 1,
+                    pg,
+                });
+            }
+        }
+        columns.sort_by_key(|c| c.index);
+        let t = Arc::new(OmenTable::new(
+            rel.name(),
+            oid.to_u32(),
+            columns,
+            reltuples.max(0.0) as usize,
+            self.partitions,
+        ));
+        self.tables.push(t.clone());
+        Ok(t)
+    }
+
+    /// FROM item `node` as a plan (its RTEs bound already).
+    unsafe fn from_item(
+        &mut self,
+        node: *mut pg_sys::Node,
+        levels: &[Level],
+        plans: &mut HashMap<u32, LogicalPlan>,
+    ) -> R<LogicalPlan> {
+        // SAFETY: jointree nodes.
+        unsafe {
+            match (*node).type_ {
+                pg_sys::NodeTag::T_RangeTblRef => {
+                    let rti = (*(node as *mut pg_sys::RangeTblRef)).rtindex as u32;
+                    plans
+                        .remove(&rti)
+                        .ok_or_else(|| Unsupported("a range-table entry used twice".into()))
+                }
+                pg_sys::NodeTag::T_JoinExpr => {
+                    let j = node as *mut pg_sys::JoinExpr;
+                    let l = self.from_item((*j).larg, levels, plans)?;
+                    let r = self.from_item((*j).rarg, levels, plans)?;
+                    let jt = match (*j).jointype {
+                        pg_sys::JoinType::JOIN_INNER => JoinType::Inner,
+                        pg_sys::JoinType::JOIN_LEFT => JoinType::Left,
+                        pg_sys::JoinType::JOIN_RIGHT => JoinType::Right,
+                        pg_sys::JoinType::JOIN_FULL => JoinType::Full,
+                        t => return unsupported(format!("join type {t:?}")),
+                    };
+                    let quals = fold((*j).quals);
+                    (*j).quals = quals;
+                    if quals.is_null() {
+                        return Ok(LogicalPlanBuilder::from(l).cross_join(r)?.build()?);
+                    }
+                    // The ON clause sees both sides.
+                    let both = LogicalPlanBuilder::from(l.clone())
+                        .cross_join(r.clone())?
+                        .build()?;
+                    let cx = Ctx {
+                        levels,
+                        schema: both.schema(),
+                        agg: None,
+                    };
+                    let on = self.expr(quals, &cx)?;
+                    Ok(LogicalPlanBuilder::from(l)
+                        .join_on(r, jt, vec![on.e])?
+                        .build()?)
+                }
+                t => unsupported(format!("FROM item {t:?}")),
+            }
+        }
+    }
+
+    /// An aggregate call, evaluated over the aggregation's input.
+    unsafe fn aggregate(&mut self, a: *mut pg_sys::Aggref, cx: &Ctx) -> R<TExpr> {
+        // SAFETY: an Aggref of this level.
+        unsafe {
+            if (*a).agglevelsup != 0 {
+                return unsupported("an aggregate of an outer query level");
+            }
+            if !(*a).aggorder.is_null() && (*a).aggdistinct.is_null() {
+                return unsupported("an aggregate with ORDER BY");
+            }
+            if (*a).aggkind != b'n' as std::ffi::c_char {
+                return unsupported("an ordered-set aggregate");
+            }
+            let name = func_name((*a).aggfnoid);
+            let distinct = !(*a).aggdistinct.is_null();
+            let args: Vec<*mut pg_sys::TargetEntry> = list((*a).args);
+            let mut xs = Vec::new();
+            for t in &args {
+                xs.push(self.expr((**t).expr as *mut pg_sys::Node, cx)?);
+            }
+            let filter = if (*a).aggfilter.is_null() {
+                None
+            } else {
+                Some(self.expr(fold((*a).aggfilter as *mut pg_sys::Node), cx)?.e)
+            };
+            let x = xs.first().cloned();
+            let (e, pg) = match (name.as_str(), (*a).aggstar, x) {
+                ("count", true, _) => (agg::count(lit(1i32)), Pg::Int8),
+                ("count", false, Some(x)) => (agg::count(x.e), Pg::Int8),
+                ("sum", _, Some(x)) => match x.pg {
+                    Pg::Int2 | Pg::Int4 => (
+                        agg::sum(cast(x.e, datafusion::arrow::datatypes::DataType::Int64)),
+                        Pg::Int8,
+                    ),
+                    Pg::Int8 => (
+                        agg::sum(cast(
+                            x.e,
+                            datafusion::arrow::datatypes::DataType::Decimal128(38, 0),
+                        )),
+                        Pg::Numeric {
+                            precision: 38,
+                            scale: 0,
+                        },
+                    ),
+                    Pg::Numeric { scale, .. } => (
+                        agg::sum(x.e),
+                        Pg::Numeric {
+                            precision: 38,
+                            scale,
+                        },
+                    ),
+                    Pg::Float8 => (agg::sum(x.e), Pg::Float8),
+                    t => return unsupported(format!("sum({t:?})")),
+                },
+                ("avg", _, Some(x)) if x.pg == Pg::Float8 => (agg::avg(x.e), Pg::Float8),
+                ("min" | "max", _, Some(x)) => {
+                    if x.pg.is_float() {
+                        return unsupported(format!("{name}() of floats"));
+                    }
+                    if x.pg.is_text() && !c_sort_collation((*a).inputcollid) {
+                        return unsupported(format!("{name}() of text under a non-C collation"));
+                    }
+                    let e = if name == "min" {
+                        agg::min(x.e)
+                    } else {
+                        agg::max(x.e)
+                    };
+                    (e, x.pg)
+                }
+                ("bool_and" | "every", _, Some(x)) => (agg::bool_and(x.e), Pg::Bool),
+                ("bool_or", _, Some(x)) => (agg::bool_or(x.e), Pg::Bool),
+                ("stddev" | "stddev_samp", _, Some(x)) if x.pg == Pg::Float8 => {
+                    (agg::stddev(x.e), Pg::Float8)
+                }
+                ("stddev_pop", _, Some(x)) if x.pg == Pg::Float8 => {
+                    (agg::stddev_pop(x.e), Pg::Float8)
+                }
+                ("variance" | "var_samp", _, Some(x)) if x.pg == Pg::Float8 => {
+                    (agg::var_sample(x.e), Pg::Float8)
+                }
+                ("var_pop", _, Some(x)) if x.pg == Pg::Float8 => (agg::var_pop(x.e), Pg::Float8),
+                (n, _, x) => {
+                    return unsupported(format!(
+                        "aggregate {n}({})",
+                        x.map_or("*".into(), |x| format!("{:?}", x.pg))
+                    ))
+                }
+            };
+            let e = match (distinct, filter) {
+                (false, None) => e,
+                (d, f) => {
+                    let mut b = if d { e.distinct() } else { e.filter(lit(true)) };
+                    if let Some(f) = f {
+                        b = b.filter(f);
+                    }
+                    b.build()?
+                }
+            };
+            Ok(TExpr { e, pg })
+        }
+    }
+}
+
+/// The columns of table `oid`: attno -> type, or why it has none.
+fn table_columns(oid: pg_sys::Oid) -> HashMap<i16, Result<Pg, String>> {
+    let rel = crate::pg::Relation::open(oid, pg_sys::NoLock as i32);
+    // SAFETY: an open relation's descriptor.
+    let atts = unsafe {
+        let d = (*rel.raw()).rd_att;
+        (*d).attrs.as_slice((*d).natts as usize)
+    };
+    atts.iter()
+        .filter(|a| !a.attisdropped)
+        .map(|a| (a.attnum, Pg::of(a.atttypid, a.atttypmod)))
+        .collect()
+}
+
+fn c_sort_collation(collid: pg_sys::Oid) -> bool {
+    super::expr::c_collation(collid)
+}
+
+/// The Aggrefs of this level in `node` (not inside subqueries).
+unsafe fn collect_aggrefs(node: *mut pg_sys::Node, out: &mut Vec<*mut pg_sys::Aggref>) {
+    #[pgrx::pg_guard]
+    unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, cx: *mut std::ffi::c_void) -> bool {
+        // SAFETY: called by expression_tree_walker with our Vec.
+        unsafe {
+            if node.is_null() {
+                return false;
+            }
+            if (*node).type_ == pg_sys::NodeTag::T_Aggref {
+                (*(cx as *mut Vec<*mut pg_sys::Aggref>)).push(node as *mut pg_sys::Aggref);
+                return false; // nested aggregates are an error in PostgreSQL
+            }
+            pg_sys::expression_tree_walker(node, Some(walker), cx)
+        }
+    }
+    if node.is_null() {
+        return;
+    }
+    // SAFETY: an expression tree.
+    unsafe {
+        walker(node, out as *mut Vec<_> as *mut std::ffi::c_void);
+    }
+}
+
+/// Literal of `v` (helper for callers building plans).
+pub fn scalar(v: ScalarValue) -> Expr {
+    Expr::Literal(v, None)
+}

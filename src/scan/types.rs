@@ -1,0 +1,133 @@
+//! PostgreSQL types the DataFusion scan computes on, and their Arrow forms.
+//!
+//! Dates and timestamps stay PostgreSQL's own day and microsecond counts
+//! (epoch 2000-01-01, infinities as the extreme values) in Int32 / Int64
+//! arrays: every operation on them is translated by us, so nothing shifts
+//! epochs or can overflow. `char(n)` is Utf8 without trailing blanks (how
+//! PostgreSQL compares it); output pads it again.
+
+use datafusion::arrow::datatypes::DataType;
+use omendb_columnar::logical::Logical;
+use pgrx::pg_sys;
+
+/// Largest Decimal128 precision.
+pub const MAX_PRECISION: u8 = 38;
+
+/// A PostgreSQL type we can represent exactly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pg {
+    Bool,
+    Int2,
+    Int4,
+    Int8,
+    Float4,
+    Float8,
+    /// numeric with a known display scale for every value: Decimal128.
+    Numeric {
+        precision: u8,
+        scale: i8,
+    },
+    Text,
+    /// char(n); n = -1 for bpchar without a length.
+    BpChar(i32),
+    Varchar,
+    Date,
+    Timestamp,
+    TimestampTz,
+}
+
+impl Pg {
+    /// The type of a value of PostgreSQL type `oid` with `typmod`, or why
+    /// there is none.
+    pub fn of(oid: pg_sys::Oid, typmod: i32) -> Result<Pg, String> {
+        Ok(match oid {
+            pg_sys::BOOLOID => Pg::Bool,
+            pg_sys::INT2OID => Pg::Int2,
+            pg_sys::INT4OID => Pg::Int4,
+            pg_sys::INT8OID => Pg::Int8,
+            pg_sys::FLOAT4OID => Pg::Float4,
+            pg_sys::FLOAT8OID => Pg::Float8,
+            pg_sys::NUMERICOID => {
+                if typmod < 4 {
+                    return Err("numeric without a precision and scale".into());
+                }
+                let t = typmod - 4; // VARHDRSZ
+                let precision = ((t >> 16) & 0xffff) as u8;
+                let scale = (((t & 0x7ff) ^ 1024) - 1024) as i8;
+                if precision > MAX_PRECISION || scale < 0 || scale as u8 > precision {
+                    return Err(format!("numeric({precision},{scale})"));
+                }
+                Pg::Numeric { precision, scale }
+            }
+            pg_sys::TEXTOID => Pg::Text,
+            pg_sys::VARCHAROID => Pg::Varchar,
+            pg_sys::BPCHAROID => Pg::BpChar(if typmod >= 4 { typmod - 4 } else { -1 }),
+            pg_sys::DATEOID => Pg::Date,
+            pg_sys::TIMESTAMPOID => Pg::Timestamp,
+            pg_sys::TIMESTAMPTZOID => Pg::TimestampTz,
+            _ => return Err(format!("type {}", type_name(oid))),
+        })
+    }
+
+    pub fn arrow(self) -> DataType {
+        match self {
+            Pg::Bool => DataType::Boolean,
+            Pg::Int2 => DataType::Int16,
+            Pg::Int4 | Pg::Date => DataType::Int32,
+            Pg::Int8 | Pg::Timestamp | Pg::TimestampTz => DataType::Int64,
+            Pg::Float4 => DataType::Float32,
+            Pg::Float8 => DataType::Float64,
+            Pg::Numeric { precision, scale } => DataType::Decimal128(precision, scale),
+            Pg::Text | Pg::Varchar | Pg::BpChar(_) => DataType::Utf8,
+        }
+    }
+
+    /// How a stored column of this type is presented (see `crates/columnar`).
+    pub fn logical(self) -> Logical {
+        match self {
+            Pg::Numeric { precision, scale } => Logical::Numeric { precision, scale },
+            Pg::Text | Pg::Varchar => Logical::Text,
+            Pg::BpChar(_) => Logical::BpChar,
+            _ => Logical::Stored,
+        }
+    }
+
+    pub fn oid(self) -> pg_sys::Oid {
+        match self {
+            Pg::Bool => pg_sys::BOOLOID,
+            Pg::Int2 => pg_sys::INT2OID,
+            Pg::Int4 => pg_sys::INT4OID,
+            Pg::Int8 => pg_sys::INT8OID,
+            Pg::Float4 => pg_sys::FLOAT4OID,
+            Pg::Float8 => pg_sys::FLOAT8OID,
+            Pg::Numeric { .. } => pg_sys::NUMERICOID,
+            Pg::Text => pg_sys::TEXTOID,
+            Pg::Varchar => pg_sys::VARCHAROID,
+            Pg::BpChar(_) => pg_sys::BPCHAROID,
+            Pg::Date => pg_sys::DATEOID,
+            Pg::Timestamp => pg_sys::TIMESTAMPOID,
+            Pg::TimestampTz => pg_sys::TIMESTAMPTZOID,
+        }
+    }
+
+    pub fn is_int(self) -> bool {
+        matches!(self, Pg::Int2 | Pg::Int4 | Pg::Int8)
+    }
+
+    pub fn is_float(self) -> bool {
+        matches!(self, Pg::Float4 | Pg::Float8)
+    }
+
+    pub fn is_text(self) -> bool {
+        matches!(self, Pg::Text | Pg::Varchar | Pg::BpChar(_))
+    }
+}
+
+/// A type's name, for messages.
+pub fn type_name(oid: pg_sys::Oid) -> String {
+    // SAFETY: format_type_be works for any OID (it prints ??? for unknown ones).
+    unsafe {
+        let p = pg_sys::format_type_be(oid);
+        std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+    }
+}
