@@ -172,7 +172,9 @@ pub struct ExecState {
     row: usize,
     /// Output column types (oid, typmod) from the plan's target list.
     types: Vec<(pg_sys::Oid, i32)>,
-    row_cx: pgrx::PgMemoryContexts,
+    /// Memory for by-reference result values; a child of the query's
+    /// context, so deleted with it (never by us).
+    row_cx: pg_sys::MemoryContext,
     rows_since_reset: u32,
     done: bool,
 }
@@ -253,7 +255,13 @@ unsafe extern "C-unwind" fn begin(
             batch: None,
             row: 0,
             types,
-            row_cx: pgrx::PgMemoryContexts::new("OmenDataFusion rows"),
+            row_cx: pg_sys::AllocSetContextCreateExtended(
+                (*estate).es_query_cxt,
+                c"OmenDataFusion rows".as_ptr(),
+                pg_sys::ALLOCSET_DEFAULT_MINSIZE as usize,
+                pg_sys::ALLOCSET_DEFAULT_INITSIZE as usize,
+                pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
+            ),
             rows_since_reset: 0,
             done: false,
         });
@@ -329,12 +337,13 @@ unsafe extern "C-unwind" fn exec(
                     st.rows_since_reset += 1;
                     if st.rows_since_reset >= 256 {
                         st.rows_since_reset = 0;
-                        st.row_cx.reset();
+                        pg_sys::MemoryContextReset(st.row_cx);
                     }
                     pg_sys::ExecClearTuple(slot);
                     let values = (*slot).tts_values;
                     let nulls = (*slot).tts_isnull;
-                    st.row_cx.switch_to(|_| {
+                    let old = pg_sys::MemoryContextSwitchTo(st.row_cx);
+                    {
                         for (k, c) in cols.iter().enumerate() {
                             match c.datum(i) {
                                 Some(d) => {
@@ -347,7 +356,8 @@ unsafe extern "C-unwind" fn exec(
                                 }
                             }
                         }
-                    });
+                    }
+                    pg_sys::MemoryContextSwitchTo(old);
                     return pg_sys::ExecStoreVirtualTuple(slot);
                 }
             }

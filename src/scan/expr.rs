@@ -1052,7 +1052,7 @@ impl Translator {
                 pg: Pg::Date,
             }),
             (Pg::Date, Pg::Date) if op == Arith::Sub && n == "date_mi" => Ok(TExpr {
-                e: f::int_arith(Arith::Sub, DataType::Int32, a.e, b.e),
+                e: f::date_diff(a.e, b.e),
                 pg: Pg::Int4,
             }),
             (x, y) => unsupported(format!("{n}({x:?}, {y:?})")),

@@ -44,6 +44,9 @@ pub fn pg_error(sqlstate: &'static str, message: impl Into<String>) -> DataFusio
     }))
 }
 
+/// extract()'s image of numeric Infinity (negated: -Infinity), at scale 0.
+pub const NUMERIC_INFINITY: i128 = 10i128.pow(37);
+
 pub const OUT_OF_RANGE: &str = "22003";
 pub const DIVISION_BY_ZERO: &str = "22012";
 pub const DATETIME_OUT_OF_RANGE: &str = "22008";
@@ -78,6 +81,8 @@ enum Kind {
     DateToTimestamp,
     /// date + int4 days / date - int4 days.
     DatePlusDays(bool),
+    /// date - date -> int4 days (infinite dates are an error).
+    DateDiff,
     /// extract(field from date) -> numeric (scale 0).
     ExtractDate(DateField),
     Upper(bool),
@@ -167,6 +172,18 @@ pub fn date_plus_days(minus: bool, a: Expr, days: Expr) -> Expr {
     )
 }
 
+pub fn date_diff(a: Expr, b: Expr) -> Expr {
+    call(
+        udf(
+            "pg_date_mi".into(),
+            Kind::DateDiff,
+            vec![DataType::Int32, DataType::Int32],
+            DataType::Int32,
+        ),
+        vec![a, b],
+    )
+}
+
 pub fn extract_date(field: DateField, a: Expr) -> Expr {
     let name = format!("pg_extract_{field:?}").to_lowercase();
     call(
@@ -174,7 +191,7 @@ pub fn extract_date(field: DateField, a: Expr) -> Expr {
             name,
             Kind::ExtractDate(field),
             vec![DataType::Int32],
-            DataType::Decimal128(10, 0),
+            DataType::Decimal128(38, 0),
         ),
         vec![a],
     )
@@ -398,6 +415,29 @@ impl PgFn {
                     .collect();
                 err.map_or(Ok(Arc::new(r) as ArrayRef), Err)
             }
+            Kind::DateDiff => {
+                let (x, y) = (
+                    a[0].as_primitive::<Int32Type>(),
+                    a[1].as_primitive::<Int32Type>(),
+                );
+                let mut err = None;
+                let r: Int32Array = x
+                    .iter()
+                    .zip(y.iter())
+                    .map(|(p, q)| {
+                        let (p, q) = (p?, q?);
+                        if [p, q].iter().any(|&d| d == DATE_MIN || d == DATE_MAX) {
+                            err = Some(pg_error(
+                                DATETIME_OUT_OF_RANGE,
+                                "cannot subtract infinite dates",
+                            ));
+                            return None;
+                        }
+                        Some(p - q)
+                    })
+                    .collect();
+                err.map_or(Ok(Arc::new(r) as ArrayRef), Err)
+            }
             Kind::ExtractDate(field) => {
                 let x = a[0].as_primitive::<Int32Type>();
                 let mut err = None;
@@ -405,12 +445,13 @@ impl PgFn {
                     .iter()
                     .map(|d| {
                         let d = d?;
-                        if d == DATE_MIN || d == DATE_MAX {
-                            err = Some(pg_error(
-                                "0A000",
-                                "omendb's DataFusion scan cannot extract fields of infinite dates; set omendb.datafusion = off for this query",
-                            ));
-                            return None;
+                        // extract() of an infinite date is numeric ±Infinity:
+                        // sentinels that compare above / below every year.
+                        if d == DATE_MAX {
+                            return Some(NUMERIC_INFINITY);
+                        }
+                        if d == DATE_MIN {
+                            return Some(-NUMERIC_INFINITY);
                         }
                         let (y, m, day) = j2date(d as i64 + POSTGRES_EPOCH_JDATE);
                         // PostgreSQL counts years BC as negative, with no year 0.
@@ -425,7 +466,7 @@ impl PgFn {
                     .collect();
                 match err {
                     Some(e) => Err(e),
-                    None => Ok(Arc::new(r.with_precision_and_scale(10, 0)?)),
+                    None => Ok(Arc::new(r.with_precision_and_scale(38, 0)?)),
                 }
             }
             Kind::Upper(upper) => {

@@ -170,7 +170,13 @@ impl OutColumn {
                 if a.is_null(i) {
                     return None;
                 }
-                Some(varlena(&i128_to_numeric(a.value(i), *s), 0))
+                let v = a.value(i);
+                if *s == 0 && v.unsigned_abs() == super::functions::NUMERIC_INFINITY as u128 {
+                    // NUMERIC_PINF / NUMERIC_NINF headers.
+                    let h: u16 = if v > 0 { 0xD000 } else { 0xF000 };
+                    return Some(varlena(&h.to_le_bytes(), 0));
+                }
+                Some(varlena(&i128_to_numeric(v, *s), 0))
             }
             OutColumn::Text(a, pad) => {
                 if a.is_null(i) {
