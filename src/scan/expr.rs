@@ -37,7 +37,7 @@ pub struct Ctx<'a> {
 /// aggregate read the aggregate node's output column of that name.
 pub struct AggMap {
     pub groups: Vec<(*mut pg_sys::Node, String, Pg)>,
-    pub aggs: Vec<(*mut pg_sys::Aggref, String, Pg)>,
+    pub aggs: Vec<(*mut pg_sys::Aggref, TExpr)>,
 }
 
 pub fn unsupported<T>(what: impl Into<String>) -> R<T> {
@@ -110,7 +110,7 @@ fn numeric_of(e: &Expr, schema: &DFSchema) -> R<Pg> {
 /// Cast an integer or numeric expression to numeric.
 fn to_numeric(x: TExpr) -> R<TExpr> {
     let (p, s) = match x.pg {
-        Pg::Numeric { .. } => return Ok(x),
+        Pg::Numeric { .. } | Pg::DynNumeric | Pg::MixedNumeric(_) => return Ok(x),
         Pg::Int2 => (5, 0),
         Pg::Int4 => (10, 0),
         Pg::Int8 => (19, 0),
@@ -193,12 +193,9 @@ impl Translator {
                     }
                 }
                 if is(node, pg_sys::NodeTag::T_Aggref) {
-                    for (a, name, pg) in &agg.aggs {
+                    for (a, t) in &agg.aggs {
                         if pg_sys::equal(node as *const _, *a as *const _) {
-                            return Ok(TExpr {
-                                e: Expr::Column(Column::from_name(name)),
-                                pg: *pg,
-                            });
+                            return Ok(t.clone());
                         }
                     }
                     return unsupported("an aggregate the translator did not collect");
@@ -320,8 +317,10 @@ impl Translator {
                         return unsupported("GREATEST/LEAST under a non-C collation");
                     }
                     let args = self.same_type_args(&list((*m).args), (*m).minmaxtype, cx)?;
-                    if args[0].pg.is_float() {
-                        return unsupported("GREATEST/LEAST of floats");
+                    if args[0].pg.is_float() || args[0].pg.is_dyn() {
+                        return unsupported(
+                            "GREATEST/LEAST of floats or of numerics of several scales",
+                        );
                     }
                     let pg = args[0].pg;
                     let es = args.into_iter().map(|a| a.e).collect();
@@ -377,12 +376,7 @@ impl Translator {
         }
         if ty == pg_sys::NUMERICOID {
             out = out.into_iter().map(to_numeric).collect::<R<_>>()?;
-            // Decimals of different scales: DataFusion coerces to a common one,
-            // which is the larger scale, as PostgreSQL's result keeps per value.
-            let scales: Vec<_> = out.iter().map(|x| x.pg).collect();
-            if scales.windows(2).any(|w| w[0] != w[1]) {
-                return unsupported("numeric values of different scales in one result");
-            }
+            out = mixed_numerics(out)?;
         }
         Ok(out)
     }
@@ -519,13 +513,7 @@ impl Translator {
             let ty = (*c).casetype;
             if ty == pg_sys::NUMERICOID {
                 results = results.into_iter().map(to_numeric).collect::<R<_>>()?;
-                let first = results[0].pg;
-                if results
-                    .iter()
-                    .any(|r| r.pg != first && !is_null_literal(&r.e))
-                {
-                    return unsupported("CASE branches of numeric values with different scales");
-                }
+                results = mixed_numerics(results)?;
             }
             let pg = results
                 .iter()
@@ -658,9 +646,20 @@ impl Translator {
                     }
                     let right = outs[0];
                     if negated {
-                        // NOT IN: NULLs on either side make PostgreSQL's
-                        // answer NULL, which an anti join does not give.
-                        return unsupported("NOT IN (subquery)");
+                        // NOT IN: a NULL on either side makes PostgreSQL's
+                        // answer NULL, which an anti join does not give; so
+                        // both sides must be NOT NULL columns.
+                        let here = cx.levels.last().map(|l| l.query);
+                        let outs = list::<pg_sys::TargetEntry>((*sub).targetList);
+                        let inner = outs
+                            .iter()
+                            .find(|t| !(***t).resjunk)
+                            .map(|t| (**t).expr as *mut pg_sys::Node);
+                        let safe = here.is_some_and(|q| not_null_column(q, args[0]))
+                            && inner.is_some_and(|n| not_null_column(sub, n));
+                        if !safe {
+                            return unsupported("NOT IN (subquery) over columns that may be NULL");
+                        }
                     }
                     let (l, plan) = if left.pg == right {
                         (left.e, plan)
@@ -812,7 +811,11 @@ impl Translator {
                     },
                 })
             }
-            ("text_substr" | "text_substr_no_len", [s, rest @ ..]) if s.pg.is_text() => {
+            ("text_substr" | "text_substr_no_len" | "substring" | "substr", [s, rest @ ..])
+                if s.pg.is_text()
+                    && (rest.len() == 1 || rest.len() == 2)
+                    && rest.iter().all(|r| r.pg.is_int()) =>
+            {
                 let mut args = vec![s.e.clone()];
                 for r in rest {
                     args.push(
@@ -928,6 +931,10 @@ impl Translator {
                 };
                 bool_of(f::float_cmp(c, a, b))
             }
+            (x, y) if x.is_dyn() || y.is_dyn() => {
+                let (a, b) = (to_numeric(a)?, to_numeric(b)?);
+                bool_of(f::num_cmp(c, a.e, b.e))
+            }
             (Pg::Numeric { .. }, _) | (_, Pg::Numeric { .. }) => {
                 let (a, b) = (to_numeric(a)?, to_numeric(b)?);
                 bool_of(binary_expr(a.e, op, b.e))
@@ -1027,8 +1034,23 @@ impl Translator {
                     pg: to,
                 })
             }
-            (Pg::Numeric { .. }, _) | (_, Pg::Numeric { .. }) if n.starts_with("numeric_") => {
+            (x, y)
+                if (x.is_dyn()
+                    || y.is_dyn()
+                    || matches!(x, Pg::Numeric { .. })
+                    || matches!(y, Pg::Numeric { .. }))
+                    && n.starts_with("numeric_") =>
+            {
                 let (a, b) = (to_numeric(a)?, to_numeric(b)?);
+                let dynamic = a.pg.is_dyn() || b.pg.is_dyn();
+                if op == Arith::Div || (dynamic && op != Arith::Mod) {
+                    // Division scales its result per value; so does any
+                    // arithmetic on such results.
+                    return Ok(TExpr {
+                        e: f::num_arith(op, a.e, b.e),
+                        pg: Pg::DynNumeric,
+                    });
+                }
                 let dop = match op {
                     Arith::Add => Operator::Plus,
                     Arith::Sub => Operator::Minus,
@@ -1057,6 +1079,87 @@ impl Translator {
             }),
             (x, y) => unsupported(format!("{n}({x:?}, {y:?})")),
         }
+    }
+}
+
+/// Numeric values of different display scales (CASE branches, COALESCE
+/// arguments) keep their own scales in PostgreSQL: as per-value-scale
+/// numerics here. Values of one scale stay Decimal128.
+fn mixed_numerics(xs: Vec<TExpr>) -> R<Vec<TExpr>> {
+    let typed: Vec<Pg> = xs
+        .iter()
+        .filter(|x| !is_null_literal(&x.e))
+        .map(|x| x.pg)
+        .collect();
+    if typed.windows(2).all(|w| w[0] == w[1]) {
+        return Ok(xs);
+    }
+    let mut bound = Some(0i8);
+    for p in &typed {
+        bound = match (bound, p) {
+            (Some(b), Pg::Numeric { scale, .. }) => Some(b.max(*scale)),
+            (Some(b), Pg::MixedNumeric(s)) => Some(b.max(*s)),
+            _ => None,
+        };
+    }
+    let pg = bound.map_or(Pg::DynNumeric, Pg::MixedNumeric);
+    xs.into_iter()
+        .map(|x| {
+            let e = if is_null_literal(&x.e) {
+                Expr::Literal(ScalarValue::try_from(&f::dyn_numeric())?, None)
+            } else if x.pg.is_dyn() {
+                x.e
+            } else {
+                f::to_dyn(x.e)
+            };
+            Ok(TExpr { e, pg })
+        })
+        .collect()
+}
+
+/// Whether `node` is a column of query `q` that can never be NULL: a
+/// NOT NULL table column, in a query level without outer joins.
+unsafe fn not_null_column(q: *mut pg_sys::Query, node: *mut pg_sys::Node) -> bool {
+    // SAFETY: nodes of query `q`.
+    unsafe {
+        if !is(node, pg_sys::NodeTag::T_Var) {
+            return false;
+        }
+        let v = node as *mut pg_sys::Var;
+        if (*v).varlevelsup != 0 || (*v).varattno <= 0 {
+            return false;
+        }
+        fn inner_only(n: *mut pg_sys::Node) -> bool {
+            // SAFETY: jointree nodes.
+            unsafe {
+                match (*n).type_ {
+                    pg_sys::NodeTag::T_FromExpr => {
+                        list::<pg_sys::Node>((*(n as *mut pg_sys::FromExpr)).fromlist)
+                            .into_iter()
+                            .all(inner_only)
+                    }
+                    pg_sys::NodeTag::T_JoinExpr => {
+                        let j = n as *mut pg_sys::JoinExpr;
+                        (*j).jointype == pg_sys::JoinType::JOIN_INNER
+                            && inner_only((*j).larg)
+                            && inner_only((*j).rarg)
+                    }
+                    _ => true,
+                }
+            }
+        }
+        if !inner_only((*q).jointree as *mut pg_sys::Node) {
+            return false;
+        }
+        let rte = list::<pg_sys::RangeTblEntry>((*q).rtable)[(*v).varno as usize - 1];
+        if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION {
+            return false;
+        }
+        let rel = crate::pg::Relation::open((*rte).relid, pg_sys::NoLock as i32);
+        let d = (*rel.raw()).rd_att;
+        let atts = (*d).attrs.as_slice((*d).natts as usize);
+        atts.get((*v).varattno as usize - 1)
+            .is_some_and(|a| a.attnotnull && !a.attisdropped)
     }
 }
 

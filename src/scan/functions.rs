@@ -86,6 +86,17 @@ enum Kind {
     /// extract(field from date) -> numeric (scale 0).
     ExtractDate(DateField),
     Upper(bool),
+    /// numeric arithmetic with a per-value result scale (see `dyn_numeric`).
+    NumArith(Arith),
+    NumCmp(Cmp),
+    /// Decimal128 -> per-value-scale numeric.
+    ToDyn,
+    /// Any numeric -> Decimal128(38, scale), exactly.
+    AtScale(i8),
+    /// Per-value-scale numeric -> its scale.
+    ScaleOf,
+    /// (Decimal128(38, s), scale) -> per-value-scale numeric at that scale.
+    WithScale,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -195,6 +206,148 @@ pub fn extract_date(field: DateField, a: Expr) -> Expr {
         ),
         vec![a],
     )
+}
+
+/// The Arrow type of numeric values whose display scale varies per value
+/// (results of division and `avg`): the unscaled value and its scale.
+pub fn dyn_numeric() -> DataType {
+    use datafusion::arrow::datatypes::{Field, Fields};
+    DataType::Struct(Fields::from(vec![
+        Field::new("u", DataType::Decimal128(38, 0), true),
+        Field::new("s", DataType::Int8, true),
+    ]))
+}
+
+/// numeric `a op b` with PostgreSQL's result scales; either side may be a
+/// Decimal128 or a per-value-scale numeric.
+pub fn num_arith(op: Arith, a: Expr, b: Expr) -> Expr {
+    let name = format!("pg_numeric_{op:?}").to_lowercase();
+    let f = ScalarUDF::new_from_impl(PgFn {
+        name,
+        kind: Kind::NumArith(op),
+        signature: Signature::any(2, Volatility::Immutable),
+        ret: dyn_numeric(),
+    });
+    f.call(vec![a, b])
+}
+
+pub fn num_cmp(op: Cmp, a: Expr, b: Expr) -> Expr {
+    let name = format!("pg_numeric_{op:?}").to_lowercase();
+    let f = ScalarUDF::new_from_impl(PgFn {
+        name,
+        kind: Kind::NumCmp(op),
+        signature: Signature::any(2, Volatility::Immutable),
+        ret: DataType::Boolean,
+    });
+    f.call(vec![a, b])
+}
+
+fn any_udf(name: &str, kind: Kind, n: usize, ret: DataType, args: Vec<Expr>) -> Expr {
+    ScalarUDF::new_from_impl(PgFn {
+        name: name.to_string(),
+        kind,
+        signature: Signature::any(n, Volatility::Immutable),
+        ret,
+    })
+    .call(args)
+}
+
+pub fn to_dyn(a: Expr) -> Expr {
+    any_udf("pg_numeric_dyn", Kind::ToDyn, 1, dyn_numeric(), vec![a])
+}
+
+pub fn at_scale(a: Expr, scale: i8) -> Expr {
+    any_udf(
+        &format!("pg_numeric_at_scale_{scale}"),
+        Kind::AtScale(scale),
+        1,
+        DataType::Decimal128(38, scale),
+        vec![a],
+    )
+}
+
+pub fn scale_of(a: Expr) -> Expr {
+    any_udf(
+        "pg_numeric_scale",
+        Kind::ScaleOf,
+        1,
+        DataType::Int8,
+        vec![a],
+    )
+}
+
+pub fn with_scale(a: Expr, scale: Expr) -> Expr {
+    any_udf(
+        "pg_numeric_with_scale",
+        Kind::WithScale,
+        2,
+        dyn_numeric(),
+        vec![a, scale],
+    )
+}
+
+/// Build a per-value-scale numeric array from (unscaled, scale) rows.
+fn dyn_array(rows: impl Iterator<Item = Result<Option<(i128, i32)>>>) -> Result<ArrayRef> {
+    use datafusion::arrow::array::{Decimal128Builder, Int8Builder, StructArray};
+    let mut u = Decimal128Builder::new();
+    let mut sc = Int8Builder::new();
+    for r in rows {
+        match r? {
+            Some((v, s)) => {
+                let s = i8::try_from(s)
+                    .map_err(|_| num_error(omendb_columnar::numeric::NumError::TooLarge))?;
+                u.append_value(v);
+                sc.append_value(s);
+            }
+            None => {
+                u.append_null();
+                sc.append_null();
+            }
+        }
+    }
+    let DataType::Struct(fields) = dyn_numeric() else {
+        unreachable!()
+    };
+    let u = Arc::new(u.finish().with_precision_and_scale(38, 0)?) as ArrayRef;
+    let sc = Arc::new(sc.finish()) as ArrayRef;
+    let nulls = u.logical_nulls();
+    Ok(Arc::new(StructArray::try_new(fields, vec![u, sc], nulls)?))
+}
+
+/// Row `i` of a numeric array (Decimal128 or per-value-scale) as
+/// (unscaled, scale), None for NULL.
+pub fn numeric_at(a: &ArrayRef, i: usize) -> Option<(i128, i32)> {
+    if a.is_null(i) {
+        return None;
+    }
+    match a.data_type() {
+        DataType::Decimal128(_, s) => Some((
+            a.as_primitive::<datafusion::arrow::datatypes::Decimal128Type>()
+                .value(i),
+            *s as i32,
+        )),
+        DataType::Struct(_) => {
+            let st = a.as_struct();
+            let u = st
+                .column(0)
+                .as_primitive::<datafusion::arrow::datatypes::Decimal128Type>();
+            let s = st
+                .column(1)
+                .as_primitive::<datafusion::arrow::datatypes::Int8Type>();
+            (!u.is_null(i)).then(|| (u.value(i), s.value(i) as i32))
+        }
+        _ => None,
+    }
+}
+
+fn num_error(e: omendb_columnar::numeric::NumError) -> DataFusionError {
+    match e {
+        omendb_columnar::numeric::NumError::DivisionByZero => pg_error(DIVISION_BY_ZERO, "division by zero"),
+        omendb_columnar::numeric::NumError::TooLarge => pg_error(
+            OUT_OF_RANGE,
+            "numeric result needs more than 38 digits in omendb's DataFusion scan; set omendb.datafusion = off for this query",
+        ),
+    }
 }
 
 pub fn ascii_case(upper: bool, a: Expr) -> Expr {
@@ -468,6 +621,102 @@ impl PgFn {
                     Some(e) => Err(e),
                     None => Ok(Arc::new(r.with_precision_and_scale(38, 0)?)),
                 }
+            }
+            Kind::NumArith(op) => {
+                use datafusion::arrow::array::{Decimal128Builder, Int8Builder, StructArray};
+                use omendb_columnar::numeric as n;
+                let len = a[0].len();
+                let mut u = Decimal128Builder::with_capacity(len);
+                let mut sc = Int8Builder::with_capacity(len);
+                for i in 0..len {
+                    let (Some((x, sx)), Some((y, sy))) =
+                        (numeric_at(&a[0], i), numeric_at(&a[1], i))
+                    else {
+                        u.append_null();
+                        sc.append_null();
+                        continue;
+                    };
+                    // Display scales: a Decimal128's is its type scale, a
+                    // per-value numeric's is its own.
+                    let r = match op {
+                        Arith::Add => n::add(x, sx, y, sy, false),
+                        Arith::Sub => n::add(x, sx, y, sy, true),
+                        Arith::Mul => n::mul(x, sx, y, sy),
+                        Arith::Div => n::div(x, sx, sx, y, sy, sy),
+                        Arith::Mod => return Err(pg_error("0A000", "numeric modulo")),
+                    };
+                    let (v, s) = r.map_err(num_error)?;
+                    let s = i8::try_from(s).map_err(|_| num_error(n::NumError::TooLarge))?;
+                    u.append_value(v);
+                    sc.append_value(s);
+                }
+                let DataType::Struct(fields) = dyn_numeric() else {
+                    unreachable!()
+                };
+                let u = Arc::new(u.finish().with_precision_and_scale(38, 0)?) as ArrayRef;
+                let sc = Arc::new(sc.finish()) as ArrayRef;
+                let nulls = u.logical_nulls();
+                Ok(Arc::new(StructArray::try_new(fields, vec![u, sc], nulls)?))
+            }
+            Kind::ToDyn => dyn_array((0..a[0].len()).map(|i| Ok(numeric_at(&a[0], i)))),
+            Kind::ScaleOf => {
+                let r: datafusion::arrow::array::Int8Array = (0..a[0].len())
+                    .map(|i| numeric_at(&a[0], i).map(|(_, s)| s as i8))
+                    .collect();
+                Ok(Arc::new(r))
+            }
+            Kind::AtScale(to) => {
+                let mut err = None;
+                let r: Decimal128Array = (0..a[0].len())
+                    .map(|i| {
+                        let (v, s) = numeric_at(&a[0], i)?;
+                        let up = (to as i32 - s) as u32;
+                        let out = 10i128.checked_pow(up).and_then(|m| v.checked_mul(m));
+                        if out.is_none() {
+                            err = Some(num_error(omendb_columnar::numeric::NumError::TooLarge));
+                        }
+                        out
+                    })
+                    .collect();
+                match err {
+                    Some(e) => Err(e),
+                    None => Ok(Arc::new(r.with_precision_and_scale(38, to)?)),
+                }
+            }
+            Kind::WithScale => {
+                let n = a[0].len();
+                let scales = a[1].as_primitive::<datafusion::arrow::datatypes::Int8Type>();
+                dyn_array((0..n).map(|i| {
+                    let Some((v, s)) = numeric_at(&a[0], i) else {
+                        return Ok(None);
+                    };
+                    if scales.is_null(i) {
+                        return Ok(None);
+                    }
+                    let to = scales.value(i) as i32;
+                    // Every summed value had at most scale `to`: exact.
+                    let d = 10i128.pow((s - to).max(0) as u32);
+                    Ok(Some((v / d, to)))
+                }))
+            }
+            Kind::NumCmp(op) => {
+                let len = a[0].len();
+                let r: BooleanArray = (0..len)
+                    .map(|i| {
+                        let (x, sx) = numeric_at(&a[0], i)?;
+                        let (y, sy) = numeric_at(&a[1], i)?;
+                        let o = omendb_columnar::numeric::cmp(x, sx, y, sy);
+                        Some(match op {
+                            Cmp::Eq => o.is_eq(),
+                            Cmp::Ne => o.is_ne(),
+                            Cmp::Lt => o.is_lt(),
+                            Cmp::Le => o.is_le(),
+                            Cmp::Gt => o.is_gt(),
+                            Cmp::Ge => o.is_ge(),
+                        })
+                    })
+                    .collect();
+                Ok(Arc::new(r))
             }
             Kind::Upper(upper) => {
                 let x: &StringArray = a[0].as_string::<i32>();

@@ -42,10 +42,10 @@ pub enum Binding {
         cols: HashMap<i16, Result<Pg, String>>,
         name: String,
     },
-    /// A subquery or CTE: output resno -> type.
+    /// A subquery or CTE: output resno -> (field name, type).
     Sub {
         qualifier: String,
-        cols: HashMap<i16, Pg>,
+        cols: HashMap<i16, (String, Pg)>,
     },
     /// A join: its columns are expressions of its inputs' columns.
     Join(*mut pg_sys::RangeTblEntry),
@@ -85,11 +85,8 @@ impl Level {
                 None => unsupported(format!("column {attno} of table {name}")),
             },
             Some(Binding::Sub { qualifier, cols }) => match cols.get(&attno) {
-                Some(pg) => Ok((
-                    ColumnRef::Column(
-                        Column::new(Some(qualifier.as_str()), format!("c{attno}")),
-                        *pg,
-                    ),
+                Some((name, pg)) => Ok((
+                    ColumnRef::Column(Column::new(Some(qualifier.as_str()), name.clone()), *pg),
                     Some(*pg),
                 )),
                 None => unsupported("a subquery column that is not in its output"),
@@ -115,6 +112,8 @@ pub struct Translator {
     /// Every table scan created, in order.
     pub tables: Vec<Arc<OmenTable>>,
     pub case_test: Option<TExpr>,
+    /// Name prefix of the query level being translated.
+    tag: String,
     seq: usize,
 }
 
@@ -156,6 +155,7 @@ impl Translator {
             partitions,
             tables: Vec::new(),
             case_test: None,
+            tag: String::new(),
             seq: 0,
         }
     }
@@ -238,7 +238,30 @@ impl Translator {
                 (*tle).expr = fold((*tle).expr as *mut pg_sys::Node) as *mut pg_sys::Expr;
             }
             qr.havingQual = fold(qr.havingQual);
+            // Output, group and aggregate names are unique in the whole plan
+            // (DataFusion joins decorrelated subqueries with their parents).
+            let tag = self.alias("q");
+            let saved_tag = std::mem::replace(&mut self.tag, tag.clone());
+            let result = self.query_level(q, outer, exists_only, &tag);
+            self.tag = saved_tag;
+            result
+        }
+    }
 
+    fn agg_name(&self, k: usize) -> String {
+        format!("{}a{k}", self.tag)
+    }
+
+    unsafe fn query_level(
+        &mut self,
+        q: *mut pg_sys::Query,
+        outer: &[Level],
+        exists_only: bool,
+        tag: &str,
+    ) -> R<(LogicalPlan, Vec<Pg>)> {
+        // SAFETY: as for `query`.
+        unsafe {
+            let qr = &mut *q;
             let mut level = Level {
                 query: q,
                 bindings: HashMap::new(),
@@ -278,7 +301,7 @@ impl Translator {
             let aggregating = qr.hasAggs || !qr.groupClause.is_null() || !qr.havingQual.is_null();
             if exists_only && !aggregating && qr.limitCount.is_null() && qr.limitOffset.is_null() {
                 let p = LogicalPlanBuilder::from(plan)
-                    .project(vec![lit(1i32).alias("c1")])?
+                    .project(vec![lit(1i32).alias(format!("{tag}c1"))])?
                     .build()?;
                 return Ok((p, vec![Pg::Int4]));
             }
@@ -302,11 +325,12 @@ impl Translator {
                     };
                     let node = (*tle).expr as *mut pg_sys::Node;
                     let t = self.expr(node, &cx)?;
-                    if t.pg.is_float() {
-                        // PostgreSQL groups -0 with 0 and every NaN together.
-                        return unsupported("GROUP BY a float");
+                    if t.pg.is_float() || t.pg.is_dyn() {
+                        // PostgreSQL groups -0 with 0 and every NaN together,
+                        // and numerics by value, not by display scale.
+                        return unsupported(format!("GROUP BY a {:?}", t.pg));
                     }
-                    let name = format!("g{k}");
+                    let name = format!("{tag}g{k}");
                     group_exprs.push(t.e.alias(&name));
                     groups.push((node, name, t.pg));
                 }
@@ -315,19 +339,17 @@ impl Translator {
                     collect_aggrefs((**tle).expr as *mut pg_sys::Node, &mut found);
                 }
                 collect_aggrefs(qr.havingQual, &mut found);
-                let mut aggs: Vec<(*mut pg_sys::Aggref, String, Pg)> = Vec::new();
+                let mut aggs: Vec<(*mut pg_sys::Aggref, TExpr)> = Vec::new();
                 let mut agg_exprs = Vec::new();
                 for a in found {
                     if aggs
                         .iter()
-                        .any(|(b, _, _)| pg_sys::equal(a as *const _, *b as *const _))
+                        .any(|(b, _)| pg_sys::equal(a as *const _, *b as *const _))
                     {
                         continue;
                     }
-                    let name = format!("a{}", aggs.len());
-                    let t = self.aggregate(a, &cx)?;
-                    agg_exprs.push(t.e.alias(&name));
-                    aggs.push((a, name, t.pg));
+                    let t = self.aggregate(a, &cx, &mut agg_exprs)?;
+                    aggs.push((a, t));
                 }
                 plan = LogicalPlanBuilder::from(plan)
                     .aggregate(group_exprs, agg_exprs)?
@@ -354,14 +376,14 @@ impl Translator {
             let mut outs = Vec::new();
             for tle in &tles {
                 let t = self.expr((**tle).expr as *mut pg_sys::Node, &cx)?;
-                proj.push(t.e.alias(format!("c{}", (**tle).resno)));
+                proj.push(t.e.alias(format!("{tag}c{}", (**tle).resno)));
                 outs.push((*tle, t.pg));
             }
             plan = LogicalPlanBuilder::from(plan).project(proj)?.build()?;
             let visible: Vec<Expr> = outs
                 .iter()
                 .filter(|(t, _)| !(**t).resjunk)
-                .map(|(t, _)| col(format!("c{}", (**t).resno)))
+                .map(|(t, _)| Expr::Column(Column::from_name(format!("{tag}c{}", (**t).resno))))
                 .collect();
 
             let sorts = list::<pg_sys::SortGroupClause>(qr.sortClause);
@@ -372,7 +394,10 @@ impl Translator {
                 if junk_sorted {
                     return unsupported("DISTINCT with ORDER BY items not in the select list");
                 }
-                if outs.iter().any(|(t, pg)| !(**t).resjunk && pg.is_float()) {
+                if outs
+                    .iter()
+                    .any(|(t, pg)| !(**t).resjunk && (pg.is_float() || pg.is_dyn()))
+                {
                     return unsupported("DISTINCT over floats");
                 }
                 plan = LogicalPlanBuilder::from(plan)
@@ -391,6 +416,9 @@ impl Translator {
                         .find(|(t, _)| *t == tle)
                         .map(|(_, p)| *p)
                         .expect("tle");
+                    if pg.is_dyn() {
+                        return unsupported("ORDER BY a quotient or average of numerics");
+                    }
                     if pg.is_text()
                         && !c_sort_collation(pg_sys::exprCollation(
                             (*tle).expr as *mut pg_sys::Node,
@@ -406,7 +434,10 @@ impl Translator {
                             func_name(pg_sys::get_opcode((*s).sortop))
                         ));
                     }
-                    keys.push(col(format!("c{}", (*tle).resno)).sort(!reverse, (*s).nulls_first));
+                    keys.push(
+                        Expr::Column(Column::from_name(format!("{tag}c{}", (*tle).resno)))
+                            .sort(!reverse, (*s).nulls_first),
+                    );
                 }
                 plan = LogicalPlanBuilder::from(plan).sort(keys)?.build()?;
             }
@@ -593,7 +624,16 @@ impl Translator {
                 .filter(|t| !(**t).resjunk)
                 .map(|t| (*t).resno)
                 .collect();
-            let cols = resnos.into_iter().zip(types).collect();
+            let names: Vec<String> = plan
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
+            let cols = resnos
+                .into_iter()
+                .zip(names.into_iter().zip(types))
+                .collect();
             let plan = LogicalPlanBuilder::from(plan)
                 .alias(qualifier.as_str())?
                 .build()?;
@@ -692,8 +732,15 @@ impl Translator {
         }
     }
 
-    /// An aggregate call, evaluated over the aggregation's input.
-    unsafe fn aggregate(&mut self, a: *mut pg_sys::Aggref, cx: &Ctx) -> R<TExpr> {
+    /// An aggregate call: the DataFusion aggregates it needs are appended to
+    /// `parts` (evaluated over the aggregation's input); the result is the
+    /// expression over their output columns that computes it.
+    unsafe fn aggregate(
+        &mut self,
+        a: *mut pg_sys::Aggref,
+        cx: &Ctx,
+        parts: &mut Vec<Expr>,
+    ) -> R<TExpr> {
         // SAFETY: an Aggref of this level.
         unsafe {
             if (*a).agglevelsup != 0 {
@@ -744,12 +791,66 @@ impl Translator {
                         },
                     ),
                     Pg::Float8 => (agg::sum(x.e), Pg::Float8),
+                    Pg::MixedNumeric(bound) => {
+                        // PostgreSQL's sum keeps the largest display scale
+                        // of the values it adds: sum at the bound, then
+                        // scale to the largest scale seen.
+                        let (s_name, m_name) =
+                            (self.agg_name(parts.len()), self.agg_name(parts.len() + 1));
+                        let sum = agg::sum(super::functions::at_scale(x.e.clone(), bound));
+                        let maxs = agg::max(super::functions::scale_of(x.e));
+                        parts.push(
+                            self.agg_options(sum, distinct, filter.clone())?
+                                .alias(&s_name),
+                        );
+                        parts.push(self.agg_options(maxs, distinct, filter)?.alias(&m_name));
+                        let e = super::functions::with_scale(
+                            Expr::Column(Column::from_name(s_name)),
+                            Expr::Column(Column::from_name(m_name)),
+                        );
+                        return Ok(TExpr {
+                            e,
+                            pg: Pg::MixedNumeric(bound),
+                        });
+                    }
                     t => return unsupported(format!("sum({t:?})")),
                 },
                 ("avg", _, Some(x)) if x.pg == Pg::Float8 => (agg::avg(x.e), Pg::Float8),
+                ("avg", _, Some(x)) if x.pg.is_int() || matches!(x.pg, Pg::Numeric { .. }) => {
+                    // PostgreSQL: sum / count in numeric, scaled per value.
+                    use datafusion::arrow::datatypes::DataType;
+                    let sum = if let Pg::Numeric { .. } = x.pg {
+                        agg::sum(x.e.clone())
+                    } else {
+                        agg::sum(cast(x.e.clone(), DataType::Decimal128(38, 0)))
+                    };
+                    let (s_name, c_name) =
+                        (self.agg_name(parts.len()), self.agg_name(parts.len() + 1));
+                    parts.push(
+                        self.agg_options(sum, distinct, filter.clone())?
+                            .alias(&s_name),
+                    );
+                    parts.push(
+                        self.agg_options(agg::count(x.e), distinct, filter)?
+                            .alias(&c_name),
+                    );
+                    let count = cast(
+                        Expr::Column(Column::from_name(c_name)),
+                        DataType::Decimal128(19, 0),
+                    );
+                    let e = super::functions::num_arith(
+                        super::functions::Arith::Div,
+                        Expr::Column(Column::from_name(s_name)),
+                        count,
+                    );
+                    return Ok(TExpr {
+                        e,
+                        pg: Pg::DynNumeric,
+                    });
+                }
                 ("min" | "max", _, Some(x)) => {
-                    if x.pg.is_float() {
-                        return unsupported(format!("{name}() of floats"));
+                    if x.pg.is_float() || x.pg.is_dyn() {
+                        return unsupported(format!("{name}() of {:?}", x.pg));
                     }
                     if x.pg.is_text() && !c_sort_collation((*a).inputcollid) {
                         return unsupported(format!("{name}() of text under a non-C collation"));
@@ -780,18 +881,27 @@ impl Translator {
                     ))
                 }
             };
-            let e = match (distinct, filter) {
-                (false, None) => e,
-                (d, f) => {
-                    let mut b = if d { e.distinct() } else { e.filter(lit(true)) };
-                    if let Some(f) = f {
-                        b = b.filter(f);
-                    }
-                    b.build()?
-                }
-            };
-            Ok(TExpr { e, pg })
+            let name = self.agg_name(parts.len());
+            parts.push(self.agg_options(e, distinct, filter)?.alias(&name));
+            Ok(TExpr {
+                e: Expr::Column(Column::from_name(name)),
+                pg,
+            })
         }
+    }
+
+    /// `e` with DISTINCT and FILTER applied.
+    fn agg_options(&self, e: Expr, distinct: bool, filter: Option<Expr>) -> R<Expr> {
+        Ok(match (distinct, filter) {
+            (false, None) => e,
+            (d, f) => {
+                let mut b = if d { e.distinct() } else { e.filter(lit(true)) };
+                if let Some(f) = f {
+                    b = b.filter(f);
+                }
+                b.build()?
+            }
+        })
     }
 }
 

@@ -27,6 +27,12 @@ pub enum Pg {
         precision: u8,
         scale: i8,
     },
+    /// numeric whose display scale varies per value (division, avg): a
+    /// struct of the unscaled value and its scale.
+    DynNumeric,
+    /// numeric values of several display scales, at most this one (CASE or
+    /// COALESCE of numerics of different scales), represented as DynNumeric.
+    MixedNumeric(i8),
     Text,
     /// char(n); n = -1 for bpchar without a length.
     BpChar(i32),
@@ -78,6 +84,7 @@ impl Pg {
             Pg::Float4 => DataType::Float32,
             Pg::Float8 => DataType::Float64,
             Pg::Numeric { precision, scale } => DataType::Decimal128(precision, scale),
+            Pg::DynNumeric | Pg::MixedNumeric(_) => super::functions::dyn_numeric(),
             Pg::Text | Pg::Varchar | Pg::BpChar(_) => DataType::Utf8,
         }
     }
@@ -100,7 +107,7 @@ impl Pg {
             Pg::Int8 => pg_sys::INT8OID,
             Pg::Float4 => pg_sys::FLOAT4OID,
             Pg::Float8 => pg_sys::FLOAT8OID,
-            Pg::Numeric { .. } => pg_sys::NUMERICOID,
+            Pg::Numeric { .. } | Pg::DynNumeric | Pg::MixedNumeric(_) => pg_sys::NUMERICOID,
             Pg::Text => pg_sys::TEXTOID,
             Pg::Varchar => pg_sys::VARCHAROID,
             Pg::BpChar(_) => pg_sys::BPCHAROID,
@@ -108,6 +115,11 @@ impl Pg {
             Pg::Timestamp => pg_sys::TIMESTAMPOID,
             Pg::TimestampTz => pg_sys::TIMESTAMPTZOID,
         }
+    }
+
+    /// A numeric whose display scale varies per value.
+    pub fn is_dyn(self) -> bool {
+        matches!(self, Pg::DynNumeric | Pg::MixedNumeric(_))
     }
 
     pub fn is_int(self) -> bool {

@@ -56,6 +56,9 @@ pub unsafe fn datum_to_scalar(
     // SAFETY: `d` is a datum of type `oid`.
     Ok(unsafe {
         match pg {
+            Pg::DynNumeric | Pg::MixedNumeric(_) => {
+                return Err(Unsupported("a per-value-scale numeric constant".into()))
+            }
             Pg::Bool => ScalarValue::Boolean(Some(w & 1 != 0)),
             Pg::Int2 => ScalarValue::Int16(Some(w as i16)),
             Pg::Int4 | Pg::Date => ScalarValue::Int32(Some(w as i32)),
@@ -110,6 +113,8 @@ pub enum OutColumn {
     Float32(Float32Array),
     Float64(Float64Array),
     Numeric(Decimal128Array, u16),
+    /// Numerics with a display scale per value.
+    DynNumeric(ArrayRef),
     Text(StringArray, Option<usize>),
 }
 
@@ -134,6 +139,12 @@ impl OutColumn {
                 a.as_primitive().clone(),
                 u16::try_from(*s).map_err(|_| bad())?,
             ),
+            DataType::Struct(_) if oid == pg_sys::NUMERICOID => OutColumn::DynNumeric(a.clone()),
+            DataType::Utf8View | DataType::LargeUtf8 => {
+                let a = datafusion::arrow::compute::cast(a, &DataType::Utf8)
+                    .map_err(|e| e.to_string())?;
+                return OutColumn::new(&a, oid, pg);
+            }
             DataType::Utf8 => {
                 let pad = match pg {
                     Pg::BpChar(n) if n >= 0 => Some(n as usize),
@@ -177,6 +188,10 @@ impl OutColumn {
                     return Some(varlena(&h.to_le_bytes(), 0));
                 }
                 Some(varlena(&i128_to_numeric(v, *s), 0))
+            }
+            OutColumn::DynNumeric(a) => {
+                let (u, s) = super::functions::numeric_at(a, i)?;
+                Some(varlena(&i128_to_numeric(u, s as u16), 0))
             }
             OutColumn::Text(a, pad) => {
                 if a.is_null(i) {

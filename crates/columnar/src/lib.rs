@@ -20,6 +20,7 @@
 //! words with any high bits.
 
 pub mod logical;
+pub mod numeric;
 pub mod prune;
 mod reader;
 mod row;
