@@ -49,9 +49,18 @@ ensure_cargo_pgrx() {
     fi
 }
 
+# tpchgen-cli (PyPI) generates the TPC-H data of the tests and benchmarks.
+ensure_tpchgen() {
+    if ! command -v tpchgen-cli >/dev/null; then
+        log "installing tpchgen-cli from PyPI"
+        python3 -m pip install --quiet tpchgen-cli==4.0.0
+    fi
+}
+
 ensure_deps() {
     ensure_apt_packages
     ensure_cargo_pgrx
+    ensure_tpchgen
     mkdir -p "$CARGO_TARGET_DIR"
 }
 

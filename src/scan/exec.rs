@@ -150,11 +150,14 @@ pub fn raise(e: DataFusionError) -> ! {
     }
     let root = e.find_root();
     if matches!(root, DataFusionError::ResourcesExhausted(_)) {
+        debug1!("omendb: DataFusion: {root}");
         crate::error::error_with_hint(
             PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY,
-            format!("omendb's DataFusion scan ran out of its memory limit: {root}"),
-            "Raise omendb.datafusion_memory_limit, or set omendb.datafusion = off for this query."
-                .into(),
+            format!(
+                "omendb's DataFusion scan needs more memory than omendb.datafusion_memory_limit ({} MB) allows",
+                settings::memory_limit() / (1024 * 1024)
+            ),
+            "Raise omendb.datafusion_memory_limit, or set omendb.datafusion = off for this query.".into(),
         );
     }
     crate::error::error(

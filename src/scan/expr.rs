@@ -729,9 +729,9 @@ impl Translator {
             {
                 return self.compare(c, a, b, collid, n);
             }
-            let arith = if n.ends_with("pl") || n == "numeric_add" {
+            let arith = if n.ends_with("pl") || n == "numeric_add" || n == "date_pli" {
                 Some(Arith::Add)
-            } else if n.ends_with("mi") || n == "numeric_sub" {
+            } else if n.ends_with("mi") || n == "numeric_sub" || n == "date_mii" {
                 Some(Arith::Sub)
             } else if n.ends_with("mul") || n == "numeric_mul" {
                 Some(Arith::Mul)

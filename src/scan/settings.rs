@@ -36,7 +36,7 @@ pub fn init() {
     GucRegistry::define_int_guc(
         c"omendb.datafusion_memory_limit",
         c"Memory DataFusion may use for one query (joins, aggregates, sorts).",
-        c"0 means four times work_mem. Exceeding it is an ERROR.",
+        c"0 means four times work_mem, at least 64 MB. Exceeding it is an ERROR.",
         &MEMORY_LIMIT,
         0,
         i32::MAX / 2,

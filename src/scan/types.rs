@@ -65,6 +65,9 @@ impl Pg {
                 }
                 Pg::Numeric { precision, scale }
             }
+            pg_sys::TEXTOID | pg_sys::VARCHAROID | pg_sys::BPCHAROID if !utf8_database() => {
+                return Err("text in a database whose encoding is not UTF8".into());
+            }
             pg_sys::TEXTOID => Pg::Text,
             pg_sys::VARCHAROID => Pg::Varchar,
             pg_sys::BPCHAROID => Pg::BpChar(if typmod >= 4 { typmod - 4 } else { -1 }),
@@ -133,6 +136,12 @@ impl Pg {
     pub fn is_text(self) -> bool {
         matches!(self, Pg::Text | Pg::Varchar | Pg::BpChar(_))
     }
+}
+
+/// Arrow strings are UTF-8; so must the database's text be.
+fn utf8_database() -> bool {
+    // SAFETY: reads the backend's database encoding.
+    unsafe { pg_sys::GetDatabaseEncoding() == pg_sys::pg_enc::PG_UTF8 as i32 }
 }
 
 /// A type's name, for messages.

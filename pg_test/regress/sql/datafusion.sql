@@ -1,0 +1,112 @@
+-- The OmenDataFusion custom scan: when a query runs in DataFusion, what
+-- EXPLAIN shows, fallback and force, settings, errors with PostgreSQL's
+-- SQLSTATEs, transactions, prepared statements, cursors, cancellation and
+-- the memory cap. Every answer is compared with the same query on heap.
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS omendb;
+DROP DATABASE IF EXISTS omendb_df;
+CREATE DATABASE omendb_df ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;
+\c omendb_df
+SET client_min_messages = warning;
+CREATE EXTENSION omendb;
+RESET client_min_messages;
+
+SHOW omendb.datafusion;
+SHOW omendb.datafusion_min_cost;
+SET omendb.datafusion = sometimes;
+
+CREATE TABLE h (id int NOT NULL, g int, n numeric(10,2), t text, c char(3), d date, f float8);
+INSERT INTO h SELECT i, i % 7, i * 1.25, 'v' || (i % 13), 'x', date '2024-01-01' + i % 30, i / 4.0
+  FROM generate_series(1, 5000) i;
+INSERT INTO h VALUES (0, NULL, NULL, NULL, NULL, NULL, NULL);
+CREATE TABLE c (LIKE h) USING omen_columnar;
+INSERT INTO c SELECT * FROM h;
+INSERT INTO c VALUES (5001, 3, 9.99, 'single', 'yz', '2024-03-01', 0.5);  -- write store
+INSERT INTO h VALUES (5001, 3, 9.99, 'single', 'yz', '2024-03-01', 0.5);
+DELETE FROM c WHERE id % 100 = 7;
+DELETE FROM h WHERE id % 100 = 7;
+ANALYZE h, c;
+
+-- Small queries stay in PostgreSQL (estimated cost below omendb.datafusion_min_cost).
+EXPLAIN (COSTS OFF) SELECT count(*) FROM c WHERE id = 5;
+SET omendb.datafusion_min_cost = 0;
+EXPLAIN (COSTS OFF) SELECT g, count(*), sum(n), avg(n), min(t), max(c) FROM c WHERE d >= '2024-01-10' GROUP BY g ORDER BY g;
+
+-- The same answers as heap.
+CREATE FUNCTION same(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE a text := ''; b text := ''; r record;
+BEGIN
+  SET LOCAL omendb.datafusion = off;
+  FOR r IN EXECUTE replace(q, '{T}', 'h') LOOP a := a || r::text || E'\n'; END LOOP;
+  SET LOCAL omendb.datafusion = force;
+  FOR r IN EXECUTE replace(q, '{T}', 'c') LOOP b := b || r::text || E'\n'; END LOOP;
+  RETURN CASE WHEN a = b THEN 'same' ELSE format('DIFFERENT: %s / %s', a, b) END;
+END $$;
+SELECT same('SELECT g, count(*), sum(n), avg(n), min(t), max(c), sum(id) FROM {T} GROUP BY g ORDER BY g');
+SELECT same('SELECT id, n / 3, c, d - 1 FROM {T} WHERE t LIKE ''v1%'' ORDER BY id DESC LIMIT 5 OFFSET 2');
+SELECT same('SELECT count(*) FROM {T} a JOIN {T} b ON a.id = b.id + 1 WHERE a.g IN (1, 2) AND b.f > 10');
+SELECT same('SELECT g FROM {T} x WHERE EXISTS (SELECT 1 FROM {T} y WHERE y.g = x.g AND y.id > 4990) GROUP BY g ORDER BY g');
+
+-- Fallback: decided at planning; force names the construct.
+SET omendb.datafusion = force;
+SELECT count(*) FROM c JOIN h USING (id);
+SELECT id, row_number() OVER () FROM c LIMIT 1;
+SELECT * FROM c WHERE id = 1 FOR UPDATE;
+SET omendb.datafusion = on;
+EXPLAIN (COSTS OFF) SELECT count(*) FROM c JOIN h USING (id);
+SET omendb.datafusion = off;
+EXPLAIN (COSTS OFF) SELECT count(*) FROM c;
+SET omendb.datafusion = on;
+
+-- PostgreSQL's errors and SQLSTATEs.
+\set VERBOSITY sqlstate
+SELECT sum(2147483647 + g) FROM c;
+SELECT sum(id / (g - g)) FROM c;
+SELECT sum(f / 0) FROM c;
+SELECT max(d - date 'infinity') FROM c;
+\set VERBOSITY default
+
+-- Transactions: own inserts, savepoints, rollback.
+BEGIN;
+INSERT INTO c VALUES (9001, 1, 1, 'tx', 'tx', '2024-01-01', 1);
+SELECT count(*), sum(id) FROM c;
+SAVEPOINT s;
+DELETE FROM c WHERE g = 1;
+SELECT count(*), sum(id) FROM c;
+ROLLBACK TO s;
+SELECT count(*), sum(id) FROM c;
+ROLLBACK;
+SELECT count(*), sum(id) FROM c;
+
+-- Prepared statements with generic plans, and DDL invalidating them.
+SET plan_cache_mode = force_generic_plan;
+PREPARE p(int) AS SELECT count(*), sum(n) FROM c WHERE g = $1;
+EXPLAIN (COSTS OFF) EXECUTE p(3);
+EXECUTE p(3);
+EXECUTE p(4);
+ALTER TABLE c ADD COLUMN extra int;
+EXECUTE p(3);
+RESET plan_cache_mode;
+
+-- Cursors, also scrolling backwards.
+BEGIN;
+DECLARE cur SCROLL CURSOR FOR SELECT id FROM c WHERE g = 2 ORDER BY id;
+FETCH 3 FROM cur;
+FETCH BACKWARD 1 FROM cur;
+CLOSE cur;
+COMMIT;
+
+-- statement_timeout stops a long DataFusion query.
+SET statement_timeout = '200ms';
+SELECT count(*) FROM c a, c b, c d WHERE a.g + b.g + d.g > 100;
+RESET statement_timeout;
+
+-- The memory cap is an ERROR with a hint, not an out-of-memory kill.
+CREATE TABLE wide USING omen_columnar AS SELECT i AS id, md5(i::text) AS k FROM generate_series(1, 100000) i;
+SET omendb.datafusion_memory_limit = 1;
+SELECT count(*) FROM (SELECT k, count(*) FROM wide GROUP BY k) s;
+RESET omendb.datafusion_memory_limit;
+SELECT count(*) FROM (SELECT k, count(*) FROM wide GROUP BY k) s;
+
+\c regression
+DROP DATABASE omendb_df;
