@@ -29,7 +29,6 @@ pub struct Planned {
     /// The types the output columns compute (char(n) padding, numeric scale).
     pub outputs: Vec<super::types::Pg>,
     pub ctx: SessionContext,
-    pub tables: Vec<Arc<OmenTable>>,
 }
 
 fn session() -> SessionContext {
@@ -75,14 +74,13 @@ pub unsafe fn plan(
         physical,
         outputs,
         ctx,
-        tables: t.tables,
     })
 }
 
 /// For each table: the union of the columns its scans read, and the prune
 /// filters (only when it is scanned once).
 fn wanted_by_table(plan: &LogicalPlan, tables: &[Arc<OmenTable>]) -> Vec<(Arc<OmenTable>, Wanted)> {
-    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::common::tree_node::TreeNodeRecursion;
     let mut found: Vec<(Arc<OmenTable>, Wanted, usize)> = Vec::new();
     let mut visit = |p: &LogicalPlan| -> datafusion::common::Result<TreeNodeRecursion> {
         if let LogicalPlan::TableScan(s) = p {
@@ -414,14 +412,7 @@ unsafe extern "C-unwind" fn explain(
     // SAFETY: the ExplainState of this EXPLAIN.
     unsafe {
         let Some(p) = &st.planned else { return };
-        let text = if (*es).analyze {
-            displayable(p.physical.as_ref())
-                .set_show_statistics(false)
-                .indent(true)
-                .to_string()
-        } else {
-            displayable(p.physical.as_ref()).indent(false).to_string()
-        };
+        // EXPLAIN ANALYZE: with DataFusion's metrics of this execution.
         let text = if (*es).analyze {
             datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
                 p.physical.as_ref(),
@@ -429,7 +420,7 @@ unsafe extern "C-unwind" fn explain(
             .indent(false)
             .to_string()
         } else {
-            text
+            displayable(p.physical.as_ref()).indent(false).to_string()
         };
         let text = text.trim_end().replace('\0', "");
         if (*es).format == pg_sys::ExplainFormat::EXPLAIN_FORMAT_TEXT {

@@ -593,7 +593,6 @@ impl PgFn {
             }
             Kind::ExtractDate(field) => {
                 let x = a[0].as_primitive::<Int32Type>();
-                let mut err = None;
                 let r: Decimal128Array = x
                     .iter()
                     .map(|d| {
@@ -617,10 +616,7 @@ impl PgFn {
                         } as i128)
                     })
                     .collect();
-                match err {
-                    Some(e) => Err(e),
-                    None => Ok(Arc::new(r.with_precision_and_scale(38, 0)?)),
-                }
+                Ok(Arc::new(r.with_precision_and_scale(38, 0)?))
             }
             Kind::NumArith(op) => {
                 use datafusion::arrow::array::{Decimal128Builder, Int8Builder, StructArray};

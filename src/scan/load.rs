@@ -27,7 +27,6 @@ pub fn load(oid: pg_sys::Oid, snap: pg_sys::Snapshot, wanted: &Wanted) -> Loaded
     let mut out = Loaded {
         table: rel.name(),
         schema: table.schema.clone(),
-        columns: wanted.columns.clone(),
         units: Vec::new(),
         deleted,
         rows: 0,

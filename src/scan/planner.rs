@@ -17,6 +17,46 @@ pub static mut SCAN_METHODS: pg_sys::CustomScanMethods = pg_sys::CustomScanMetho
     CreateCustomScanState: Some(super::exec::create_state),
 };
 
+/// A cheap test before copying the query: every table in its range tables
+/// (subqueries and CTEs included) is an omen_columnar table, and there is
+/// one. A query with any other table falls back anyway.
+unsafe fn only_columnar_tables(q: *mut pg_sys::Query) -> bool {
+    // SAFETY: a parsed and rewritten Query; its relations are locked.
+    unsafe {
+        let mut seen = false;
+        let mut stack = vec![q];
+        while let Some(q) = stack.pop() {
+            for cte in super::expr::list::<pg_sys::CommonTableExpr>((*q).cteList) {
+                let sub = (*cte).ctequery as *mut pg_sys::Node;
+                if !sub.is_null() && (*sub).type_ == pg_sys::NodeTag::T_Query {
+                    stack.push(sub as *mut pg_sys::Query);
+                }
+            }
+            for rte in super::expr::list::<pg_sys::RangeTblEntry>((*q).rtable) {
+                match (*rte).rtekind {
+                    pg_sys::RTEKind::RTE_RELATION => {
+                        let rel = pg_sys::RelationIdGetRelation((*rte).relid);
+                        if rel.is_null() {
+                            return false;
+                        }
+                        let ok = crate::columnar::is_columnar(rel);
+                        pg_sys::RelationClose(rel);
+                        if !ok {
+                            return false;
+                        }
+                        seen = true;
+                    }
+                    pg_sys::RTEKind::RTE_SUBQUERY if !(*rte).subquery.is_null() => {
+                        stack.push((*rte).subquery)
+                    }
+                    _ => {}
+                }
+            }
+        }
+        seen
+    }
+}
+
 /// Whether any relation the plan depends on is an omen_columnar table.
 unsafe fn uses_columnar(stmt: *mut pg_sys::PlannedStmt) -> bool {
     // SAFETY: the planned statement's OID list.
@@ -48,7 +88,8 @@ unsafe extern "C-unwind" fn planner(
         let mode = settings::mode();
         let candidate = mode != Mode::Off
             && (*parse).commandType == pg_sys::CmdType::CMD_SELECT
-            && (*parse).utilityStmt.is_null();
+            && (*parse).utilityStmt.is_null()
+            && (mode == Mode::Force || only_columnar_tables(parse));
         let copy = if candidate {
             pg_sys::copyObjectImpl(parse as *const _) as *mut pg_sys::Query
         } else {

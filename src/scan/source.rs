@@ -23,6 +23,9 @@ use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
@@ -64,8 +67,6 @@ pub struct Loaded {
     pub table: String,
     /// The table's storage schema (all columns), for write-store records.
     pub schema: Schema,
-    /// Table columns whose data was copied (sorted).
-    pub columns: Vec<usize>,
     pub units: Vec<Unit>,
     /// Deleted row numbers, ascending.
     pub deleted: Vec<u64>,
@@ -256,6 +257,7 @@ impl TableProvider for OmenTable {
             filters: filters.iter().map(|f| f.to_string()).collect(),
             rows,
             props,
+            metrics: ExecutionPlanMetricsSet::new(),
         }))
     }
 }
@@ -269,6 +271,7 @@ pub struct OmenScanExec {
     filters: Vec<String>,
     rows: usize,
     props: PlanProperties,
+    metrics: ExecutionPlanMetricsSet,
 }
 
 impl fmt::Debug for OmenScanExec {
@@ -343,9 +346,23 @@ impl ExecutionPlan for OmenScanExec {
         let schema = self.schema.clone();
         let units: Vec<usize> = (partition..loaded.units.len()).step_by(parts).collect();
         let s2 = schema.clone();
-        let stream =
-            futures::stream::iter(units).map(move |u| decode_unit(&loaded, u, &columns, &s2));
+        let baseline = BaselineMetrics::new(&self.metrics, partition);
+        let decoded = MetricBuilder::new(&self.metrics).counter("bytes_decoded", partition);
+        let stream = futures::stream::iter(units).map(move |u| {
+            let timer = baseline.elapsed_compute().timer();
+            let b = decode_unit(&loaded, u, &columns, &s2);
+            timer.done();
+            if let Ok(b) = &b {
+                baseline.record_output(b.num_rows());
+                decoded.add(b.get_array_memory_size());
+            }
+            b
+        });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
     }
 
     fn partition_statistics(&self, partition: Option<usize>) -> Result<Statistics> {

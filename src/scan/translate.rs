@@ -10,10 +10,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::catalog::default_table_source::provider_as_source;
-use datafusion::common::{Column, DataFusionError, ScalarValue};
+use datafusion::common::{Column, DataFusionError};
 use datafusion::functions_aggregate::expr_fn as agg;
 use datafusion::logical_expr::{
-    cast, col, lit, Expr, ExprFunctionExt, JoinType, LogicalPlan, LogicalPlanBuilder,
+    cast, lit, Expr, ExprFunctionExt, JoinType, LogicalPlan, LogicalPlanBuilder,
 };
 use pgrx::pg_sys;
 
@@ -946,9 +946,4 @@ unsafe fn collect_aggrefs(node: *mut pg_sys::Node, out: &mut Vec<*mut pg_sys::Ag
     unsafe {
         walker(node, out as *mut Vec<_> as *mut std::ffi::c_void);
     }
-}
-
-/// Literal of `v` (helper for callers building plans).
-pub fn scalar(v: ScalarValue) -> Expr {
-    Expr::Literal(v, None)
 }

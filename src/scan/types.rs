@@ -102,24 +102,6 @@ impl Pg {
         }
     }
 
-    pub fn oid(self) -> pg_sys::Oid {
-        match self {
-            Pg::Bool => pg_sys::BOOLOID,
-            Pg::Int2 => pg_sys::INT2OID,
-            Pg::Int4 => pg_sys::INT4OID,
-            Pg::Int8 => pg_sys::INT8OID,
-            Pg::Float4 => pg_sys::FLOAT4OID,
-            Pg::Float8 => pg_sys::FLOAT8OID,
-            Pg::Numeric { .. } | Pg::DynNumeric | Pg::MixedNumeric(_) => pg_sys::NUMERICOID,
-            Pg::Text => pg_sys::TEXTOID,
-            Pg::Varchar => pg_sys::VARCHAROID,
-            Pg::BpChar(_) => pg_sys::BPCHAROID,
-            Pg::Date => pg_sys::DATEOID,
-            Pg::Timestamp => pg_sys::TIMESTAMPOID,
-            Pg::TimestampTz => pg_sys::TIMESTAMPTZOID,
-        }
-    }
-
     /// A numeric whose display scale varies per value.
     pub fn is_dyn(self) -> bool {
         matches!(self, Pg::DynNumeric | Pg::MixedNumeric(_))

@@ -4,7 +4,8 @@
 //!                 [--dists a,b] [--insert-seconds N] [--plot FILE.svg]
 //! SUITE: `alex` (alex vs btree, the default), `columnar` (omen_columnar vs
 //! heap on TPC-H lineitem; needs --lineitem FILE.csv readable by the server)
-//! or `harness` (btree vs hash).
+//! `tpch` (TPC-H 22 queries: heap, omen_columnar with and without DataFusion,
+//! DuckDB; needs --tpch-data DIR of tpchgen-cli CSVs) or `harness` (btree vs hash).
 //! DSN defaults to the demo cluster that scripts/run.sh starts.
 
 use omendb_bench::{alex_vs_btree as ab, pgbench, run, workloads, Workload};
@@ -20,6 +21,10 @@ struct Args {
     insert_seconds: u32,
     plot: Option<String>,
     lineitem: Option<String>,
+    tpch_data: Option<String>,
+    timeout_s: u64,
+    threads: usize,
+    duckdb: bool,
 }
 
 fn parse() -> Args {
@@ -33,6 +38,10 @@ fn parse() -> Args {
         insert_seconds: 10,
         plot: None,
         lineitem: None,
+        tpch_data: None,
+        timeout_s: 60,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        duckdb: true,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -45,7 +54,11 @@ fn parse() -> Args {
                 .unwrap_or_else(|_| usage(&format!("{arg} takes a number")))
         };
         match arg.as_str() {
-            "alex" | "harness" | "columnar" => a.suite = arg.clone(),
+            "alex" | "harness" | "columnar" | "tpch" => a.suite = arg.clone(),
+            "--tpch-data" => a.tpch_data = Some(value()),
+            "--timeout" => a.timeout_s = num(value()),
+            "--threads" => a.threads = num(value()) as usize,
+            "--no-duckdb" => a.duckdb = false,
             "--lineitem" => a.lineitem = Some(value()),
             "--dsn" => a.dsn = value(),
             "--runs" => a.runs = num(value()) as usize,
@@ -65,12 +78,33 @@ fn main() {
     let result = match a.suite.as_str() {
         "harness" => report(&a, &workloads::point_probes(a.rows, a.probes)).map(|_| ()),
         "columnar" => columnar_suite(&a),
+        "tpch" => tpch_suite(&a),
         _ => alex_suite(&a),
     };
     if let Err(e) = result {
         eprintln!("sqlbench: {e}");
         std::process::exit(1);
     }
+}
+
+fn tpch_suite(a: &Args) -> Result<(), String> {
+    use omendb_bench::tpch;
+    let data = a.tpch_data.clone().ok_or("tpch needs --tpch-data DIR")?;
+    let queries = tpch::default_queries();
+    let o = tpch::Options {
+        dsn: a.dsn.clone(),
+        data: data.into(),
+        duckdb_script: a
+            .duckdb
+            .then(|| queries.join("../../benches/tpch/duckdb_tpch.py")),
+        queries,
+        runs: a.runs,
+        timeout_s: a.timeout_s,
+        threads: a.threads,
+    };
+    let table = tpch::run(&o).map_err(|e| e.to_string())?;
+    println!("{table}");
+    Ok(())
 }
 
 fn report(a: &Args, w: &Workload) -> Result<f64, String> {
