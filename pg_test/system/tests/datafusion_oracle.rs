@@ -318,14 +318,13 @@ fn snapshots_hold_across_concurrent_changes() -> Result<()> {
     let heap_before = run(&mut h, &q.replace("{T}", "h1"))?;
     assert_eq!(before, heap_before);
     for round in 0..3 {
+        let new_row = row(&mut rng, 100_000 + round);
         for t in ["h1", "c1"] {
             w.batch_execute(&format!("DELETE FROM {t} WHERE id % 5 = {round}"))?;
-            w.batch_execute(&format!(
-                "INSERT INTO {t} VALUES {}",
-                row(&mut rng, 100_000 + round)
-            ))?;
+            w.batch_execute(&format!("INSERT INTO {t} VALUES {new_row}"))?;
         }
-        w.batch_execute("SELECT omendb.columnar_compact('c1'); VACUUM omendb.columnar_segment, omendb.columnar_deleted")?;
+        w.batch_execute("SELECT omendb.columnar_compact('c1')")?;
+        w.batch_execute("VACUUM omendb.columnar_segment, omendb.columnar_deleted")?;
         let again = run(&mut r, &q.replace("{T}", "c1")).map_err(|e| format!("reader: {e}"))?;
         assert_eq!(
             before, again,
