@@ -18,7 +18,7 @@ pub enum Mode {
 }
 
 pub static MODE: GucSetting<Mode> = GucSetting::<Mode>::new(Mode::On);
-/// MB; 0: four times work_mem.
+/// MB; 0: 256 times work_mem (1 GB at PostgreSQL's default work_mem).
 pub static MEMORY_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(0);
 /// 0: one per CPU.
 pub static THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
@@ -36,7 +36,7 @@ pub fn init() {
     GucRegistry::define_int_guc(
         c"omendb.datafusion_memory_limit",
         c"Memory DataFusion may use for one query (joins, aggregates, sorts).",
-        c"0 means four times work_mem, at least 64 MB. Exceeding it is an ERROR.",
+        c"0 means 256 times work_mem (1 GB at the default work_mem of 4 MB). Exceeding it is an ERROR: DataFusion does not spill to disk.",
         &MEMORY_LIMIT,
         0,
         i32::MAX / 2,
@@ -77,7 +77,9 @@ pub fn memory_limit() -> usize {
     } else {
         // SAFETY: reading a PostgreSQL GUC variable (kB) on the main thread.
         let work_mem_kb = unsafe { pgrx::pg_sys::work_mem } as usize;
-        (work_mem_kb * 1024 * 4).max(64 * 1024 * 1024)
+        // No spilling yet: a cap near work_mem would fail ordinary analytic
+        // joins, so the default is a multiple of it.
+        work_mem_kb * 1024 * 256
     }
 }
 
