@@ -82,6 +82,18 @@ pub fn c_collation(collid: pg_sys::Oid) -> bool {
     }
 }
 
+/// Whether case mapping is ASCII-only: LC_CTYPE C or POSIX.
+fn ctype_is_c() -> bool {
+    // SAFETY: reading a GUC by name.
+    let v = unsafe { pg_sys::GetConfigOption(c"lc_ctype".as_ptr(), true, false) };
+    // SAFETY: GetConfigOption returns a NUL-terminated string or NULL.
+    !v.is_null()
+        && matches!(
+            unsafe { std::ffi::CStr::from_ptr(v) }.to_bytes(),
+            b"C" | b"POSIX"
+        )
+}
+
 /// Whether the database's collation is C.UTF-8, whose order is code point
 /// order, which for UTF-8 is byte order.
 fn default_is_c_utf8() -> bool {
@@ -155,25 +167,90 @@ fn cmp_op(c: Cmp) -> Operator {
     }
 }
 
-/// The comparison a function name ends in (int4lt, text_lt, date_le_timestamp…).
-fn comparison(name: &str) -> Option<Cmp> {
-    let stem = name.split('_').collect::<Vec<_>>();
-    let candidates: Vec<&str> = stem.iter().copied().collect();
-    for c in candidates.iter().rev().chain(std::iter::once(&name)) {
-        for (suffix, cmp) in [
-            ("eq", Cmp::Eq),
-            ("ne", Cmp::Ne),
-            ("lt", Cmp::Lt),
-            ("le", Cmp::Le),
-            ("gt", Cmp::Gt),
-            ("ge", Cmp::Ge),
-        ] {
-            if c.ends_with(suffix) {
-                return Some(cmp);
+/// Type stems of PostgreSQL's built-in comparison and arithmetic functions
+/// (int4lt, int48pl, float8div, numeric_add, text_lt, bpchareq, date_le_timestamp…).
+const STEMS: [&str; 16] = [
+    "int2",
+    "int4",
+    "int8",
+    "int24",
+    "int42",
+    "int28",
+    "int82",
+    "int48",
+    "int84",
+    "float4",
+    "float8",
+    "float48",
+    "float84",
+    "numeric",
+    "date",
+    "timestamp",
+];
+
+/// `name` is `stem` + optional `_` + `op`, for one of the built-in stems.
+fn stem_op<'a>(name: &str, ops: &[&'a str]) -> Option<&'a str> {
+    let texts = ["text", "bpchar", "bool"];
+    for stem in STEMS.iter().chain(texts.iter()) {
+        if let Some(rest) = name.strip_prefix(stem) {
+            let rest = rest.strip_prefix('_').unwrap_or(rest);
+            if let Some(op) = ops.iter().find(|op| **op == rest) {
+                return Some(op);
             }
         }
     }
     None
+}
+
+/// The comparison a built-in comparison function computes, by its name.
+fn comparison(name: &str) -> Option<Cmp> {
+    const OPS: [&str; 6] = ["eq", "ne", "lt", "le", "gt", "ge"];
+    // date_eq_timestamp, timestamp_lt_date: the operator sits in the middle.
+    let cross = ["date_", "timestamp_"].iter().find_map(|p| {
+        let rest = name.strip_prefix(p)?;
+        let (op, other) = rest.split_once('_')?;
+        (["date", "timestamp"].contains(&other) && OPS.contains(&op)).then_some(op)
+    });
+    let op = cross.or_else(|| stem_op(name, &OPS))?;
+    Some(match op {
+        "eq" => Cmp::Eq,
+        "ne" => Cmp::Ne,
+        "lt" => Cmp::Lt,
+        "le" => Cmp::Le,
+        "gt" => Cmp::Gt,
+        _ => Cmp::Ge,
+    })
+}
+
+/// The arithmetic a built-in arithmetic function computes, by its name.
+fn arithmetic(name: &str) -> Option<Arith> {
+    let op = match name {
+        "numeric_add" | "date_pli" => return Some(Arith::Add),
+        "numeric_sub" | "date_mii" | "date_mi" => return Some(Arith::Sub),
+        "numeric_mul" => return Some(Arith::Mul),
+        "numeric_div" => return Some(Arith::Div),
+        "numeric_mod" => return Some(Arith::Mod),
+        n => STEMS[..13].iter().find_map(|stem| {
+            let rest = n.strip_prefix(stem)?;
+            ["pl", "mi", "mul", "div", "mod"]
+                .into_iter()
+                .find(|op| *op == rest)
+        })?,
+    };
+    Some(match op {
+        "pl" => Arith::Add,
+        "mi" => Arith::Sub,
+        "mul" => Arith::Mul,
+        "div" => Arith::Div,
+        _ => Arith::Mod,
+    })
+}
+
+/// Whether function `oid` is one of PostgreSQL's own (pg_catalog): names
+/// of user functions in other schemas must not be taken for built-ins.
+pub fn builtin(oid: pg_sys::Oid) -> bool {
+    // SAFETY: syscache lookup.
+    unsafe { pg_sys::get_func_namespace(oid) == pg_sys::Oid::from(pg_sys::PG_CATALOG_NAMESPACE) }
 }
 
 const USECS_PER_DAY: i64 = 86_400_000_000;
@@ -211,7 +288,10 @@ impl Translator {
                     let x = self.expr((*r).arg as *mut pg_sys::Node, cx)?;
                     let to = Pg::of((*r).resulttype, (*r).resulttypmod).map_err(Unsupported)?;
                     // Binary-compatible: varchar -> text and the like.
-                    if x.pg.arrow() == to.arrow() || (x.pg.is_text() && to.is_text()) {
+                    if matches!(to, Pg::BpChar(_)) && !matches!(x.pg, Pg::BpChar(_)) {
+                        // A text value as char keeps its trailing blanks.
+                        unsupported("text relabeled as char(n)")
+                    } else if x.pg.arrow() == to.arrow() || (x.pg.is_text() && to.is_text()) {
                         Ok(TExpr { e: x.e, pg: to })
                     } else {
                         unsupported(format!(
@@ -260,13 +340,12 @@ impl Translator {
                     } else {
                         Operator::Or
                     };
-                    let mut it = args.into_iter();
-                    let mut acc = self.expr(it.next().expect("two args"), cx)?.e;
-                    for a in it {
-                        acc = binary_expr(acc, op, self.expr(a, cx)?.e);
+                    let mut xs = Vec::with_capacity(args.len());
+                    for a in args {
+                        xs.push(self.expr(a, cx)?.e);
                     }
                     Ok(TExpr {
-                        e: acc,
+                        e: balanced(xs, op),
                         pg: Pg::Bool,
                     })
                 }
@@ -378,6 +457,7 @@ impl Translator {
             out = out.into_iter().map(to_numeric).collect::<R<_>>()?;
             out = mixed_numerics(out)?;
         }
+        same_bpchar(&out)?;
         Ok(out)
     }
 
@@ -427,34 +507,13 @@ impl Translator {
     unsafe fn constant(&mut self, c: *mut pg_sys::Const) -> R<TExpr> {
         // SAFETY: a Const node.
         unsafe {
-            let pg = Pg::of((*c).consttype, (*c).consttypmod).or_else(|e| {
-                // Unconstrained numeric constants get the scale they have.
-                if (*c).consttype == pg_sys::NUMERICOID {
-                    Ok(Pg::Numeric {
-                        precision: 0,
-                        scale: 0,
-                    })
-                } else {
-                    Err(Unsupported(format!("constant of {e}")))
-                }
-            })?;
-            let v = super::values::datum_to_scalar(
+            literal(
                 (*c).constvalue,
                 (*c).constisnull,
                 (*c).consttype,
-                pg,
-            )?;
-            let pg = match &v {
-                ScalarValue::Decimal128(_, p, s) => Pg::Numeric {
-                    precision: *p,
-                    scale: *s,
-                },
-                _ => pg,
-            };
-            Ok(TExpr {
-                e: Expr::Literal(v, None),
-                pg,
-            })
+                (*c).consttypmod,
+                "constant",
+            )
         }
     }
 
@@ -465,29 +524,8 @@ impl Translator {
                 return unsupported("an executor parameter");
             }
             let ty = (*p).paramtype;
-            let pg = Pg::of(ty, (*p).paramtypmod).or_else(|e| {
-                if ty == pg_sys::NUMERICOID {
-                    Ok(Pg::Numeric {
-                        precision: 0,
-                        scale: 0,
-                    })
-                } else {
-                    Err(Unsupported(format!("parameter of {e}")))
-                }
-            })?;
             let (value, isnull) = self.param_value((*p).paramid, ty)?;
-            let v = super::values::datum_to_scalar(value, isnull, ty, pg)?;
-            let pg = match &v {
-                ScalarValue::Decimal128(_, p, s) => Pg::Numeric {
-                    precision: *p,
-                    scale: *s,
-                },
-                _ => pg,
-            };
-            Ok(TExpr {
-                e: Expr::Literal(v, None),
-                pg,
-            })
+            literal(value, isnull, ty, (*p).paramtypmod, "parameter")
         }
     }
 
@@ -515,6 +553,7 @@ impl Translator {
                 results = results.into_iter().map(to_numeric).collect::<R<_>>()?;
                 results = mixed_numerics(results)?;
             }
+            same_bpchar(&results)?;
             let pg = results
                 .iter()
                 .find(|r| !is_null_literal(&r.e))
@@ -587,26 +626,26 @@ impl Translator {
             } else {
                 return unsupported("= ANY of a computed array");
             }
-            // Each element compared as the operator would: translate
-            // `left op item` and combine.
-            let mut acc: Option<Expr> = None;
+            // Each element compared as the operator would, combined as a
+            // balanced tree (a list of thousands must not nest that deep).
             let combine = if (*a).useOr {
                 Operator::Or
             } else {
                 Operator::And
             };
             let _ = left;
+            let mut tests = Vec::with_capacity(items.len());
             for item in items {
                 let pair = [args[0], item];
-                let t = self.call(func, &pair, pg_sys::BOOLOID, (*a).inputcollid, cx)?;
-                acc = Some(match acc {
-                    None => t.e,
-                    Some(x) => binary_expr(x, combine, t.e),
-                });
+                tests.push(
+                    self.call(func, &pair, pg_sys::BOOLOID, (*a).inputcollid, cx)?
+                        .e,
+                );
             }
-            let Some(e) = acc else {
+            if tests.is_empty() {
                 return unsupported(format!("{name} with an empty array"));
-            };
+            }
+            let e = balanced(tests, combine);
             Ok(TExpr { e, pg: Pg::Bool })
         }
     }
@@ -617,6 +656,16 @@ impl Translator {
             let sub = (*s).subselect as *mut pg_sys::Query;
             match (*s).subLinkType {
                 pg_sys::SubLinkType::EXISTS_SUBLINK => {
+                    // DataFusion 52 decorrelates EXISTS over an aggregate
+                    // or with LIMIT/OFFSET wrongly (the count bug, a lost
+                    // OFFSET): those stay in PostgreSQL.
+                    if (*sub).hasAggs
+                        || !(*sub).groupClause.is_null()
+                        || !(*sub).limitCount.is_null()
+                        || !(*sub).limitOffset.is_null()
+                    {
+                        return unsupported("EXISTS over an aggregate or with LIMIT / OFFSET");
+                    }
                     let (plan, _) = self.query(sub, cx.levels, true)?;
                     let e = if negated {
                         not_exists(Arc::new(plan))
@@ -639,28 +688,32 @@ impl Translator {
                     {
                         return unsupported(format!("{name} ANY (subquery)"));
                     }
+                    // IN gives NULL when nothing matches and a NULL is
+                    // involved; DataFusion's semi join gives false. Equal only
+                    // where NULL and false act alike (a WHERE conjunct) or
+                    // where neither side can be NULL.
+                    let top_level = std::mem::take(&mut self.conjunct);
+                    let here = cx.levels.last().map(|l| l.query);
+                    let sub_out = list::<pg_sys::TargetEntry>((*sub).targetList)
+                        .into_iter()
+                        .find(|t| !(**t).resjunk)
+                        .map(|t| (*t).expr as *mut pg_sys::Node);
+                    let no_nulls = here.is_some_and(|q| not_null_column(q, args[0]))
+                        && sub_out.is_some_and(|n| not_null_column(sub, n));
+                    if !(no_nulls || (top_level && !negated)) {
+                        return unsupported(
+                            "IN (subquery) inside an expression, over columns that may be NULL",
+                        );
+                    }
                     let left = self.expr(args[0], cx)?;
+                    if left.pg.is_float() {
+                        return unsupported("IN (subquery) on floats");
+                    }
                     let (plan, outs) = self.query(sub, cx.levels, false)?;
                     if outs.len() != 1 {
                         return unsupported("IN (subquery) of several columns");
                     }
                     let right = outs[0];
-                    if negated {
-                        // NOT IN: a NULL on either side makes PostgreSQL's
-                        // answer NULL, which an anti join does not give; so
-                        // both sides must be NOT NULL columns.
-                        let here = cx.levels.last().map(|l| l.query);
-                        let outs = list::<pg_sys::TargetEntry>((*sub).targetList);
-                        let inner = outs
-                            .iter()
-                            .find(|t| !(***t).resjunk)
-                            .map(|t| (**t).expr as *mut pg_sys::Node);
-                        let safe = here.is_some_and(|q| not_null_column(q, args[0]))
-                            && inner.is_some_and(|n| not_null_column(sub, n));
-                        if !safe {
-                            return unsupported("NOT IN (subquery) over columns that may be NULL");
-                        }
-                    }
                     let (l, plan) = if left.pg == right {
                         (left.e, plan)
                     } else if left.pg.is_int() && right.is_int() {
@@ -687,6 +740,19 @@ impl Translator {
                     Ok(TExpr { e, pg: Pg::Bool })
                 }
                 pg_sys::SubLinkType::EXPR_SUBLINK => {
+                    // A scalar subquery of more than one row is PostgreSQL's
+                    // ERROR 21000, which DataFusion 52 does not raise: only
+                    // subqueries that give one row (an aggregate without
+                    // GROUP BY) run in DataFusion.
+                    if !(*sub).hasAggs
+                        || !(*sub).groupClause.is_null()
+                        || !(*sub).havingQual.is_null()
+                        || !(*sub).limitOffset.is_null()
+                    {
+                        return unsupported(
+                            "a scalar subquery that is not an aggregate without GROUP BY",
+                        );
+                    }
                     let (plan, outs) = self.query(sub, cx.levels, false)?;
                     if outs.len() != 1 {
                         return unsupported("a scalar subquery of several columns");
@@ -710,6 +776,9 @@ impl Translator {
         cx: &Ctx,
     ) -> R<TExpr> {
         let name = func_name(func);
+        if !builtin(func) {
+            return unsupported(format!("function {name} outside pg_catalog"));
+        }
         let mut xs = Vec::with_capacity(args.len());
         for &a in args {
             // SAFETY: argument nodes.
@@ -729,19 +798,7 @@ impl Translator {
             {
                 return self.compare(c, a, b, collid, n);
             }
-            let arith = if n.ends_with("pl") || n == "numeric_add" || n == "date_pli" {
-                Some(Arith::Add)
-            } else if n.ends_with("mi") || n == "numeric_sub" || n == "date_mii" {
-                Some(Arith::Sub)
-            } else if n.ends_with("mul") || n == "numeric_mul" {
-                Some(Arith::Mul)
-            } else if n.ends_with("div") {
-                Some(Arith::Div)
-            } else if n.ends_with("mod") {
-                Some(Arith::Mod)
-            } else {
-                None
-            };
+            let arith = arithmetic(n);
             if let Some(op) = arith {
                 return self.arith(op, a, b, n, cx);
             }
@@ -750,6 +807,10 @@ impl Translator {
                 | "bpchariclike" | "texticnlike" | "bpcharicnlike" => {
                     if !a.pg.is_text() || !b.pg.is_text() {
                         return unsupported(format!("{n} on non-text"));
+                    }
+                    if n.starts_with("bpchar") || a.pg != Pg::Text && !matches!(a.pg, Pg::Varchar) {
+                        // bpcharlike matches the blank-padded value; ours is trimmed.
+                        return unsupported(format!("{n} on char(n)"));
                     }
                     let negated = n.contains("nlike");
                     let ci = n.contains("icl") || n.contains("icn");
@@ -832,8 +893,8 @@ impl Translator {
                 })
             }
             ("upper" | "lower", [s]) if s.pg.is_text() => {
-                if !c_collation(collid) {
-                    return unsupported(format!("{n} under a non-C collation"));
+                if !c_collation(collid) || !ctype_is_c() {
+                    return unsupported(format!("{n} under a non-C collation or LC_CTYPE"));
                 }
                 Ok(TExpr {
                     e: f::ascii_case(n == "upper", s.e.clone()),
@@ -940,6 +1001,12 @@ impl Translator {
                 bool_of(binary_expr(a.e, op, b.e))
             }
             (x, y) if x.is_text() && y.is_text() => {
+                // SAFETY: collation lookup.
+                if collid != pg_sys::InvalidOid
+                    && !unsafe { pg_sys::get_collation_isdeterministic(collid) }
+                {
+                    return unsupported(format!("{n} under a nondeterministic collation"));
+                }
                 if !matches!(c, Cmp::Eq | Cmp::Ne) && !c_collation(collid) {
                     return unsupported(format!("{n} under a non-C collation"));
                 }
@@ -988,12 +1055,8 @@ impl Translator {
                     Cmp::Eq if exact => binary_expr(d.e, Operator::Eq, lit(floor)?),
                     Cmp::Ne if exact => binary_expr(d.e, Operator::NotEq, lit(floor)?),
                     // Never equal: d = t is false, d <> t true (NULLs stay NULL).
-                    Cmp::Eq => binary_expr(
-                        Expr::IsNotNull(Box::new(d.e.clone())),
-                        Operator::And,
-                        Expr::Literal(ScalarValue::Boolean(Some(false)), None),
-                    ),
-                    Cmp::Ne => Expr::IsNotNull(Box::new(d.e)),
+                    Cmp::Eq => binary_expr(d.e, Operator::Lt, lit(i32::MIN as i64)?),
+                    Cmp::Ne => binary_expr(d.e, Operator::GtEq, lit(i32::MIN as i64)?),
                 };
                 return Ok(TExpr { e, pg: Pg::Bool });
             }
@@ -1161,6 +1224,71 @@ unsafe fn not_null_column(q: *mut pg_sys::Query, node: *mut pg_sys::Node) -> boo
         atts.get((*v).varattno as usize - 1)
             .is_some_and(|a| a.attnotnull && !a.attisdropped)
     }
+}
+
+/// A constant or parameter value of type `ty` as a literal. Numeric values
+/// without a typmod keep the display scale they have.
+unsafe fn literal(
+    value: pg_sys::Datum,
+    isnull: bool,
+    ty: pg_sys::Oid,
+    typmod: i32,
+    what: &str,
+) -> R<TExpr> {
+    let pg = Pg::of(ty, typmod).or_else(|e| {
+        if ty == pg_sys::NUMERICOID {
+            Ok(Pg::Numeric {
+                precision: 0,
+                scale: 0,
+            })
+        } else {
+            Err(Unsupported(format!("{what} of {e}")))
+        }
+    })?;
+    // SAFETY: a datum of type `ty`.
+    let v = unsafe { super::values::datum_to_scalar(value, isnull, ty, pg)? };
+    let pg = match &v {
+        ScalarValue::Decimal128(_, p, s) => Pg::Numeric {
+            precision: *p,
+            scale: *s,
+        },
+        _ => pg,
+    };
+    Ok(TExpr {
+        e: Expr::Literal(v, None),
+        pg,
+    })
+}
+
+/// char(n) results are padded on output to the first branch's n: every
+/// non-NULL branch must be that same char(n).
+fn same_bpchar(xs: &[TExpr]) -> R<()> {
+    let typed: Vec<Pg> = xs
+        .iter()
+        .filter(|x| !is_null_literal(&x.e))
+        .map(|x| x.pg)
+        .collect();
+    if typed.iter().any(|p| matches!(p, Pg::BpChar(_))) && typed.windows(2).any(|w| w[0] != w[1]) {
+        return unsupported("CASE / COALESCE / GREATEST mixing char(n) with other string types");
+    }
+    Ok(())
+}
+
+/// `xs` joined by `op` as a balanced tree: depth log2(n), not n.
+fn balanced(mut xs: Vec<Expr>, op: Operator) -> Expr {
+    while xs.len() > 1 {
+        let mut next = Vec::with_capacity(xs.len().div_ceil(2));
+        let mut it = xs.into_iter();
+        while let Some(a) = it.next() {
+            next.push(match it.next() {
+                Some(b) => binary_expr(a, op, b),
+                None => a,
+            });
+        }
+        xs = next;
+    }
+    xs.pop()
+        .unwrap_or_else(|| Expr::Literal(ScalarValue::Boolean(Some(op == Operator::And)), None))
 }
 
 fn is_null_literal(e: &Expr) -> bool {

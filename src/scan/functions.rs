@@ -70,6 +70,20 @@ pub enum Cmp {
     Ge,
 }
 
+impl Cmp {
+    /// Whether `a op b` holds when `a` compares to `b` as `o`.
+    pub fn holds(self, o: std::cmp::Ordering) -> bool {
+        match self {
+            Cmp::Eq => o.is_eq(),
+            Cmp::Ne => o.is_ne(),
+            Cmp::Lt => o.is_lt(),
+            Cmp::Le => o.is_le(),
+            Cmp::Gt => o.is_gt(),
+            Cmp::Ge => o.is_ge(),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Kind {
     /// Checked integer arithmetic on two arrays of one integer type.
@@ -513,31 +527,34 @@ impl PgFn {
                     .zip(y.iter())
                     .map(|(p, q)| {
                         let o = float_order(p?, q?);
-                        Some(match op {
-                            Cmp::Eq => o.is_eq(),
-                            Cmp::Ne => o.is_ne(),
-                            Cmp::Lt => o.is_lt(),
-                            Cmp::Le => o.is_le(),
-                            Cmp::Gt => o.is_gt(),
-                            Cmp::Ge => o.is_ge(),
-                        })
+                        Some(op.holds(o))
                     })
                     .collect();
                 Ok(Arc::new(r))
             }
             Kind::DateToTimestamp => {
                 let x = a[0].as_primitive::<Int32Type>();
+                let mut err = None;
                 let r: Int64Array = x
                     .iter()
                     .map(|d| {
-                        d.map(|d| match d {
+                        Some(match d? {
                             DATE_MIN => i64::MIN,
                             DATE_MAX => i64::MAX,
-                            d => d as i64 * USECS_PER_DAY,
+                            d => match (d as i64).checked_mul(USECS_PER_DAY) {
+                                Some(t) if t != i64::MAX && t != i64::MIN => t,
+                                _ => {
+                                    err = Some(pg_error(
+                                        DATETIME_OUT_OF_RANGE,
+                                        "date out of range for timestamp",
+                                    ));
+                                    0
+                                }
+                            },
                         })
                     })
                     .collect();
-                Ok(Arc::new(r))
+                err.map_or(Ok(Arc::new(r) as ArrayRef), Err)
             }
             Kind::DatePlusDays(minus) => {
                 let (x, y) = (
@@ -597,13 +614,12 @@ impl PgFn {
                     .iter()
                     .map(|d| {
                         let d = d?;
-                        // extract() of an infinite date is numeric ±Infinity:
-                        // sentinels that compare above / below every year.
-                        if d == DATE_MAX {
-                            return Some(NUMERIC_INFINITY);
-                        }
-                        if d == DATE_MIN {
-                            return Some(-NUMERIC_INFINITY);
+                        // extract(year) of an infinite date is numeric
+                        // ±Infinity (sentinels above / below every year);
+                        // fields that do not grow with time are NULL.
+                        if d == DATE_MAX || d == DATE_MIN {
+                            let sign = if d == DATE_MAX { 1 } else { -1 };
+                            return (field == DateField::Year).then_some(sign * NUMERIC_INFINITY);
                         }
                         let (y, m, day) = j2date(d as i64 + POSTGRES_EPOCH_JDATE);
                         // PostgreSQL counts years BC as negative, with no year 0.
@@ -702,14 +718,7 @@ impl PgFn {
                         let (x, sx) = numeric_at(&a[0], i)?;
                         let (y, sy) = numeric_at(&a[1], i)?;
                         let o = omendb_columnar::numeric::cmp(x, sx, y, sy);
-                        Some(match op {
-                            Cmp::Eq => o.is_eq(),
-                            Cmp::Ne => o.is_ne(),
-                            Cmp::Lt => o.is_lt(),
-                            Cmp::Le => o.is_le(),
-                            Cmp::Gt => o.is_gt(),
-                            Cmp::Ge => o.is_ge(),
-                        })
+                        Some(op.holds(o))
                     })
                     .collect();
                 Ok(Arc::new(r))
@@ -753,7 +762,7 @@ fn float_op(op: Arith, a: f64, b: f64, f4: bool, err: &mut Option<DataFusionErro
         Arith::Sub => a - b,
         Arith::Mul => a * b,
         Arith::Div => {
-            if b == 0.0 && !b.is_nan() {
+            if b == 0.0 && !a.is_nan() {
                 *err = Some(pg_error(DIVISION_BY_ZERO, "division by zero"));
                 return 0.0;
             }

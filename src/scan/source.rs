@@ -379,7 +379,15 @@ impl ExecutionPlan for OmenScanExec {
 use futures::StreamExt;
 
 fn corrupt(table: &str, e: impl fmt::Display) -> DataFusionError {
-    super::functions::pg_error("XX001", format!("omen_columnar table \"{table}\": {e}"))
+    let msg = e.to_string();
+    if msg.contains("NaN or infinity") {
+        // numeric(p,s) may hold NaN, which has no Decimal128 image.
+        return super::functions::pg_error(
+            "0A000",
+            format!("omendb's DataFusion scan cannot compute with the numeric NaN in table \"{table}\"; set omendb.datafusion = off for this query"),
+        );
+    }
+    super::functions::pg_error("XX001", format!("omen_columnar table \"{table}\": {msg}"))
 }
 
 /// Decode unit `u` into a batch of `columns` (the scan's projection).

@@ -112,6 +112,9 @@ pub struct Translator {
     /// Every table scan created, in order.
     pub tables: Vec<Arc<OmenTable>>,
     pub case_test: Option<TExpr>,
+    /// Set while translating a top-level conjunct of WHERE that is itself
+    /// a subquery test (where NULL and false act alike).
+    pub conjunct: bool,
     /// Name prefix of the query level being translated.
     tag: String,
     seq: usize,
@@ -155,6 +158,7 @@ impl Translator {
             partitions,
             tables: Vec::new(),
             case_test: None,
+            conjunct: false,
             tag: String::new(),
             seq: 0,
         }
@@ -163,6 +167,33 @@ impl Translator {
     fn alias(&mut self, prefix: &str) -> String {
         self.seq += 1;
         format!("{prefix}{}", self.seq)
+    }
+
+    /// A WHERE clause: its top-level conjuncts that are subquery tests may
+    /// use semi joins (see `conjunct`).
+    unsafe fn where_clause(&mut self, quals: *mut pg_sys::Node, cx: &Ctx) -> R<Expr> {
+        // SAFETY: an expression tree of the query.
+        unsafe {
+            let parts = if (*quals).type_ == pg_sys::NodeTag::T_BoolExpr
+                && (*(quals as *mut pg_sys::BoolExpr)).boolop == pg_sys::BoolExprType::AND_EXPR
+            {
+                list::<pg_sys::Node>((*(quals as *mut pg_sys::BoolExpr)).args)
+            } else {
+                vec![quals]
+            };
+            let mut out: Option<Expr> = None;
+            for p in parts {
+                self.conjunct = (*p).type_ == pg_sys::NodeTag::T_SubLink;
+                let e = self.expr(p, cx);
+                self.conjunct = false;
+                let e = e?.e;
+                out = Some(match out {
+                    None => e,
+                    Some(acc) => acc.and(e),
+                });
+            }
+            Ok(out.unwrap_or_else(|| lit(true)))
+        }
     }
 
     /// Value and NULL flag of parameter `$id`.
@@ -293,8 +324,8 @@ impl Translator {
                     schema: plan.schema(),
                     agg: None,
                 };
-                let w = self.expr(quals, &cx)?;
-                plan = LogicalPlanBuilder::from(plan).filter(w.e)?.build()?;
+                let w = self.where_clause(quals, &cx)?;
+                plan = LogicalPlanBuilder::from(plan).filter(w)?.build()?;
             }
 
             let tles = list::<pg_sys::TargetEntry>(qr.targetList);
@@ -571,7 +602,10 @@ impl Translator {
                     if (*rte).lateral {
                         return unsupported("LATERAL subqueries");
                     }
-                    self.sub_binding((*rte).subquery, outer)
+                    // Its CTE references count levels from this query.
+                    let mut lv = outer.to_vec();
+                    lv.push(level.clone());
+                    self.sub_binding((*rte).subquery, &lv)
                 }
                 pg_sys::RTEKind::RTE_CTE => {
                     if (*rte).self_reference {
@@ -653,6 +687,26 @@ impl Translator {
         };
         if relkind == pg_sys::RELKIND_PARTITIONED_TABLE {
             return unsupported(format!("partitioned table {}", rel.name()));
+        }
+        // SAFETY: an open relation.
+        let (has_children, has_missing) = unsafe {
+            let d = (*rel.raw()).rd_att;
+            let missing = (*d)
+                .attrs
+                .as_slice((*d).natts as usize)
+                .iter()
+                .any(|a| a.atthasmissing);
+            ((*(*rel.raw()).rd_rel).relhassubclass, missing)
+        };
+        if has_children {
+            return unsupported(format!("table {} has inheritance children", rel.name()));
+        }
+        if has_missing {
+            // ADD COLUMN … DEFAULT: old rows read the stored default.
+            return unsupported(format!(
+                "table {} has columns added with a default",
+                rel.name()
+            ));
         }
         if relkind != pg_sys::RELKIND_RELATION || !crate::columnar::is_columnar(rel.raw()) {
             return unsupported(format!(
@@ -765,6 +819,15 @@ impl Translator {
                 Some(self.expr(fold((*a).aggfilter as *mut pg_sys::Node), cx)?.e)
             };
             let x = xs.first().cloned();
+            if distinct && x.as_ref().is_some_and(|x| x.pg.is_float() || x.pg.is_dyn()) {
+                // PostgreSQL's equality: -0 = 0, numerics by value.
+                return unsupported(format!(
+                    "{name}(DISTINCT …) of floats or mixed-scale numerics"
+                ));
+            }
+            if !super::expr::builtin((*a).aggfnoid) {
+                return unsupported(format!("aggregate {name} outside pg_catalog"));
+            }
             let (e, pg) = match (name.as_str(), (*a).aggstar, x) {
                 ("count", true, _) => (agg::count(lit(1i32)), Pg::Int8),
                 ("count", false, Some(x)) => (agg::count(x.e), Pg::Int8),
