@@ -115,11 +115,7 @@ fn wanted_by_table(plan: &LogicalPlan, tables: &[Arc<OmenTable>]) -> Vec<(Arc<Om
                 }
             }
         }
-        // Subqueries are plans of their own inside expressions.
-        p.apply_subqueries(|sub| {
-            let _ = sub;
-            Ok(TreeNodeRecursion::Continue)
-        })?;
+        // apply_with_subqueries visits subquery plans inside expressions too.
         Ok(TreeNodeRecursion::Continue)
     };
     let _ = plan.apply_with_subqueries(&mut visit);

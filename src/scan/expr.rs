@@ -583,7 +583,6 @@ impl Translator {
             let args = list::<pg_sys::Node>((*a).args);
             let func = pg_sys::get_opcode((*a).opno);
             let name = func_name(func);
-            let left = self.expr(args[0], cx)?;
             let right = args[1];
             let mut items = Vec::new();
             if is(right, pg_sys::NodeTag::T_Const) {
@@ -633,7 +632,6 @@ impl Translator {
             } else {
                 Operator::And
             };
-            let _ = left;
             let mut tests = Vec::with_capacity(items.len());
             for item in items {
                 let pair = [args[0], item];

@@ -425,6 +425,10 @@ fn decode_unit(
             Unit::Rows { records } => {
                 let mut rows = Vec::with_capacity(records.len());
                 let mut numbers = Vec::with_capacity(records.len());
+                // A batch's records share one column count, but records may
+                // differ (columns added between writes): one prefix schema
+                // per count, not one per record.
+                let mut prefixes: Vec<Option<Schema>> = vec![None; l.schema.columns.len() + 1];
                 for (row, item) in records {
                     let bad = || corrupt(&l.table, "write-store record is malformed");
                     if item.len() < 2 {
@@ -434,11 +438,11 @@ fn decode_unit(
                     if n > l.schema.columns.len() {
                         return Err(bad());
                     }
-                    let prefix = Schema {
+                    let prefix = prefixes[n].get_or_insert_with(|| Schema {
                         columns: l.schema.columns[..n].to_vec(),
-                    };
+                    });
                     let mut values = Vec::new();
-                    decode_row(&prefix, &item[2..], &mut values)
+                    decode_row(prefix, &item[2..], &mut values)
                         .map_err(|e| corrupt(&l.table, e))?;
                     rows.push(values);
                     numbers.push(*row as i64);

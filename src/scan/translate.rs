@@ -451,7 +451,7 @@ impl Translator {
                         return unsupported("ORDER BY a quotient or average of numerics");
                     }
                     if pg.is_text()
-                        && !c_sort_collation(pg_sys::exprCollation(
+                        && !super::expr::c_collation(pg_sys::exprCollation(
                             (*tle).expr as *mut pg_sys::Node,
                         ))
                     {
@@ -915,7 +915,7 @@ impl Translator {
                     if x.pg.is_float() || x.pg.is_dyn() {
                         return unsupported(format!("{name}() of {:?}", x.pg));
                     }
-                    if x.pg.is_text() && !c_sort_collation((*a).inputcollid) {
+                    if x.pg.is_text() && !super::expr::c_collation((*a).inputcollid) {
                         return unsupported(format!("{name}() of text under a non-C collation"));
                     }
                     let e = if name == "min" {
@@ -980,10 +980,6 @@ fn table_columns(oid: pg_sys::Oid) -> HashMap<i16, Result<Pg, String>> {
         .filter(|a| !a.attisdropped)
         .map(|a| (a.attnum, Pg::of(a.atttypid, a.atttypmod)))
         .collect()
-}
-
-fn c_sort_collation(collid: pg_sys::Oid) -> bool {
-    super::expr::c_collation(collid)
 }
 
 /// The Aggrefs of this level in `node` (not inside subqueries).
