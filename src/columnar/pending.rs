@@ -334,7 +334,8 @@ pub fn write_rows(
         (seg.first_block, seg.block_count) = storage::append_write_store(rel, &rows);
         catalog::insert_segment(storage_id, &seg, cid);
     } else {
-        let encoded = encode_segment(rel, schema, buf, run);
+        let (encoded, version) = encode_segment(rel, schema, buf, run);
+        seg.format_version = version;
         let reuse = super::compact::take_free(storage_id, storage::pages_for(encoded.len()));
         (seg.first_block, seg.block_count) = storage::write_segment(rel, &encoded, reuse);
         seg.kind = Kind::Parquet;
@@ -348,7 +349,7 @@ fn encode_segment(
     schema: &Schema,
     buf: &RowBuf,
     run: std::ops::Range<usize>,
-) -> Vec<u8> {
+) -> (Vec<u8>, u32) {
     let fail = |e: omendb_columnar::Error| -> ! {
         crate::error::error(
             PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
@@ -367,7 +368,8 @@ fn encode_segment(
             pgrx::check_for_interrupts!();
         }
     }
-    w.finish().unwrap_or_else(|e| fail(e))
+    let version = w.format_version();
+    (w.finish().unwrap_or_else(|e| fail(e)), version)
 }
 
 /// Write the batches of `rel` inserted by the current command (end of COPY).

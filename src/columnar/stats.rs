@@ -123,7 +123,14 @@ fn columnar_stats(
         stored as i64,
         raw as i64,
         (parquet_stored > 0).then(|| raw as f64 / parquet_stored as f64),
-        omendb_columnar::FORMAT_VERSION as i32,
+        // The newest segment format in the table (what this build writes
+        // when it has no Parquet segment yet).
+        segments
+            .iter()
+            .filter(|s| s.kind == Kind::Parquet)
+            .map(|s| s.format_version)
+            .max()
+            .unwrap_or(omendb_columnar::FORMAT_VERSION) as i32,
     ))
 }
 

@@ -397,7 +397,7 @@ fn decode_unit(
     columns: &[Column],
     schema: &SchemaRef,
 ) -> Result<RecordBatch> {
-    let (row_numbers, stored): (datafusion::arrow::array::Int64Array, Vec<Option<ArrayRef>>) =
+    let (row_numbers, arrays): (datafusion::arrow::array::Int64Array, Vec<Option<ArrayRef>>) =
         match &l.units[u] {
             Unit::Group { seg, group } => {
                 let ncols = seg.reader.schema().columns.len();
@@ -410,16 +410,13 @@ fn decode_unit(
                     .reader
                     .read_group(&seg.chunks, *group, &want)
                     .map_err(|e| corrupt(&l.table, e))?;
-                let arrays = columns
-                    .iter()
-                    .map(|c| {
-                        if c.index < ncols {
-                            g.array(c.index)
-                        } else {
-                            None
-                        }
-                    })
-                    .collect();
+                let mut arrays = Vec::with_capacity(columns.len());
+                for c in columns {
+                    arrays.push(match g.logical_array(c.index, c.pg.logical()) {
+                        Some(a) => Some(a.map_err(|e| corrupt(&l.table, e))?),
+                        None => None, // a column added after the segment
+                    });
+                }
                 (g.row_numbers().clone(), arrays)
             }
             Unit::Rows { records } => {
@@ -453,14 +450,20 @@ fn decode_unit(
                     .collect();
                 let arrays = values_to_arrays(&kinds, &rows_projected(&rows, columns))
                     .map_err(|e| corrupt(&l.table, e))?;
-                (numbers.into(), arrays.into_iter().map(Some).collect())
+                let mut logical = Vec::with_capacity(columns.len());
+                for (c, a) in columns.iter().zip(arrays) {
+                    logical.push(Some(
+                        to_logical(&a, c.pg.logical()).map_err(|e| corrupt(&l.table, e))?,
+                    ));
+                }
+                (numbers.into(), logical)
             }
         };
     let n = row_numbers.len();
     let mut out = Vec::with_capacity(columns.len());
-    for (c, a) in columns.iter().zip(stored) {
+    for (c, a) in columns.iter().zip(arrays) {
         out.push(match a {
-            Some(a) => to_logical(&a, c.pg.logical()).map_err(|e| corrupt(&l.table, e))?,
+            Some(a) => a,
             None => new_null_array(&c.pg.arrow(), n),
         });
     }

@@ -26,6 +26,7 @@ mod reader;
 mod row;
 mod schema;
 mod stats;
+pub mod storage;
 mod writer;
 
 pub use reader::{CopiedChunks, DecodedGroup, SegmentReader, SegmentSource};
@@ -36,7 +37,11 @@ pub use writer::SegmentWriter;
 
 /// Written into the Parquet key-value metadata as `omendb.format_version`;
 /// bump when the segment layout or metadata encoding changes incompatibly.
-pub const FORMAT_VERSION: u32 = 1;
+/// Readers accept every version from 1 up to this one: version 1 stores
+/// every column as its PostgreSQL image, version 2 adds per-column
+/// [`storage::Storage`] (scaled numerics). A segment that needs nothing of
+/// version 2 is still written as version 1.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Name of the hidden, always-first Parquet column holding row numbers.
 pub const ROW_NUMBER_COLUMN: &str = "__omendb_row";

@@ -18,7 +18,7 @@ use arrow_array::builder::{
     BooleanBuilder, Decimal128Builder, FixedSizeBinaryBuilder, Float32Builder, Float64Builder,
     Int16Builder, Int32Builder, Int64Builder, Int8Builder, LargeBinaryBuilder, StringBuilder,
 };
-use arrow_array::{Array, ArrayRef, Int64Array, LargeBinaryArray};
+use arrow_array::{Array, ArrayRef, Decimal128Array, Int64Array, LargeBinaryArray};
 
 use crate::schema::{err, ColumnKind, Error, Result, Value};
 
@@ -88,6 +88,21 @@ pub fn to_logical(stored: &ArrayRef, logical: Logical) -> Result<ArrayRef> {
             )
         }
     })
+}
+
+/// A scaled-numeric column ([`crate::storage`]) as `Decimal128(precision,
+/// scale)`. NaN has no Decimal128 image and is an error, as in
+/// [`numeric_to_i128`].
+pub fn scaled_to_decimal(ints: &Int64Array, precision: u8, scale: i8) -> Result<ArrayRef> {
+    let sentinel = crate::storage::NAN_SENTINEL;
+    let nan = ints.values().contains(&sentinel) && ints.iter().any(|v| v == Some(sentinel));
+    if nan {
+        return err("numeric NaN or infinity has no decimal image");
+    }
+    let d: Decimal128Array = ints.unary(i128::from);
+    Ok(Arc::new(d.with_precision_and_scale(precision, scale).map_err(|e| {
+        Error(format!("numeric({precision},{scale}): {e}"))
+    })?))
 }
 
 /// PostgreSQL's numeric base: each digit of a numeric holds 4 decimal digits.
@@ -165,42 +180,51 @@ pub fn numeric_to_i128(payload: &[u8], scale: i8) -> Result<i128> {
 /// `unscaled * 10^-scale`, with display scale `scale`: what PostgreSQL's
 /// `make_result` would store for that value (short format when it fits).
 pub fn i128_to_numeric(unscaled: i128, scale: u16) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16);
+    write_numeric(unscaled, scale, &mut out);
+    out
+}
+
+/// [`i128_to_numeric`], appending to `out` without allocating.
+pub fn write_numeric(unscaled: i128, scale: u16, out: &mut Vec<u8>) {
     let negative = unscaled < 0;
     let mut mag = unscaled.unsigned_abs();
     // Align the fraction to whole base-10000 digits: pad to a multiple of 4.
     let pad = (4 - scale % 4) % 4;
     let frac_digits = (scale + pad) / 4;
-    let mut base_digits: Vec<u16> = Vec::new(); // least significant first
+    // Least significant first; |i128| < 10^39 needs at most 10 + 1 digits.
+    let mut base_digits = [0u16; 12];
+    let mut total = 0usize;
     if pad > 0 {
         // The lowest base-10000 digit holds the lowest 4 - pad decimal
         // digits, shifted up by pad (mag * 10^pad could overflow).
         let p = 10u128.pow(pad as u32);
         let q = 10_000 / p;
-        base_digits.push(((mag % q) * p) as u16);
+        base_digits[0] = ((mag % q) * p) as u16;
+        total = 1;
         mag /= q;
     }
     while mag > 0 {
-        base_digits.push((mag % 10_000) as u16);
+        base_digits[total] = (mag % 10_000) as u16;
+        total += 1;
         mag /= 10_000;
     }
     // Weight of the most significant digit: digits above the fraction.
-    let total = base_digits.len() as i32;
-    let mut weight = total - frac_digits as i32 - 1;
+    let mut weight = total as i32 - frac_digits as i32 - 1;
     // Strip trailing (least significant) and leading zero digits.
     let mut lo = 0;
-    while lo < base_digits.len() && base_digits[lo] == 0 {
+    while lo < total && base_digits[lo] == 0 {
         lo += 1;
     }
-    let mut hi = base_digits.len();
+    let mut hi = total;
     while hi > lo && base_digits[hi - 1] == 0 {
         hi -= 1;
         weight -= 1;
     }
-    let digits: Vec<u16> = base_digits[lo..hi].iter().rev().copied().collect();
+    let digits = &base_digits[lo..hi];
     if digits.is_empty() {
         weight = 0;
     }
-    let mut out = Vec::with_capacity(4 + digits.len() * 2);
     let short = scale <= (SHORT_DSCALE_MASK >> SHORT_DSCALE_SHIFT) && (-64..64).contains(&weight);
     if short {
         let mut h = NUMERIC_SHORT | (scale << SHORT_DSCALE_SHIFT);
@@ -221,10 +245,9 @@ pub fn i128_to_numeric(unscaled: i128, scale: u16) -> Vec<u8> {
         out.extend_from_slice(&(sign | (scale & 0x3FFF)).to_le_bytes());
         out.extend_from_slice(&(weight as i16).to_le_bytes());
     }
-    for d in digits {
+    for d in digits.iter().rev() {
         out.extend_from_slice(&d.to_le_bytes());
     }
-    out
 }
 
 /// Build stored-form arrays for `kinds` from rows of values (write-store

@@ -2,7 +2,7 @@
 //! from just the column chunks a scan needs.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arrow_array::{
     Array, ArrayRef, BooleanArray, FixedSizeBinaryArray, Float32Array, Float64Array, Int16Array,
@@ -20,8 +20,10 @@ use parquet::file::reader::{ChunkReader, Length};
 use parquet::file::statistics::Statistics;
 
 use crate::schema::{check_schema, decode_schema, err, ColumnKind, Error, Result, Schema, Value};
+use crate::logical::{self, Logical};
 use crate::stats::{decode_all, GroupStats};
-use crate::writer::{arrow_schema, KEY_SCHEMA, KEY_STATS, KEY_VERSION};
+use crate::storage::{decode_storage, unscale_all, Storage};
+use crate::writer::{arrow_schema, KEY_SCHEMA, KEY_STATS, KEY_STORAGE, KEY_VERSION, PLAIN_FORMAT_VERSION};
 use crate::FORMAT_VERSION;
 
 /// Where segment bytes come from; the caller copies them out of database pages.
@@ -112,6 +114,7 @@ impl SegmentSource for CopiedChunks {
 pub struct SegmentReader {
     meta: ArrowReaderMetadata,
     kinds: Vec<ColumnKind>,
+    storage: Vec<Storage>,
     schema: Schema,
     stats: Vec<GroupStats>,
     /// (min, max) row number per group, validated at open.
@@ -207,12 +210,22 @@ impl SegmentReader {
                 .ok_or_else(|| Error(format!("segment metadata lacks {key}")))
         };
         let version = kv(KEY_VERSION)?;
-        if version != FORMAT_VERSION.to_string() {
-            return err(format!(
-                "segment format version {version:?} is not {FORMAT_VERSION}"
-            ));
-        }
+        let version = version
+            .parse::<u32>()
+            .ok()
+            .filter(|v| (PLAIN_FORMAT_VERSION..=FORMAT_VERSION).contains(v))
+            .ok_or_else(|| {
+                Error(format!(
+                    "segment format version {version:?} is not one this omendb reads (1 to {FORMAT_VERSION})"
+                ))
+            })?;
         let stored = decode_schema(&kv(KEY_SCHEMA)?)?;
+        let kinds: Vec<ColumnKind> = stored.columns.iter().map(|c| c.kind).collect();
+        let storage = if version == PLAIN_FORMAT_VERSION {
+            vec![Storage::Plain; kinds.len()]
+        } else {
+            decode_storage(&kv(KEY_STORAGE)?, &kinds)?
+        };
         if let Some(expected) = expected {
             check_schema(&stored, expected)?;
         }
@@ -228,7 +241,7 @@ impl SegmentReader {
                 ArrowReaderOptions::new(),
             )?)
         })?;
-        let want = arrow_schema(expected);
+        let want = arrow_schema(expected, &storage);
         let got = meta.schema();
         if got.fields().len() != want.fields().len() {
             return err("segment arrow schema has the wrong number of fields");
@@ -244,7 +257,8 @@ impl SegmentReader {
         }
         Ok(SegmentReader {
             meta,
-            kinds: expected.columns.iter().map(|c| c.kind).collect(),
+            kinds,
+            storage,
             schema: stored,
             stats,
             row_ranges,
@@ -522,7 +536,8 @@ impl SegmentReader {
             return err(format!("row group {group} row numbers are not ascending"));
         }
         for (k, &col) in wanted.iter().enumerate() {
-            let decoded = DecodedColumn::new(self.kinds[col], batch.column(k + 1), col)?;
+            let decoded =
+                DecodedColumn::new(self.kinds[col], self.storage[col], batch.column(k + 1), col)?;
             out.columns[col] = Some(decoded);
         }
         Ok(out)
@@ -635,11 +650,25 @@ enum DecodedColumn {
     Float64(Float64Array),
     Fixed(FixedSizeBinaryArray),
     Bytes(LargeBinaryArray),
+    /// A [`Storage::ScaledNumeric`] column; the PostgreSQL images are built
+    /// on first use by the row-at-a-time paths.
+    Scaled {
+        ints: Int64Array,
+        scale: u16,
+        images: OnceLock<LargeBinaryArray>,
+    },
 }
 
 impl DecodedColumn {
-    fn new(kind: ColumnKind, array: &ArrayRef, col: usize) -> Result<DecodedColumn> {
+    fn new(kind: ColumnKind, storage: Storage, array: &ArrayRef, col: usize) -> Result<DecodedColumn> {
         let what = format!("schema column {col}");
+        if let Storage::ScaledNumeric { scale } = storage {
+            return Ok(DecodedColumn::Scaled {
+                ints: typed(array, &what)?,
+                scale,
+                images: OnceLock::new(),
+            });
+        }
         Ok(match kind {
             ColumnKind::Bool => DecodedColumn::Bool(typed(array, &what)?),
             ColumnKind::Char => DecodedColumn::Char(typed(array, &what)?),
@@ -657,6 +686,15 @@ impl DecodedColumn {
             }
             ColumnKind::Bytes => DecodedColumn::Bytes(typed(array, &what)?),
         })
+    }
+
+    /// The PostgreSQL images of a scaled column.
+    fn images<'a>(
+        ints: &Int64Array,
+        scale: u16,
+        images: &'a OnceLock<LargeBinaryArray>,
+    ) -> &'a LargeBinaryArray {
+        images.get_or_init(|| unscale_all(ints, scale))
     }
 }
 
@@ -699,7 +737,29 @@ impl DecodedGroup {
             DecodedColumn::Float64(a) => Arc::new(a.clone()),
             DecodedColumn::Fixed(a) => Arc::new(a.clone()),
             DecodedColumn::Bytes(a) => Arc::new(a.clone()),
+            DecodedColumn::Scaled {
+                ints,
+                scale,
+                images,
+            } => Arc::new(DecodedColumn::images(ints, *scale, images).clone()),
         })
+    }
+
+    /// Schema column `column` in its logical form ([`logical::to_logical`]),
+    /// or None if it was not decoded. A scaled numeric becomes a
+    /// `Decimal128` without building its PostgreSQL images.
+    pub fn logical_array(&self, column: usize, logical: Logical) -> Option<Result<ArrayRef>> {
+        if let Some(DecodedColumn::Scaled { ints, scale, .. }) =
+            self.columns.get(column).and_then(Option::as_ref)
+        {
+            if let Logical::Numeric { precision, scale: s } = logical {
+                if i32::from(s) == i32::from(*scale) {
+                    return Some(logical::scaled_to_decimal(ints, precision, s));
+                }
+            }
+        }
+        let stored = self.array(column)?;
+        Some(logical::to_logical(&stored, logical))
     }
 
     /// Index of the row with `row_number`, by binary search.
@@ -719,6 +779,15 @@ impl DecodedGroup {
                 (offsets[offsets.len() - 1] - offsets[0]) as usize
             }
             Some(DecodedColumn::Fixed(a)) => a.len() * a.value_length() as usize,
+            Some(DecodedColumn::Scaled {
+                ints,
+                scale,
+                images,
+            }) => {
+                let a = DecodedColumn::images(ints, *scale, images);
+                let offsets = a.value_offsets();
+                (offsets[offsets.len() - 1] - offsets[0]) as usize
+            }
             Some(_) => 0,
             None => panic!("DecodedGroup::value_bytes: column {column} was not decoded"),
         }
@@ -753,6 +822,14 @@ impl DecodedGroup {
             DecodedColumn::Float64(a) => each!(a, |v| Value::Word(v.to_bits())),
             DecodedColumn::Fixed(a) => each!(a, |v| Value::Bytes(v)),
             DecodedColumn::Bytes(a) => each!(a, |v| Value::Bytes(v)),
+            DecodedColumn::Scaled {
+                ints,
+                scale,
+                images,
+            } => {
+                let a = DecodedColumn::images(ints, *scale, images);
+                each!(a, |v| Value::Bytes(v))
+            }
         }
     }
 
@@ -784,6 +861,18 @@ impl DecodedGroup {
             DecodedColumn::Fixed(a) => Value::Bytes(a.value(i)),
             DecodedColumn::Bytes(a) if a.is_null(i) => Value::Null,
             DecodedColumn::Bytes(a) => Value::Bytes(a.value(i)),
+            DecodedColumn::Scaled {
+                ints,
+                scale,
+                images,
+            } => {
+                let a = DecodedColumn::images(ints, *scale, images);
+                if a.is_null(i) {
+                    Value::Null
+                } else {
+                    Value::Bytes(a.value(i))
+                }
+            }
         }
     }
 }

@@ -11,18 +11,23 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema as ArrowSchema, SchemaRef};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
+use parquet::schema::types::ColumnPath;
 
-use crate::schema::{encode_schema, err, value_mismatch, ColumnKind, Result, Schema, Value};
+use crate::schema::{encode_schema, err, value_mismatch, ColumnKind, Error, Result, Schema, Value};
 use crate::stats::{encode_all, GroupStats};
+use crate::storage::{encode_storage, scale_numeric, Storage};
 use crate::{FORMAT_VERSION, ROW_NUMBER_COLUMN};
 
 /// Key-value metadata keys.
 pub(crate) const KEY_VERSION: &str = "omendb.format_version";
 pub(crate) const KEY_SCHEMA: &str = "omendb.schema";
 pub(crate) const KEY_STATS: &str = "omendb.stats";
+pub(crate) const KEY_STORAGE: &str = "omendb.storage";
+/// The format of segments whose columns are all [`Storage::Plain`].
+pub(crate) const PLAIN_FORMAT_VERSION: u32 = 1;
 
 /// A row group is cut early once its raw values exceed this many bytes, so a
 /// run of huge varlenas cannot make one group (and its memory) unbounded.
@@ -39,6 +44,10 @@ const DICTIONARY_PAGE_BYTES: usize = 64 << 10;
 /// Builds one Parquet segment from rows pushed in row-number order.
 pub struct SegmentWriter {
     kinds: Vec<ColumnKind>,
+    storage: Vec<Storage>,
+    /// Scaled integers of the row being pushed, computed before any column
+    /// is appended so a refused value leaves the writer unchanged.
+    scaled: Vec<Option<i64>>,
     arrow_schema: SchemaRef,
     writer: ArrowWriter<Vec<u8>>,
     rows_per_group: usize,
@@ -62,10 +71,15 @@ enum ColumnBuilder {
     Float64(Float64Builder),
     Fixed(FixedSizeBinaryBuilder),
     Bytes(LargeBinaryBuilder),
+    /// A [`Storage::ScaledNumeric`] column.
+    Scaled(Int64Builder),
 }
 
 impl ColumnBuilder {
-    fn new(kind: ColumnKind) -> ColumnBuilder {
+    fn new(kind: ColumnKind, storage: Storage) -> ColumnBuilder {
+        if let Storage::ScaledNumeric { .. } = storage {
+            return ColumnBuilder::Scaled(Int64Builder::new());
+        }
         match kind {
             ColumnKind::Bool => ColumnBuilder::Bool(BooleanBuilder::new()),
             ColumnKind::Char => ColumnBuilder::Char(Int8Builder::new()),
@@ -79,10 +93,16 @@ impl ColumnBuilder {
         }
     }
 
-    /// Appends a value already checked by `value_mismatch`.
-    fn append(&mut self, value: &Value) -> Result<()> {
+    /// Appends a value already checked by `value_mismatch` (and, for a
+    /// scaled column, converted to `scaled`).
+    fn append(&mut self, value: &Value, scaled: Option<i64>) -> Result<()> {
         use ColumnBuilder as B;
         match (self, *value) {
+            (B::Scaled(b), Value::Null) => b.append_null(),
+            (B::Scaled(b), Value::Bytes(_)) => match scaled {
+                Some(v) => b.append_value(v),
+                None => return err("scaled value was not converted"),
+            },
             (B::Bool(b), Value::Null) => b.append_null(),
             (B::Char(b), Value::Null) => b.append_null(),
             (B::Int16(b), Value::Null) => b.append_null(),
@@ -117,16 +137,21 @@ impl ColumnBuilder {
             ColumnBuilder::Float64(b) => Arc::new(b.finish()),
             ColumnBuilder::Fixed(b) => Arc::new(b.finish()),
             ColumnBuilder::Bytes(b) => Arc::new(b.finish()),
+            ColumnBuilder::Scaled(b) => Arc::new(b.finish()),
         }
     }
 }
 
 /// Arrow schema of a segment: the row-number column, then `c0`, `c1`, ...
 /// (PostgreSQL names may repeat or be odd; the real names live in metadata).
-pub(crate) fn arrow_schema(schema: &Schema) -> ArrowSchema {
+pub(crate) fn arrow_schema(schema: &Schema, storage: &[Storage]) -> ArrowSchema {
     let mut fields = vec![Field::new(ROW_NUMBER_COLUMN, DataType::Int64, false)];
-    for (i, col) in schema.columns.iter().enumerate() {
-        fields.push(Field::new(format!("c{i}"), col.kind.arrow_type(), true));
+    for (i, (col, st)) in schema.columns.iter().zip(storage).enumerate() {
+        let ty = match st {
+            Storage::Plain => col.kind.arrow_type(),
+            Storage::ScaledNumeric { .. } => DataType::Int64,
+        };
+        fields.push(Field::new(format!("c{i}"), ty, true));
     }
     ArrowSchema::new(fields)
 }
@@ -135,6 +160,19 @@ impl SegmentWriter {
     /// Starts a segment for `schema`, cutting a row group every
     /// `rows_per_group` rows (or earlier for very large values).
     pub fn new(schema: &Schema, rows_per_group: usize) -> Result<Self> {
+        let storage = schema.columns.iter().map(Storage::for_column).collect();
+        Self::with_storage(schema, rows_per_group, storage)
+    }
+
+    /// Like [`SegmentWriter::new`], writing the version-1 layout (every
+    /// column as its PostgreSQL image), as releases before format 2 did:
+    /// for tests that old segments still read.
+    pub fn new_plain(schema: &Schema, rows_per_group: usize) -> Result<Self> {
+        let storage = vec![Storage::Plain; schema.columns.len()];
+        Self::with_storage(schema, rows_per_group, storage)
+    }
+
+    fn with_storage(schema: &Schema, rows_per_group: usize, storage: Vec<Storage>) -> Result<Self> {
         if rows_per_group == 0 {
             return err("rows_per_group must be positive");
         }
@@ -143,23 +181,59 @@ impl SegmentWriter {
                 return err(format!("column {i} has fixed length 0"));
             }
         }
-        let arrow_schema = Arc::new(arrow_schema(schema));
-        let props = WriterProperties::builder()
+        let arrow_schema = Arc::new(arrow_schema(schema, &storage));
+        let plain = storage.iter().all(|s| *s == Storage::Plain);
+        let version = if plain {
+            PLAIN_FORMAT_VERSION
+        } else {
+            FORMAT_VERSION
+        };
+        let mut kv = vec![
+            KeyValue::new(KEY_VERSION.to_string(), version.to_string()),
+            KeyValue::new(KEY_SCHEMA.to_string(), encode_schema(schema)),
+        ];
+        if !plain {
+            kv.push(KeyValue::new(KEY_STORAGE.to_string(), encode_storage(&storage)));
+        }
+        let mut props = WriterProperties::builder();
+        // Integers (and dates, timestamps, scaled numerics) are bit-packed
+        // deltas and not zstd'd: as small, and a scan or fetch no longer
+        // pays zstd (parquet-rs makes a decompression context per page,
+        // which cost more than decoding the values).
+        let packed = |path: &str, props: WriterPropertiesBuilder| {
+            props
+                .set_column_encoding(ColumnPath::from(path), Encoding::DELTA_BINARY_PACKED)
+                .set_column_compression(ColumnPath::from(path), Compression::UNCOMPRESSED)
+        };
+        props = packed(ROW_NUMBER_COLUMN, props);
+        for (i, (col, st)) in schema.columns.iter().zip(&storage).enumerate() {
+            let integer = matches!(
+                col.kind,
+                ColumnKind::Char | ColumnKind::Int16 | ColumnKind::Int32 | ColumnKind::Int64
+            );
+            if integer || *st != Storage::Plain {
+                props = packed(&format!("c{i}"), props);
+            }
+        }
+        let props = props
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
             .set_max_row_group_size(rows_per_group)
             .set_data_page_row_count_limit(DATA_PAGE_ROWS)
             .set_dictionary_page_size_limit(DICTIONARY_PAGE_BYTES)
-            .set_key_value_metadata(Some(vec![
-                KeyValue::new(KEY_VERSION.to_string(), FORMAT_VERSION.to_string()),
-                KeyValue::new(KEY_SCHEMA.to_string(), encode_schema(schema)),
-            ]))
+            .set_key_value_metadata(Some(kv))
             .build();
         let writer = ArrowWriter::try_new(Vec::new(), arrow_schema.clone(), Some(props))?;
         let kinds: Vec<ColumnKind> = schema.columns.iter().map(|c| c.kind).collect();
         Ok(SegmentWriter {
-            builders: kinds.iter().map(|k| ColumnBuilder::new(*k)).collect(),
+            builders: kinds
+                .iter()
+                .zip(&storage)
+                .map(|(k, s)| ColumnBuilder::new(*k, *s))
+                .collect(),
             group: GroupStats::empty(kinds.len()),
+            scaled: vec![None; kinds.len()],
             kinds,
+            storage,
             arrow_schema,
             writer,
             rows_per_group,
@@ -198,14 +272,20 @@ impl SegmentWriter {
             if let Some(msg) = value_mismatch(*kind, value) {
                 return err(format!("column {i}: {msg}"));
             }
+            self.scaled[i] = match (self.storage[i], value) {
+                (Storage::ScaledNumeric { scale }, Value::Bytes(b)) => Some(
+                    scale_numeric(b, scale).map_err(|e| Error(format!("column {i}: {e}")))?,
+                ),
+                _ => None,
+            };
             bytes += match value {
                 Value::Null => 0,
                 Value::Word(_) => kind.word_width(),
                 Value::Bytes(b) => b.len() + 8,
             };
         }
-        for (builder, value) in self.builders.iter_mut().zip(values) {
-            builder.append(value)?;
+        for ((builder, value), scaled) in self.builders.iter_mut().zip(values).zip(&self.scaled) {
+            builder.append(value, *scaled)?;
         }
         self.row_numbers.append_value(row_i64);
         self.group.add_row(&self.kinds, values);
@@ -217,6 +297,16 @@ impl SegmentWriter {
             self.flush_group()?;
         }
         Ok(())
+    }
+
+    /// The format version the segment is written in: 1 when every column
+    /// is stored plain, else [`FORMAT_VERSION`].
+    pub fn format_version(&self) -> u32 {
+        if self.storage.iter().all(|s| *s == Storage::Plain) {
+            PLAIN_FORMAT_VERSION
+        } else {
+            FORMAT_VERSION
+        }
     }
 
     /// Rows pushed so far.

@@ -140,7 +140,7 @@ fn foreign(kv: Vec<(&str, String)>) -> Vec<u8> {
 fn foreign_files_are_rejected() {
     let empty = Schema { columns: vec![] };
     let good = vec![
-        ("omendb.format_version", FORMAT_VERSION.to_string()),
+        ("omendb.format_version", "1".to_string()),
         ("omendb.schema", String::new()),
         ("omendb.stats", "3".to_string()),
     ];
@@ -150,10 +150,23 @@ fn foreign_files_are_rejected() {
     assert_eq!(r.rows(), 3);
     assert_eq!(r.group_row_range(0), (1, 3));
 
+    // Version 2 also needs the per-column storage list.
     let mut v = good.clone();
-    v[0].1 = (FORMAT_VERSION + 1).to_string();
+    v[0].1 = FORMAT_VERSION.to_string();
+    let e = SegmentReader::open(&foreign(v.clone()), &empty).err().unwrap();
+    assert!(e.to_string().contains("omendb.storage"), "{e}");
+    v.push(("omendb.storage", String::new()));
+    assert_eq!(SegmentReader::open(&foreign(v.clone()), &empty).unwrap().rows(), 3);
+    v[3].1 = "p".into();
     let e = SegmentReader::open(&foreign(v), &empty).err().unwrap();
-    assert!(e.to_string().contains("version"), "{e}");
+    assert!(e.to_string().contains("storage"), "{e}");
+
+    for bad in [(FORMAT_VERSION + 1).to_string(), "0".into(), "x".into()] {
+        let mut v = good.clone();
+        v[0].1 = bad;
+        let e = SegmentReader::open(&foreign(v), &empty).err().unwrap();
+        assert!(e.to_string().contains("version"), "{e}");
+    }
 
     let e = SegmentReader::open(&foreign(vec![]), &empty).err().unwrap();
     assert!(e.to_string().contains("omendb.format_version"), "{e}");
