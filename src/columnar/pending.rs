@@ -17,6 +17,7 @@
 use super::catalog::{self, Kind, Segment};
 use super::storage;
 use super::{datum, row_to_tid};
+use omendb_columnar::storage::Storage;
 use omendb_columnar::{decode_row, encode_row, Schema, SegmentWriter, Value};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -359,17 +360,32 @@ fn encode_segment(
             ),
         )
     };
-    let mut w = SegmentWriter::new(schema, ROWS_PER_GROUP).unwrap_or_else(|e| fail(e));
-    let mut values = Vec::new();
-    for i in run {
-        decode_row(schema, buf.record(i), &mut values).unwrap_or_else(|e| fail(e));
-        w.push(buf.rows[i], &values).unwrap_or_else(|e| fail(e));
-        if i % 4096 == 0 {
-            pgrx::check_for_interrupts!();
+    // Numerics are stored scaled where their typmod allows; a value that
+    // would not read back exactly that way (not something PostgreSQL
+    // writes, but an image is an image) makes its column plain instead.
+    let mut storage: Vec<Storage> = schema.columns.iter().map(Storage::for_column).collect();
+    'encode: loop {
+        let mut w = SegmentWriter::with_storage(schema, ROWS_PER_GROUP, storage.clone())
+            .unwrap_or_else(|e| fail(e));
+        let mut values = Vec::new();
+        for i in run.clone() {
+            decode_row(schema, buf.record(i), &mut values).unwrap_or_else(|e| fail(e));
+            if let Err(e) = w.push(buf.rows[i], &values) {
+                match w.refused_column() {
+                    Some(c) => {
+                        storage[c] = Storage::Plain;
+                        continue 'encode;
+                    }
+                    None => fail(e),
+                }
+            }
+            if i % 4096 == 0 {
+                pgrx::check_for_interrupts!();
+            }
         }
+        let version = w.format_version();
+        return (w.finish().unwrap_or_else(|e| fail(e)), version);
     }
-    let version = w.format_version();
-    (w.finish().unwrap_or_else(|e| fail(e)), version)
 }
 
 /// Write the batches of `rel` inserted by the current command (end of COPY).

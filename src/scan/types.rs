@@ -58,12 +58,17 @@ impl Pg {
                     return Err("numeric without a precision and scale".into());
                 }
                 let t = typmod - 4; // VARHDRSZ
-                let precision = ((t >> 16) & 0xffff) as u8;
-                let scale = (((t & 0x7ff) ^ 1024) - 1024) as i8;
-                if precision > MAX_PRECISION || scale < 0 || scale as u8 > precision {
+                // Checked before narrowing: PostgreSQL allows precision up
+                // to 1000 and scale from -1000 to 1000.
+                let precision = (t >> 16) & 0xffff;
+                let scale = ((t & 0x7ff) ^ 1024) - 1024;
+                if precision > i32::from(MAX_PRECISION) || scale < 0 || scale > precision {
                     return Err(format!("numeric({precision},{scale})"));
                 }
-                Pg::Numeric { precision, scale }
+                Pg::Numeric {
+                    precision: precision as u8,
+                    scale: scale as i8,
+                }
             }
             pg_sys::TEXTOID | pg_sys::VARCHAROID | pg_sys::BPCHAROID if !utf8_database() => {
                 return Err("text in a database whose encoding is not UTF8".into());

@@ -224,7 +224,7 @@ impl SegmentReader {
         let storage = if version == PLAIN_FORMAT_VERSION {
             vec![Storage::Plain; kinds.len()]
         } else {
-            decode_storage(&kv(KEY_STORAGE)?, &kinds)?
+            decode_storage(&kv(KEY_STORAGE)?, &stored.columns)?
         };
         if let Some(expected) = expected {
             check_schema(&stored, expected)?;

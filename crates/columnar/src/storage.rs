@@ -75,25 +75,26 @@ pub(crate) fn encode_storage(storage: &[Storage]) -> String {
         .join(";")
 }
 
-/// Parses [`encode_storage`]'s text for a segment of `columns` columns
-/// whose schema says `kinds`.
-pub(crate) fn decode_storage(text: &str, kinds: &[ColumnKind]) -> Result<Vec<Storage>> {
+/// Parses [`encode_storage`]'s text for a segment whose schema is
+/// `columns`: a column is scaled only where [`Storage::for_column`] allows
+/// exactly that scale.
+pub(crate) fn decode_storage(text: &str, columns: &[ColumnSpec]) -> Result<Vec<Storage>> {
     let tags: Vec<&str> = if text.is_empty() {
         Vec::new()
     } else {
         text.split(';').collect()
     };
-    if tags.len() != kinds.len() {
+    if tags.len() != columns.len() {
         return err(format!(
             "segment storage lists {} columns, its schema {}",
             tags.len(),
-            kinds.len()
+            columns.len()
         ));
     }
     tags.iter()
-        .zip(kinds)
+        .zip(columns)
         .enumerate()
-        .map(|(i, (tag, kind))| {
+        .map(|(i, (tag, col))| {
             let bad = || Error(format!("segment storage entry {i} ({tag:?}) is malformed"));
             if *tag == "p" {
                 return Ok(Storage::Plain);
@@ -103,10 +104,11 @@ pub(crate) fn decode_storage(text: &str, kinds: &[ColumnKind]) -> Result<Vec<Sto
                 .and_then(|s| s.parse().ok())
                 .filter(|&s| i32::from(s) <= MAX_SCALED_PRECISION)
                 .ok_or_else(bad)?;
-            if *kind != ColumnKind::Bytes {
+            let scaled = Storage::ScaledNumeric { scale };
+            if Storage::for_column(col) != scaled {
                 return Err(bad());
             }
-            Ok(Storage::ScaledNumeric { scale })
+            Ok(scaled)
         })
         .collect()
 }
@@ -211,12 +213,16 @@ mod tests {
 
     #[test]
     fn storage_text_round_trips_and_is_checked() {
-        let kinds = [ColumnKind::Int32, ColumnKind::Bytes];
+        let mut int = numeric(typmod(10, 4));
+        int.kind = ColumnKind::Int32;
+        let cols = [int, numeric(typmod(10, 4))];
         let s = [Storage::Plain, Storage::ScaledNumeric { scale: 4 }];
-        assert_eq!(decode_storage(&encode_storage(&s), &kinds).unwrap(), s);
-        assert!(decode_storage("p", &kinds).is_err());
-        assert!(decode_storage("n2;n2", &kinds).is_err());
-        assert!(decode_storage("p;n99", &kinds).is_err());
-        assert!(decode_storage("p;x", &kinds).is_err());
+        assert_eq!(decode_storage(&encode_storage(&s), &cols).unwrap(), s);
+        assert_eq!(decode_storage("p;p", &cols).unwrap(), [Storage::Plain; 2]);
+        assert!(decode_storage("p", &cols).is_err());
+        assert!(decode_storage("n4;n4", &cols).is_err()); // not a numeric
+        assert!(decode_storage("p;n2", &cols).is_err()); // not its scale
+        assert!(decode_storage("p;n99", &cols).is_err());
+        assert!(decode_storage("p;x", &cols).is_err());
     }
 }

@@ -48,6 +48,8 @@ pub struct SegmentWriter {
     /// Scaled integers of the row being pushed, computed before any column
     /// is appended so a refused value leaves the writer unchanged.
     scaled: Vec<Option<i64>>,
+    /// The scaled column whose value the last refused push could not store.
+    refused: Option<usize>,
     arrow_schema: SchemaRef,
     writer: ArrowWriter<Vec<u8>>,
     rows_per_group: usize,
@@ -172,7 +174,24 @@ impl SegmentWriter {
         Self::with_storage(schema, rows_per_group, storage)
     }
 
-    fn with_storage(schema: &Schema, rows_per_group: usize, storage: Vec<Storage>) -> Result<Self> {
+    /// Like [`SegmentWriter::new`] with the storage of each column chosen
+    /// by the caller: [`Storage::Plain`] for any column, or what
+    /// [`Storage::for_column`] says. A caller whose push is refused by a
+    /// scaled column ([`SegmentWriter::refused_column`]) starts again with
+    /// that column plain.
+    pub fn with_storage(
+        schema: &Schema,
+        rows_per_group: usize,
+        storage: Vec<Storage>,
+    ) -> Result<Self> {
+        if storage.len() != schema.columns.len() {
+            return err("storage must list every column");
+        }
+        for (i, (col, st)) in schema.columns.iter().zip(&storage).enumerate() {
+            if *st != Storage::Plain && *st != Storage::for_column(col) {
+                return err(format!("column {i} cannot be stored as {st:?}"));
+            }
+        }
         if rows_per_group == 0 {
             return err("rows_per_group must be positive");
         }
@@ -202,6 +221,7 @@ impl SegmentWriter {
         // which cost more than decoding the values).
         let packed = |path: &str, props: WriterPropertiesBuilder| {
             props
+                .set_column_dictionary_enabled(ColumnPath::from(path), false)
                 .set_column_encoding(ColumnPath::from(path), Encoding::DELTA_BINARY_PACKED)
                 .set_column_compression(ColumnPath::from(path), Compression::UNCOMPRESSED)
         };
@@ -232,6 +252,7 @@ impl SegmentWriter {
                 .collect(),
             group: GroupStats::empty(kinds.len()),
             scaled: vec![None; kinds.len()],
+            refused: None,
             kinds,
             storage,
             arrow_schema,
@@ -250,6 +271,7 @@ impl SegmentWriter {
     /// `i64::MAX` (they are stored as Parquet INT64). A rejected row leaves
     /// the writer unchanged.
     pub fn push(&mut self, row_number: u64, values: &[Value]) -> Result<()> {
+        self.refused = None;
         if values.len() != self.kinds.len() {
             return err(format!(
                 "row has {} values, schema has {} columns",
@@ -273,9 +295,12 @@ impl SegmentWriter {
                 return err(format!("column {i}: {msg}"));
             }
             self.scaled[i] = match (self.storage[i], value) {
-                (Storage::ScaledNumeric { scale }, Value::Bytes(b)) => Some(
-                    scale_numeric(b, scale).map_err(|e| Error(format!("column {i}: {e}")))?,
-                ),
+                (Storage::ScaledNumeric { scale }, Value::Bytes(b)) => {
+                    Some(scale_numeric(b, scale).map_err(|e| {
+                        self.refused = Some(i);
+                        Error(format!("column {i}: {e}"))
+                    })?)
+                }
                 _ => None,
             };
             bytes += match value {
@@ -307,6 +332,17 @@ impl SegmentWriter {
         } else {
             FORMAT_VERSION
         }
+    }
+
+    /// The column of the last refused push, if a scaled column refused it
+    /// (a value that [`Storage::Plain`] would store).
+    pub fn refused_column(&self) -> Option<usize> {
+        self.refused
+    }
+
+    /// The storage of each column.
+    pub fn storage(&self) -> &[Storage] {
+        &self.storage
     }
 
     /// Rows pushed so far.

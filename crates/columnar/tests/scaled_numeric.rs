@@ -7,7 +7,7 @@ mod common;
 use arrow_array::{Array, Decimal128Array};
 use common::*;
 use omendb_columnar::logical::{i128_to_numeric, to_logical, Logical};
-use omendb_columnar::storage::NUMERIC_OID;
+use omendb_columnar::storage::{Storage, NUMERIC_OID};
 use omendb_columnar::{ColumnKind, ColumnSpec, Schema, SegmentReader, SegmentWriter};
 
 const NAN: [u8; 2] = [0x00, 0xC0];
@@ -180,6 +180,7 @@ fn a_value_that_would_not_read_back_is_refused_and_changes_nothing() {
         row[0] = Owned::Bytes(bad);
         let e = w.push(1, &as_values(&row)).unwrap_err();
         assert!(e.to_string().contains("column 0"), "{e}");
+        assert_eq!(w.refused_column(), Some(0));
     }
     w.push(1, &as_values(&ok)).unwrap();
     let bytes = w.finish().unwrap();
@@ -187,4 +188,28 @@ fn a_value_that_would_not_read_back_is_refused_and_changes_nothing() {
     assert_eq!(r.rows(), 2);
     let d = r.read_group(&bytes.as_slice(), 0, &[0, 1]).unwrap();
     assert_eq!(to_owned(d.value(0, 1)), ok[0]);
+}
+
+#[test]
+fn a_refused_column_can_be_written_plain() {
+    let s = schema();
+    let mut row = rows(&mut Rng::new(2), 1, false).remove(0);
+    let odd = i128_to_numeric(12, 1); // display scale 1 in a scale-2 column
+    row[0] = Owned::Bytes(odd.clone());
+    let mut storage = SegmentWriter::new(&s, 10).unwrap().storage().to_vec();
+    assert_eq!(storage[0], Storage::ScaledNumeric { scale: 2 });
+    storage[0] = Storage::Plain;
+    let mut w = SegmentWriter::with_storage(&s, 10, storage).unwrap();
+    w.push(0, &as_values(&row)).unwrap();
+    assert_eq!(w.format_version(), 2); // the other numerics are still scaled
+    let bytes = w.finish().unwrap();
+    let r = SegmentReader::open(&bytes.as_slice(), &s).unwrap();
+    let d = r.read_group(&bytes.as_slice(), 0, &[0, 2]).unwrap();
+    assert_eq!(to_owned(d.value(0, 0)), Owned::Bytes(odd));
+    assert_eq!(to_owned(d.value(2, 0)), row[2]);
+    // A column may only be scaled as its typmod says.
+    let mut bad = vec![Storage::Plain; 5];
+    bad[1] = Storage::ScaledNumeric { scale: 2 };
+    assert!(SegmentWriter::with_storage(&s, 10, bad).is_err());
+    assert!(SegmentWriter::with_storage(&s, 10, vec![Storage::Plain; 4]).is_err());
 }
