@@ -58,8 +58,8 @@ impl Pg {
                     return Err("numeric without a precision and scale".into());
                 }
                 let t = typmod - 4; // VARHDRSZ
-                // Checked before narrowing: PostgreSQL allows precision up
-                // to 1000 and scale from -1000 to 1000.
+                                    // Checked before narrowing: PostgreSQL allows precision up
+                                    // to 1000 and scale from -1000 to 1000.
                 let precision = (t >> 16) & 0xffff;
                 let scale = ((t & 0x7ff) ^ 1024) - 1024;
                 if precision > i32::from(MAX_PRECISION) || scale < 0 || scale > precision {

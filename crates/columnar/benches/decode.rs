@@ -36,7 +36,9 @@ fn segment(plain: bool) -> Vec<u8> {
     // TPC-H-like prices: 900.00 to 104,949.50, spread by a fixed LCG.
     let mut x: u64 = 42;
     for i in 0..ROWS {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let cents = 90_000 + (x >> 33) % 10_404_950;
         let payload = i128_to_numeric(i128::from(cents), 2);
         w.push(i as u64, &[Value::Bytes(&payload)]).unwrap();

@@ -100,9 +100,10 @@ pub fn scaled_to_decimal(ints: &Int64Array, precision: u8, scale: i8) -> Result<
         return err("numeric NaN or infinity has no decimal image");
     }
     let d: Decimal128Array = ints.unary(i128::from);
-    Ok(Arc::new(d.with_precision_and_scale(precision, scale).map_err(|e| {
-        Error(format!("numeric({precision},{scale}): {e}"))
-    })?))
+    Ok(Arc::new(
+        d.with_precision_and_scale(precision, scale)
+            .map_err(|e| Error(format!("numeric({precision},{scale}): {e}")))?,
+    ))
 }
 
 /// PostgreSQL's numeric base: each digit of a numeric holds 4 decimal digits.

@@ -19,11 +19,13 @@ use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataR
 use parquet::file::reader::{ChunkReader, Length};
 use parquet::file::statistics::Statistics;
 
-use crate::schema::{check_schema, decode_schema, err, ColumnKind, Error, Result, Schema, Value};
 use crate::logical::{self, Logical};
+use crate::schema::{check_schema, decode_schema, err, ColumnKind, Error, Result, Schema, Value};
 use crate::stats::{decode_all, GroupStats};
 use crate::storage::{decode_storage, unscale_all, Storage};
-use crate::writer::{arrow_schema, KEY_SCHEMA, KEY_STATS, KEY_STORAGE, KEY_VERSION, PLAIN_FORMAT_VERSION};
+use crate::writer::{
+    arrow_schema, KEY_SCHEMA, KEY_STATS, KEY_STORAGE, KEY_VERSION, PLAIN_FORMAT_VERSION,
+};
 use crate::FORMAT_VERSION;
 
 /// Where segment bytes come from; the caller copies them out of database pages.
@@ -652,22 +654,38 @@ enum DecodedColumn {
     Bytes(LargeBinaryArray),
     /// A [`Storage::ScaledNumeric`] column; the PostgreSQL images are built
     /// on first use by the row-at-a-time paths.
-    Scaled {
-        ints: Int64Array,
-        scale: u16,
-        images: OnceLock<LargeBinaryArray>,
-    },
+    Scaled(ScaledColumn),
+}
+
+/// The scaled integers of a numeric column and, once asked for, their
+/// PostgreSQL images.
+struct ScaledColumn {
+    ints: Int64Array,
+    scale: u16,
+    images: OnceLock<LargeBinaryArray>,
+}
+
+impl ScaledColumn {
+    fn images(&self) -> &LargeBinaryArray {
+        self.images
+            .get_or_init(|| unscale_all(&self.ints, self.scale))
+    }
 }
 
 impl DecodedColumn {
-    fn new(kind: ColumnKind, storage: Storage, array: &ArrayRef, col: usize) -> Result<DecodedColumn> {
+    fn new(
+        kind: ColumnKind,
+        storage: Storage,
+        array: &ArrayRef,
+        col: usize,
+    ) -> Result<DecodedColumn> {
         let what = format!("schema column {col}");
         if let Storage::ScaledNumeric { scale } = storage {
-            return Ok(DecodedColumn::Scaled {
+            return Ok(DecodedColumn::Scaled(ScaledColumn {
                 ints: typed(array, &what)?,
                 scale,
                 images: OnceLock::new(),
-            });
+            }));
         }
         Ok(match kind {
             ColumnKind::Bool => DecodedColumn::Bool(typed(array, &what)?),
@@ -686,15 +704,6 @@ impl DecodedColumn {
             }
             ColumnKind::Bytes => DecodedColumn::Bytes(typed(array, &what)?),
         })
-    }
-
-    /// The PostgreSQL images of a scaled column.
-    fn images<'a>(
-        ints: &Int64Array,
-        scale: u16,
-        images: &'a OnceLock<LargeBinaryArray>,
-    ) -> &'a LargeBinaryArray {
-        images.get_or_init(|| unscale_all(ints, scale))
     }
 }
 
@@ -737,11 +746,7 @@ impl DecodedGroup {
             DecodedColumn::Float64(a) => Arc::new(a.clone()),
             DecodedColumn::Fixed(a) => Arc::new(a.clone()),
             DecodedColumn::Bytes(a) => Arc::new(a.clone()),
-            DecodedColumn::Scaled {
-                ints,
-                scale,
-                images,
-            } => Arc::new(DecodedColumn::images(ints, *scale, images).clone()),
+            DecodedColumn::Scaled(c) => Arc::new(c.images().clone()),
         })
     }
 
@@ -749,12 +754,10 @@ impl DecodedGroup {
     /// or None if it was not decoded. A scaled numeric becomes a
     /// `Decimal128` without building its PostgreSQL images.
     pub fn logical_array(&self, column: usize, logical: Logical) -> Option<Result<ArrayRef>> {
-        if let Some(DecodedColumn::Scaled { ints, scale, .. }) =
-            self.columns.get(column).and_then(Option::as_ref)
-        {
-            if let Logical::Numeric { precision, scale: s } = logical {
-                if i32::from(s) == i32::from(*scale) {
-                    return Some(logical::scaled_to_decimal(ints, precision, s));
+        if let Some(DecodedColumn::Scaled(c)) = self.columns.get(column).and_then(Option::as_ref) {
+            if let Logical::Numeric { precision, scale } = logical {
+                if i32::from(scale) == i32::from(c.scale) {
+                    return Some(logical::scaled_to_decimal(&c.ints, precision, scale));
                 }
             }
         }
@@ -779,12 +782,8 @@ impl DecodedGroup {
                 (offsets[offsets.len() - 1] - offsets[0]) as usize
             }
             Some(DecodedColumn::Fixed(a)) => a.len() * a.value_length() as usize,
-            Some(DecodedColumn::Scaled {
-                ints,
-                scale,
-                images,
-            }) => {
-                let a = DecodedColumn::images(ints, *scale, images);
+            Some(DecodedColumn::Scaled(c)) => {
+                let a = c.images();
                 let offsets = a.value_offsets();
                 (offsets[offsets.len() - 1] - offsets[0]) as usize
             }
@@ -822,14 +821,7 @@ impl DecodedGroup {
             DecodedColumn::Float64(a) => each!(a, |v| Value::Word(v.to_bits())),
             DecodedColumn::Fixed(a) => each!(a, |v| Value::Bytes(v)),
             DecodedColumn::Bytes(a) => each!(a, |v| Value::Bytes(v)),
-            DecodedColumn::Scaled {
-                ints,
-                scale,
-                images,
-            } => {
-                let a = DecodedColumn::images(ints, *scale, images);
-                each!(a, |v| Value::Bytes(v))
-            }
+            DecodedColumn::Scaled(c) => each!(c.images(), |v| Value::Bytes(v)),
         }
     }
 
@@ -861,18 +853,8 @@ impl DecodedGroup {
             DecodedColumn::Fixed(a) => Value::Bytes(a.value(i)),
             DecodedColumn::Bytes(a) if a.is_null(i) => Value::Null,
             DecodedColumn::Bytes(a) => Value::Bytes(a.value(i)),
-            DecodedColumn::Scaled {
-                ints,
-                scale,
-                images,
-            } => {
-                let a = DecodedColumn::images(ints, *scale, images);
-                if a.is_null(i) {
-                    Value::Null
-                } else {
-                    Value::Bytes(a.value(i))
-                }
-            }
+            DecodedColumn::Scaled(c) if c.images().is_null(i) => Value::Null,
+            DecodedColumn::Scaled(c) => Value::Bytes(c.images().value(i)),
         }
     }
 }

@@ -52,7 +52,9 @@ impl Storage {
         // PostgreSQL 15 packs the scale as an 11-bit signed field.
         let scale = ((t & 0x7FF) ^ 1024) - 1024;
         if (1..=MAX_SCALED_PRECISION).contains(&precision) && (0..=precision).contains(&scale) {
-            Storage::ScaledNumeric { scale: scale as u16 }
+            Storage::ScaledNumeric {
+                scale: scale as u16,
+            }
         } else {
             Storage::Plain
         }
@@ -184,7 +186,11 @@ mod tests {
             Storage::ScaledNumeric { scale: 18 }
         );
         for plain in [-1, typmod(19, 2), typmod(10, -2), typmod(5, 7)] {
-            assert_eq!(Storage::for_column(&numeric(plain)), Storage::Plain, "{plain}");
+            assert_eq!(
+                Storage::for_column(&numeric(plain)),
+                Storage::Plain,
+                "{plain}"
+            );
         }
         let mut text = numeric(typmod(15, 2));
         text.type_oid = 25;
@@ -193,7 +199,13 @@ mod tests {
 
     #[test]
     fn scaled_values_round_trip_and_odd_ones_are_refused() {
-        for (v, s) in [(0i64, 2u16), (12345, 2), (-12345, 2), (999_999_999_999_999_999, 0), (1, 18)] {
+        for (v, s) in [
+            (0i64, 2u16),
+            (12345, 2),
+            (-12345, 2),
+            (999_999_999_999_999_999, 0),
+            (1, 18),
+        ] {
             let p = i128_to_numeric(i128::from(v), s);
             assert_eq!(scale_numeric(&p, s).unwrap(), v);
             let mut out = vec![7];

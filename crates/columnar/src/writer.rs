@@ -212,7 +212,10 @@ impl SegmentWriter {
             KeyValue::new(KEY_SCHEMA.to_string(), encode_schema(schema)),
         ];
         if !plain {
-            kv.push(KeyValue::new(KEY_STORAGE.to_string(), encode_storage(&storage)));
+            kv.push(KeyValue::new(
+                KEY_STORAGE.to_string(),
+                encode_storage(&storage),
+            ));
         }
         let mut props = WriterProperties::builder();
         // Integers (and dates, timestamps, scaled numerics) are bit-packed

@@ -95,7 +95,11 @@ fn scaled_and_plain_segments_read_the_same_images() {
             let d = r.read_group(&bytes.as_slice(), g, &cols).unwrap();
             for c in 0..5 {
                 for i in 0..d.len() {
-                    assert_eq!(to_owned(d.value(c, i)), data[first + i][c], "col {c} row {i}");
+                    assert_eq!(
+                        to_owned(d.value(c, i)),
+                        data[first + i][c],
+                        "col {c} row {i}"
+                    );
                 }
                 let mut seen = 0;
                 d.for_each_value(c, |i, v| {
@@ -125,13 +129,39 @@ fn scaled_columns_become_the_same_decimals() {
     let rs = SegmentReader::open(&scaled.as_slice(), &schema()).unwrap();
     let rp = SegmentReader::open(&plain.as_slice(), &schema()).unwrap();
     let logicals = [
-        (0, Logical::Numeric { precision: 15, scale: 2 }),
-        (2, Logical::Numeric { precision: 18, scale: 0 }),
-        (3, Logical::Numeric { precision: 30, scale: 4 }),
-        (4, Logical::Numeric { precision: 6, scale: 6 }),
+        (
+            0,
+            Logical::Numeric {
+                precision: 15,
+                scale: 2,
+            },
+        ),
+        (
+            2,
+            Logical::Numeric {
+                precision: 18,
+                scale: 0,
+            },
+        ),
+        (
+            3,
+            Logical::Numeric {
+                precision: 30,
+                scale: 4,
+            },
+        ),
+        (
+            4,
+            Logical::Numeric {
+                precision: 6,
+                scale: 6,
+            },
+        ),
     ];
     for g in 0..rs.row_groups() {
-        let ds = rs.read_group(&scaled.as_slice(), g, &[0, 1, 2, 3, 4]).unwrap();
+        let ds = rs
+            .read_group(&scaled.as_slice(), g, &[0, 1, 2, 3, 4])
+            .unwrap();
         let dp = rp.read_group(&plain.as_slice(), g, &[0, 2, 3, 4]).unwrap();
         for (c, logical) in logicals {
             let a = ds.logical_array(c, logical).unwrap().unwrap();
@@ -158,7 +188,13 @@ fn nan_has_no_decimal_image() {
     let d = r.read_group(&bytes.as_slice(), 0, &[0]).unwrap();
     assert_eq!(to_owned(d.value(0, 4)), Owned::Bytes(NAN.to_vec()));
     let e = d
-        .logical_array(0, Logical::Numeric { precision: 15, scale: 2 })
+        .logical_array(
+            0,
+            Logical::Numeric {
+                precision: 15,
+                scale: 2,
+            },
+        )
         .unwrap()
         .unwrap_err();
     assert!(e.to_string().contains("NaN"), "{e}");

@@ -153,10 +153,17 @@ fn foreign_files_are_rejected() {
     // Version 2 also needs the per-column storage list.
     let mut v = good.clone();
     v[0].1 = FORMAT_VERSION.to_string();
-    let e = SegmentReader::open(&foreign(v.clone()), &empty).err().unwrap();
+    let e = SegmentReader::open(&foreign(v.clone()), &empty)
+        .err()
+        .unwrap();
     assert!(e.to_string().contains("omendb.storage"), "{e}");
     v.push(("omendb.storage", String::new()));
-    assert_eq!(SegmentReader::open(&foreign(v.clone()), &empty).unwrap().rows(), 3);
+    assert_eq!(
+        SegmentReader::open(&foreign(v.clone()), &empty)
+            .unwrap()
+            .rows(),
+        3
+    );
     v[3].1 = "p".into();
     let e = SegmentReader::open(&foreign(v), &empty).err().unwrap();
     assert!(e.to_string().contains("storage"), "{e}");
