@@ -33,8 +33,10 @@ layer_regress() {
     # pg_regress runs initdb, which refuses root: run it as postgres, on a
     # temporary instance configured like production (preloaded) plus
     # wal_consistency_checking, so every record's redo is checked.
-    # RUST_BACKTRACE would put backtraces into error details and the diffs.
-    if ! as_postgres env -u RUST_BACKTRACE "$("$PG_CONFIG" --pgxs | xargs dirname)/../test/regress/pg_regress" \
+    # RUST_BACKTRACE is set on purpose: pgrx would put a Rust backtrace into
+    # the DETAIL of every error passing through omendb, and omendb must keep
+    # it out (a backtrace in any error is a diff).
+    if ! as_postgres env RUST_BACKTRACE=1 "$("$PG_CONFIG" --pgxs | xargs dirname)/../test/regress/pg_regress" \
         --temp-instance="$out/instance" \
         --temp-config="$REPO_DIR/pg_test/regress/regress.conf" \
         --bindir="$PG_BIN" \

@@ -23,7 +23,12 @@ mod omendb {
     use pgrx::prelude::*;
 
     /// One line: version, build profile, commit, PostgreSQL major version.
-    #[pg_extern(stable, parallel_safe)]
+    // Hand-written SQL: every type is schema-qualified (pgrx writes `TEXT`).
+    #[pg_extern(sql = "
+CREATE FUNCTION omendb.version() RETURNS pg_catalog.text
+STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
+COMMENT ON FUNCTION omendb.version() IS 'omendb version, build profile, commit and PostgreSQL major version';
+")]
     fn version() -> String {
         format!(
             "omendb {} ({} build, commit {}, for PostgreSQL {})",
@@ -35,7 +40,11 @@ mod omendb {
     }
 
     /// Key/value facts about this build and how this backend loaded it.
-    #[pg_extern(stable, parallel_safe)]
+    #[pg_extern(sql = "
+CREATE FUNCTION omendb.build_info() RETURNS TABLE (key pg_catalog.text, value pg_catalog.text)
+STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
+COMMENT ON FUNCTION omendb.build_info() IS 'Facts about this omendb build and how this backend loaded it';
+")]
     fn build_info() -> TableIterator<'static, (name!(key, String), name!(value, String))> {
         let rows = vec![
             ("version", env!("CARGO_PKG_VERSION").to_string()),

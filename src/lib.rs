@@ -24,9 +24,16 @@ mod scan;
 
 // Everything the extension creates lives in schema omendb, created first so
 // hand-written SQL can name it; created by the script, it is dropped with the
-// extension.
+// extension. Not IF NOT EXISTS: a schema someone else made beforehand would
+// be adopted, and its owner could replace what the extension puts in it.
 extension_sql!(
-    "CREATE SCHEMA IF NOT EXISTS omendb;",
+    r#"
+CREATE SCHEMA omendb;
+-- Every role may call omendb's functions; each checks the caller's rights on
+-- the relation it is given (pg/privilege.rs). The catalog tables stay
+-- closed to everyone but their owner.
+GRANT USAGE ON SCHEMA omendb TO PUBLIC;
+"#,
     name = "omendb_schema",
     bootstrap
 );
@@ -34,6 +41,7 @@ extension_sql!(
 /// Called by PostgreSQL once per process that loads the library.
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    error::init();
     loading::init();
     guc::init();
     index::init();

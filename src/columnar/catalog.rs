@@ -20,7 +20,7 @@ CREATE TABLE omendb.columnar_segment (
     first_row bigint NOT NULL,
     last_row bigint NOT NULL,
     row_count bigint NOT NULL,
-    kind "char" NOT NULL,
+    kind pg_catalog."char" NOT NULL,
     first_block bigint NOT NULL,
     block_count bigint NOT NULL,
     byte_length bigint NOT NULL,

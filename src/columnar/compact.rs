@@ -306,19 +306,13 @@ fn columnar_compact(
 > {
     // VACUUM's lock: writers and readers go on, VACUUM, CREATE INDEX and
     // another compaction wait.
+    crate::pg::privilege::require(
+        tbl,
+        crate::pg::privilege::Access::Maintain,
+        "omendb.columnar_compact",
+    );
     let open = super::stats::Open::new(tbl, pg_sys::ShareUpdateExclusiveLock);
     let rel = open.0;
-    // SAFETY: ownership lookup for an open relation.
-    if !unsafe { pg_sys::pg_class_ownercheck(tbl, pg_sys::GetUserId()) } {
-        crate::error::error_with_hint(
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!(
-                "must be owner of table \"{}\" to compact it",
-                super::relation_name(rel)
-            ),
-            "Run omendb.columnar_compact as the table's owner or a superuser.".into(),
-        );
-    }
     let r = compact(rel);
     TableIterator::once((r.replaced, r.written, r.purged, r.blocks_freed))
 }

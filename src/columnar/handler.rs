@@ -6,7 +6,7 @@ use pgrx::prelude::*;
 
 extension_sql!(
     r#"
-CREATE FUNCTION omendb.omen_columnar_handler(internal) RETURNS pg_catalog.table_am_handler
+CREATE FUNCTION omendb.omen_columnar_handler(pg_catalog.internal) RETURNS pg_catalog.table_am_handler
     LANGUAGE c AS 'MODULE_PATHNAME', 'omen_columnar_handler';
 CREATE ACCESS METHOD omen_columnar TYPE TABLE HANDLER omendb.omen_columnar_handler;
 COMMENT ON ACCESS METHOD omen_columnar IS 'omendb columnar storage: Parquet segments in PostgreSQL pages';

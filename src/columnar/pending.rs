@@ -446,12 +446,7 @@ static mut PREV_EXECUTOR_END: pg_sys::ExecutorEnd_hook_type = None;
 unsafe extern "C-unwind" fn executor_end(query: *mut pg_sys::QueryDesc) {
     flush_where(|_| true);
     // SAFETY: chaining to the previous hook or the standard function.
-    unsafe {
-        match PREV_EXECUTOR_END {
-            Some(prev) => prev(query),
-            None => pg_sys::standard_ExecutorEnd(query),
-        }
-    }
+    unsafe { crate::pg::hooks::executor_end(PREV_EXECUTOR_END, query) }
 }
 
 #[pg_guard]

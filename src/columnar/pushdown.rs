@@ -383,10 +383,9 @@ static mut PREV_SET_REL_PATHLIST: pg_sys::set_rel_pathlist_hook_type = None;
 unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags: i32) {
     // SAFETY: chaining, then walking the initialised plan-state tree.
     unsafe {
-        match PREV_EXECUTOR_START {
-            Some(prev) => prev(query, eflags),
-            None => pg_sys::standard_ExecutorStart(query, eflags),
-        }
+        // Nothing in scope needs dropping: an ERROR (a permission check,
+        // say) passes through untouched.
+        crate::pg::hooks::executor_start(PREV_EXECUTOR_START, query, eflags);
         if eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 == 0 {
             begin_scans((*query).planstate, (*query).estate);
         }

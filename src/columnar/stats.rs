@@ -5,6 +5,7 @@ use super::catalog::{Kind, Segment};
 use super::rows::{Cursor, Step, Table};
 use super::snapshot::visible;
 use super::{catalog, corrupt, storage};
+use crate::pg::privilege::{self, Access};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::collections::HashSet;
@@ -73,7 +74,6 @@ RETURNS TABLE (segments bigint, parquet_segments bigint, write_store_segments bi
                deleted_rows bigint, pages bigint, free_pages bigint, stored_bytes bigint, uncompressed_bytes bigint,
                compression_ratio double precision, format_version integer)
 STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
-REVOKE ALL ON FUNCTION omendb.columnar_stats(pg_catalog.regclass) FROM PUBLIC;
 COMMENT ON FUNCTION omendb.columnar_stats(pg_catalog.regclass) IS
     'Segments, rows, deleted rows and sizes of an omen_columnar table (compression_ratio = uncompressed Parquet bytes / stored Parquet bytes)';
 ")]
@@ -96,6 +96,7 @@ fn columnar_stats(
         name!(format_version, i32),
     ),
 > {
+    privilege::require(tbl, Access::Inspect, "omendb.columnar_stats");
     let open = Open::new(tbl, pg_sys::AccessShareLock);
     let rel = open.0;
     let (segments, deleted) = current(rel);
@@ -136,15 +137,15 @@ fn columnar_stats(
 
 #[pg_extern(sql = "
 CREATE FUNCTION omendb.columnar_column_bytes(tbl pg_catalog.regclass)
-RETURNS TABLE (column_name text, stored_bytes bigint)
+RETURNS TABLE (column_name pg_catalog.text, stored_bytes bigint)
 STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
-REVOKE ALL ON FUNCTION omendb.columnar_column_bytes(pg_catalog.regclass) FROM PUBLIC;
 COMMENT ON FUNCTION omendb.columnar_column_bytes(pg_catalog.regclass) IS
     'Compressed bytes per column over the Parquet segments of an omen_columnar table';
 ")]
 fn columnar_column_bytes(
     tbl: pg_sys::Oid,
 ) -> TableIterator<'static, (name!(column_name, String), name!(stored_bytes, i64))> {
+    privilege::require(tbl, Access::Inspect, "omendb.columnar_column_bytes");
     let open = Open::new(tbl, pg_sys::AccessShareLock);
     let rel = open.0;
     let (segments, _) = current(rel);
@@ -177,7 +178,6 @@ fn columnar_column_bytes(
 CREATE FUNCTION omendb.columnar_verify(tbl pg_catalog.regclass)
 RETURNS TABLE (segments bigint, rows_checked bigint, deleted_rows bigint, pages bigint)
 STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
-REVOKE ALL ON FUNCTION omendb.columnar_verify(pg_catalog.regclass) FROM PUBLIC;
 COMMENT ON FUNCTION omendb.columnar_verify(pg_catalog.regclass) IS
     'Check every invariant of an omen_columnar table: page formats, segment ranges and contents, deletions; ERROR on the first failure';
 ")]
@@ -193,6 +193,7 @@ fn columnar_verify(
     ),
 > {
     // ShareLock: no writer changes the table while we check it.
+    privilege::require(tbl, Access::Inspect, "omendb.columnar_verify");
     let open = Open::new(tbl, pg_sys::ShareLock);
     let rel = open.0;
     let nblocks = storage::nblocks(rel);

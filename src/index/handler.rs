@@ -12,7 +12,7 @@ pub const PHASE_LOAD: i64 = 4;
 pub const PHASE_WRITE: i64 = 5;
 
 #[pg_extern(sql = "
-CREATE FUNCTION omendb.alex_handler(internal) RETURNS pg_catalog.index_am_handler
+CREATE FUNCTION omendb.alex_handler(pg_catalog.internal) RETURNS pg_catalog.index_am_handler
     PARALLEL SAFE IMMUTABLE STRICT LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
 ")]
 fn alex_handler(_fcinfo: pg_sys::FunctionCallInfo) -> PgBox<pg_sys::IndexAmRoutine> {
@@ -116,24 +116,24 @@ CREATE OPERATOR CLASS omendb.alex_int2_ops DEFAULT FOR TYPE pg_catalog.int2 USIN
     OPERATOR 1 pg_catalog.<, OPERATOR 2 pg_catalog.<=, OPERATOR 3 pg_catalog.=, OPERATOR 4 pg_catalog.>=, OPERATOR 5 pg_catalog.>,
     FUNCTION 1 pg_catalog.btint2cmp(pg_catalog.int2, pg_catalog.int2);
 ALTER OPERATOR FAMILY omendb.alex_integer_ops USING alex ADD
-    OPERATOR 1 pg_catalog.< (int8, int4), OPERATOR 2 pg_catalog.<= (int8, int4), OPERATOR 3 pg_catalog.= (int8, int4),
-    OPERATOR 4 pg_catalog.>= (int8, int4), OPERATOR 5 pg_catalog.> (int8, int4),
-    FUNCTION 1 (int8, int4) pg_catalog.btint84cmp(int8, int4),
-    OPERATOR 1 pg_catalog.< (int8, int2), OPERATOR 2 pg_catalog.<= (int8, int2), OPERATOR 3 pg_catalog.= (int8, int2),
-    OPERATOR 4 pg_catalog.>= (int8, int2), OPERATOR 5 pg_catalog.> (int8, int2),
-    FUNCTION 1 (int8, int2) pg_catalog.btint82cmp(int8, int2),
-    OPERATOR 1 pg_catalog.< (int4, int8), OPERATOR 2 pg_catalog.<= (int4, int8), OPERATOR 3 pg_catalog.= (int4, int8),
-    OPERATOR 4 pg_catalog.>= (int4, int8), OPERATOR 5 pg_catalog.> (int4, int8),
-    FUNCTION 1 (int4, int8) pg_catalog.btint48cmp(int4, int8),
-    OPERATOR 1 pg_catalog.< (int4, int2), OPERATOR 2 pg_catalog.<= (int4, int2), OPERATOR 3 pg_catalog.= (int4, int2),
-    OPERATOR 4 pg_catalog.>= (int4, int2), OPERATOR 5 pg_catalog.> (int4, int2),
-    FUNCTION 1 (int4, int2) pg_catalog.btint42cmp(int4, int2),
-    OPERATOR 1 pg_catalog.< (int2, int8), OPERATOR 2 pg_catalog.<= (int2, int8), OPERATOR 3 pg_catalog.= (int2, int8),
-    OPERATOR 4 pg_catalog.>= (int2, int8), OPERATOR 5 pg_catalog.> (int2, int8),
-    FUNCTION 1 (int2, int8) pg_catalog.btint28cmp(int2, int8),
-    OPERATOR 1 pg_catalog.< (int2, int4), OPERATOR 2 pg_catalog.<= (int2, int4), OPERATOR 3 pg_catalog.= (int2, int4),
-    OPERATOR 4 pg_catalog.>= (int2, int4), OPERATOR 5 pg_catalog.> (int2, int4),
-    FUNCTION 1 (int2, int4) pg_catalog.btint24cmp(int2, int4);
+    OPERATOR 1 pg_catalog.< (pg_catalog.int8, pg_catalog.int4), OPERATOR 2 pg_catalog.<= (pg_catalog.int8, pg_catalog.int4), OPERATOR 3 pg_catalog.= (pg_catalog.int8, pg_catalog.int4),
+    OPERATOR 4 pg_catalog.>= (pg_catalog.int8, pg_catalog.int4), OPERATOR 5 pg_catalog.> (pg_catalog.int8, pg_catalog.int4),
+    FUNCTION 1 (pg_catalog.int8, pg_catalog.int4) pg_catalog.btint84cmp(pg_catalog.int8, pg_catalog.int4),
+    OPERATOR 1 pg_catalog.< (pg_catalog.int8, pg_catalog.int2), OPERATOR 2 pg_catalog.<= (pg_catalog.int8, pg_catalog.int2), OPERATOR 3 pg_catalog.= (pg_catalog.int8, pg_catalog.int2),
+    OPERATOR 4 pg_catalog.>= (pg_catalog.int8, pg_catalog.int2), OPERATOR 5 pg_catalog.> (pg_catalog.int8, pg_catalog.int2),
+    FUNCTION 1 (pg_catalog.int8, pg_catalog.int2) pg_catalog.btint82cmp(pg_catalog.int8, pg_catalog.int2),
+    OPERATOR 1 pg_catalog.< (pg_catalog.int4, pg_catalog.int8), OPERATOR 2 pg_catalog.<= (pg_catalog.int4, pg_catalog.int8), OPERATOR 3 pg_catalog.= (pg_catalog.int4, pg_catalog.int8),
+    OPERATOR 4 pg_catalog.>= (pg_catalog.int4, pg_catalog.int8), OPERATOR 5 pg_catalog.> (pg_catalog.int4, pg_catalog.int8),
+    FUNCTION 1 (pg_catalog.int4, pg_catalog.int8) pg_catalog.btint48cmp(pg_catalog.int4, pg_catalog.int8),
+    OPERATOR 1 pg_catalog.< (pg_catalog.int4, pg_catalog.int2), OPERATOR 2 pg_catalog.<= (pg_catalog.int4, pg_catalog.int2), OPERATOR 3 pg_catalog.= (pg_catalog.int4, pg_catalog.int2),
+    OPERATOR 4 pg_catalog.>= (pg_catalog.int4, pg_catalog.int2), OPERATOR 5 pg_catalog.> (pg_catalog.int4, pg_catalog.int2),
+    FUNCTION 1 (pg_catalog.int4, pg_catalog.int2) pg_catalog.btint42cmp(pg_catalog.int4, pg_catalog.int2),
+    OPERATOR 1 pg_catalog.< (pg_catalog.int2, pg_catalog.int8), OPERATOR 2 pg_catalog.<= (pg_catalog.int2, pg_catalog.int8), OPERATOR 3 pg_catalog.= (pg_catalog.int2, pg_catalog.int8),
+    OPERATOR 4 pg_catalog.>= (pg_catalog.int2, pg_catalog.int8), OPERATOR 5 pg_catalog.> (pg_catalog.int2, pg_catalog.int8),
+    FUNCTION 1 (pg_catalog.int2, pg_catalog.int8) pg_catalog.btint28cmp(pg_catalog.int2, pg_catalog.int8),
+    OPERATOR 1 pg_catalog.< (pg_catalog.int2, pg_catalog.int4), OPERATOR 2 pg_catalog.<= (pg_catalog.int2, pg_catalog.int4), OPERATOR 3 pg_catalog.= (pg_catalog.int2, pg_catalog.int4),
+    OPERATOR 4 pg_catalog.>= (pg_catalog.int2, pg_catalog.int4), OPERATOR 5 pg_catalog.> (pg_catalog.int2, pg_catalog.int4),
+    FUNCTION 1 (pg_catalog.int2, pg_catalog.int4) pg_catalog.btint24cmp(pg_catalog.int2, pg_catalog.int4);
 
 -- Floats: one family (float4 widens to float8 exactly). NaN sorts above
 -- everything and -0 equals 0, as in PostgreSQL.
@@ -145,12 +145,12 @@ CREATE OPERATOR CLASS omendb.alex_float4_ops DEFAULT FOR TYPE pg_catalog.float4 
     OPERATOR 1 pg_catalog.<, OPERATOR 2 pg_catalog.<=, OPERATOR 3 pg_catalog.=, OPERATOR 4 pg_catalog.>=, OPERATOR 5 pg_catalog.>,
     FUNCTION 1 pg_catalog.btfloat4cmp(pg_catalog.float4, pg_catalog.float4);
 ALTER OPERATOR FAMILY omendb.alex_float_ops USING alex ADD
-    OPERATOR 1 pg_catalog.< (float8, float4), OPERATOR 2 pg_catalog.<= (float8, float4), OPERATOR 3 pg_catalog.= (float8, float4),
-    OPERATOR 4 pg_catalog.>= (float8, float4), OPERATOR 5 pg_catalog.> (float8, float4),
-    FUNCTION 1 (float8, float4) pg_catalog.btfloat84cmp(float8, float4),
-    OPERATOR 1 pg_catalog.< (float4, float8), OPERATOR 2 pg_catalog.<= (float4, float8), OPERATOR 3 pg_catalog.= (float4, float8),
-    OPERATOR 4 pg_catalog.>= (float4, float8), OPERATOR 5 pg_catalog.> (float4, float8),
-    FUNCTION 1 (float4, float8) pg_catalog.btfloat48cmp(float4, float8);
+    OPERATOR 1 pg_catalog.< (pg_catalog.float8, pg_catalog.float4), OPERATOR 2 pg_catalog.<= (pg_catalog.float8, pg_catalog.float4), OPERATOR 3 pg_catalog.= (pg_catalog.float8, pg_catalog.float4),
+    OPERATOR 4 pg_catalog.>= (pg_catalog.float8, pg_catalog.float4), OPERATOR 5 pg_catalog.> (pg_catalog.float8, pg_catalog.float4),
+    FUNCTION 1 (pg_catalog.float8, pg_catalog.float4) pg_catalog.btfloat84cmp(pg_catalog.float8, pg_catalog.float4),
+    OPERATOR 1 pg_catalog.< (pg_catalog.float4, pg_catalog.float8), OPERATOR 2 pg_catalog.<= (pg_catalog.float4, pg_catalog.float8), OPERATOR 3 pg_catalog.= (pg_catalog.float4, pg_catalog.float8),
+    OPERATOR 4 pg_catalog.>= (pg_catalog.float4, pg_catalog.float8), OPERATOR 5 pg_catalog.> (pg_catalog.float4, pg_catalog.float8),
+    FUNCTION 1 (pg_catalog.float4, pg_catalog.float8) pg_catalog.btfloat48cmp(pg_catalog.float4, pg_catalog.float8);
 
 CREATE OPERATOR FAMILY omendb.alex_date_ops USING alex;
 CREATE OPERATOR CLASS omendb.alex_date_ops DEFAULT FOR TYPE pg_catalog.date USING alex FAMILY omendb.alex_date_ops AS

@@ -2,6 +2,7 @@
 
 use super::keys::{entry_tid, KeyType, NULL_KEY};
 use super::storage::PgStore;
+use crate::pg::privilege::{self, Access};
 use alex::{Alex, PageStore};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -106,7 +107,6 @@ unsafe extern "C-unwind" fn heap_check_callback(
 CREATE FUNCTION omendb.alex_verify(index pg_catalog.regclass)
 RETURNS TABLE (keys bigint, data_pages integer, model_pages integer, levels integer, heap_tuples_checked bigint)
 STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
-REVOKE ALL ON FUNCTION omendb.alex_verify(pg_catalog.regclass) FROM PUBLIC;
 COMMENT ON FUNCTION omendb.alex_verify(pg_catalog.regclass) IS
     'Check every structural invariant of an alex index, and that every visible heap tuple is found through it; ERROR on the first failure';
 ")]
@@ -122,6 +122,7 @@ fn alex_verify(
         name!(heap_tuples_checked, i64),
     ),
 > {
+    privilege::require(index, Access::Inspect, "omendb.alex_verify");
     // SAFETY: index_open/table scan on the main thread inside a transaction.
     unsafe {
         let open = OpenIndex::open(index);
@@ -181,7 +182,6 @@ RETURNS TABLE (levels integer, pages integer, data_pages integer, model_pages in
                avg_model_error double precision, max_model_error bigint, data_bytes_per_key double precision,
                model_bytes_per_key double precision, format_version integer)
 STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
-REVOKE ALL ON FUNCTION omendb.alex_stats(pg_catalog.regclass) FROM PUBLIC;
 COMMENT ON FUNCTION omendb.alex_stats(pg_catalog.regclass) IS 'Shape and size of an alex index: levels, pages, keys, fill of the data pages, and how far entries sit from the slot their page model predicts';
 ")]
 #[allow(clippy::type_complexity)]
@@ -206,6 +206,7 @@ fn alex_stats(
         name!(format_version, i32),
     ),
 > {
+    privilege::require(index, Access::Inspect, "omendb.alex_stats");
     // SAFETY: as in alex_verify.
     unsafe {
         let open = OpenIndex::open(index);

@@ -2,6 +2,9 @@
 
 use pgrx::pg_sys;
 
+pub mod hooks;
+pub mod privilege;
+
 /// The name of an open relation, for messages.
 pub fn relation_name(rel: pg_sys::Relation) -> String {
     // SAFETY: `rel` is an open relation; rd_rel and its name are valid.

@@ -95,10 +95,14 @@ unsafe extern "C-unwind" fn planner(
         } else {
             std::ptr::null_mut()
         };
-        let stmt = match PREV_PLANNER {
-            Some(prev) => prev(parse, query_string, cursor_options, bound_params),
-            None => pg_sys::standard_planner(parse, query_string, cursor_options, bound_params),
-        };
+        // Nothing in scope needs dropping: an ERROR passes through untouched.
+        let stmt = crate::pg::hooks::planner(
+            PREV_PLANNER,
+            parse,
+            query_string,
+            cursor_options,
+            bound_params,
+        );
         if !candidate || !uses_columnar(stmt) {
             return stmt;
         }

@@ -602,6 +602,12 @@ impl Translator {
                     if (*rte).lateral {
                         return unsupported("LATERAL subqueries");
                     }
+                    // DataFusion would push the outer query's filters below
+                    // the view's own, where a function's error message could
+                    // show rows the view hides.
+                    if (*rte).security_barrier {
+                        return unsupported("a security_barrier view");
+                    }
                     // Its CTE references count levels from this query.
                     let mut lv = outer.to_vec();
                     lv.push(level.clone());
