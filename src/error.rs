@@ -46,7 +46,10 @@ pub(crate) fn init() {
             let location = info
                 .location()
                 .map_or_else(String::new, |l| format!(" at {l}"));
-            eprintln!(
+            // Never panic here (a panic in the hook aborts the backend).
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr().lock(),
                 "omendb: Rust panic{location}:\n{}",
                 std::backtrace::Backtrace::force_capture()
             );

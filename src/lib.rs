@@ -43,10 +43,12 @@ GRANT USAGE ON SCHEMA omendb TO PUBLIC;
 pub extern "C-unwind" fn _PG_init() {
     error::init();
     loading::init();
-    guc::init();
     index::init();
     columnar::init();
     scan::init();
+    // Last: reserving the prefix removes every omendb.* placeholder not
+    // defined by then, which would drop the settings postgresql.conf gives.
+    guc::init();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -29,11 +29,11 @@ const SMALL_ROWS: u64 = pending::ROWS_PER_GROUP as u64;
 const PURGE_FRACTION: f64 = 0.1;
 
 #[derive(Default)]
-struct Report {
-    replaced: i64,
-    written: i64,
-    purged: i64,
-    blocks_freed: i64,
+pub(super) struct Report {
+    pub replaced: i64,
+    pub written: i64,
+    pub purged: i64,
+    pub blocks_freed: i64,
 }
 
 /// Segments to rewrite as one, and the purgeable rows among them.
@@ -163,13 +163,19 @@ fn read_group(table: &Table, group: &Group, purge: &HashSet<u64>) -> RowBuf {
     buf
 }
 
-fn compact(rel: pg_sys::Relation) -> Report {
-    let mut report = Report::default();
-    pending::flush_relation(rel);
-    let Some(meta) = storage::meta(rel) else {
-        return report;
-    };
-    let storage_id = meta.storage_id;
+/// What compaction would start from: the table's segments, and the
+/// deletions every transaction sees.
+struct Survey {
+    storage_id: u64,
+    deletions: HashMap<u64, pg_sys::ItemPointerData>,
+    /// The purgeable row numbers, sorted.
+    dead: Vec<u64>,
+    entries: Vec<Entry>,
+    ws_tail: Option<u32>,
+}
+
+fn survey(rel: pg_sys::Relation) -> Option<Survey> {
+    let storage_id = storage::meta(rel)?.storage_id;
     // SAFETY: horizon lookup for an open relation.
     let horizon = unsafe { pg_sys::GetOldestNonRemovableTransactionId(rel) };
     let deletions: HashMap<u64, pg_sys::ItemPointerData> =
@@ -183,6 +189,52 @@ fn compact(rel: pg_sys::Relation) -> Report {
         let entries = catalog::segment_entries(storage_id);
         let tail = storage::meta(rel).map(|m| m.ws_tail);
         (entries, tail)
+    };
+    Some(Survey {
+        storage_id,
+        deletions,
+        dead,
+        entries,
+        ws_tail,
+    })
+}
+
+/// Whether automatic compaction should rewrite `rel` now: at least
+/// `min_segments` segments would be merged, or the purgeable rows are at
+/// least `deleted_fraction` of the table's rows. Reads only; the caller
+/// holds ShareUpdateExclusiveLock.
+pub(super) fn due(rel: pg_sys::Relation, min_segments: usize, deleted_fraction: f64) -> bool {
+    let Some(s) = survey(rel) else {
+        return false;
+    };
+    let groups = plan(&s.entries, &s.dead);
+    let merged: usize = groups
+        .iter()
+        .filter(|g| g.entries.len() > 1)
+        .map(|g| g.entries.len())
+        .sum();
+    let purge: u64 = groups.iter().map(|g| g.purge).sum();
+    let rows: u64 = s
+        .entries
+        .iter()
+        .filter(|e| e.state == State::Live)
+        .map(|e| e.segment.row_count)
+        .sum();
+    merged >= min_segments.max(2) || (purge > 0 && purge as f64 >= deleted_fraction * rows as f64)
+}
+
+pub(super) fn compact(rel: pg_sys::Relation) -> Report {
+    let mut report = Report::default();
+    pending::flush_relation(rel);
+    let Some(Survey {
+        storage_id,
+        deletions,
+        dead,
+        entries,
+        ws_tail,
+    }) = survey(rel)
+    else {
+        return report;
     };
     let groups = plan(&entries, &dead);
     if groups.is_empty() {
@@ -306,12 +358,12 @@ fn columnar_compact(
 > {
     // VACUUM's lock: writers and readers go on, VACUUM, CREATE INDEX and
     // another compaction wait.
-    crate::pg::privilege::require(
+    let open = super::stats::Open::new(
         tbl,
-        crate::pg::privilege::Access::Maintain,
+        pg_sys::ShareUpdateExclusiveLock,
+        crate::pg::privilege::Access::Owner,
         "omendb.columnar_compact",
     );
-    let open = super::stats::Open::new(tbl, pg_sys::ShareUpdateExclusiveLock);
     let rel = open.0;
     let r = compact(rel);
     TableIterator::once((r.replaced, r.written, r.purged, r.blocks_freed))

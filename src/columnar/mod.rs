@@ -17,6 +17,7 @@
 //! lock), `ddl` (new storage, truncate, copy, index build), `vacuum`,
 //! `compact` (merging segments, purging deleted rows, reusing pages), `stats`.
 
+mod autocompact;
 pub(crate) mod catalog;
 mod compact;
 mod datum;
@@ -94,6 +95,7 @@ fn tid_to_row(tid: &pg_sys::ItemPointerData) -> Option<u64> {
 
 /// Called from _PG_init.
 pub(crate) fn init() {
+    autocompact::init();
     pending::init();
     pushdown::init();
     ddl::init();

@@ -5,7 +5,7 @@ use super::catalog::{Kind, Segment};
 use super::rows::{Cursor, Step, Table};
 use super::snapshot::visible;
 use super::{catalog, corrupt, storage};
-use crate::pg::privilege::{self, Access};
+use crate::pg::privilege::{self, Access, Expected};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::collections::HashSet;
@@ -14,39 +14,17 @@ use std::collections::HashSet;
 pub struct Open(pub pg_sys::Relation);
 
 impl Open {
-    pub fn new(oid: pg_sys::Oid, lock: u32) -> Open {
-        // SAFETY: lookups and open by OID; checked before use.
-        unsafe {
-            if pg_sys::get_rel_relkind(oid) != pg_sys::RELKIND_RELATION as std::ffi::c_char {
-                let name = pg_sys::get_rel_name(oid);
-                let what = if name.is_null() {
-                    format!("relation with OID {} does not exist", oid.to_u32())
-                } else {
-                    format!(
-                        "\"{}\" is not a table",
-                        std::ffi::CStr::from_ptr(name).to_string_lossy()
-                    )
-                };
-                crate::error::error_with_hint(
-                    PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
-                    what,
-                    "Pass a table created with USING omen_columnar.".into(),
-                );
-            }
-            let rel = pg_sys::table_open(oid, lock as i32);
-            let open = Open(rel);
-            if !super::is_columnar(rel) {
-                crate::error::error_with_hint(
-                    PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
-                    format!(
-                        "table \"{}\" is not an omen_columnar table",
-                        super::relation_name(rel)
-                    ),
-                    "Pass a table created with USING omen_columnar.".into(),
-                );
-            }
-            open
-        }
+    /// Check `oid`'s kind and the caller's right to run `function` on it,
+    /// then open it with `lock` and check its kind again.
+    pub fn new(oid: pg_sys::Oid, lock: u32, access: Access, function: &str) -> Open {
+        privilege::expect_kind(oid, Expected::ColumnarTable);
+        privilege::require(oid, access, function);
+        // SAFETY: open by OID; the relation exists (checked above, and
+        // table_open raises an ERROR if it was dropped since).
+        let open = Open(unsafe { pg_sys::table_open(oid, lock as i32) });
+        // ALTER TABLE ... SET ACCESS METHOD may have run before the lock.
+        privilege::expect_kind(oid, Expected::ColumnarTable);
+        open
     }
 }
 
@@ -96,8 +74,12 @@ fn columnar_stats(
         name!(format_version, i32),
     ),
 > {
-    privilege::require(tbl, Access::Inspect, "omendb.columnar_stats");
-    let open = Open::new(tbl, pg_sys::AccessShareLock);
+    let open = Open::new(
+        tbl,
+        pg_sys::AccessShareLock,
+        Access::Read,
+        "omendb.columnar_stats",
+    );
     let rel = open.0;
     let (segments, deleted) = current(rel);
     let table = Table::new(rel);
@@ -145,8 +127,12 @@ COMMENT ON FUNCTION omendb.columnar_column_bytes(pg_catalog.regclass) IS
 fn columnar_column_bytes(
     tbl: pg_sys::Oid,
 ) -> TableIterator<'static, (name!(column_name, String), name!(stored_bytes, i64))> {
-    privilege::require(tbl, Access::Inspect, "omendb.columnar_column_bytes");
-    let open = Open::new(tbl, pg_sys::AccessShareLock);
+    let open = Open::new(
+        tbl,
+        pg_sys::AccessShareLock,
+        Access::Read,
+        "omendb.columnar_column_bytes",
+    );
     let rel = open.0;
     let (segments, _) = current(rel);
     let table = Table::new(rel);
@@ -193,8 +179,12 @@ fn columnar_verify(
     ),
 > {
     // ShareLock: no writer changes the table while we check it.
-    privilege::require(tbl, Access::Inspect, "omendb.columnar_verify");
-    let open = Open::new(tbl, pg_sys::ShareLock);
+    let open = Open::new(
+        tbl,
+        pg_sys::ShareLock,
+        Access::Owner,
+        "omendb.columnar_verify",
+    );
     let rel = open.0;
     let nblocks = storage::nblocks(rel);
     let Some(meta) = storage::meta(rel) else {

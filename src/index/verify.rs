@@ -2,7 +2,7 @@
 
 use super::keys::{entry_tid, KeyType, NULL_KEY};
 use super::storage::PgStore;
-use crate::pg::privilege::{self, Access};
+use crate::pg::privilege::{self, Access, Expected};
 use alex::{Alex, PageStore};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -17,43 +17,21 @@ struct OpenIndex {
 const LOCK: i32 = pg_sys::ShareLock as i32;
 
 impl OpenIndex {
-    unsafe fn open(oid: pg_sys::Oid) -> OpenIndex {
-        let relkind = pg_sys::get_rel_relkind(oid) as u8;
-        if relkind != pg_sys::RELKIND_INDEX {
-            let what = if relkind == 0 {
-                format!("relation with OID {} does not exist", oid.to_u32())
-            } else {
-                format!("\"{}\" is not an index", rel_name(oid))
-            };
-            crate::error::error_with_hint(
-                PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
-                what,
-                "Pass an index created with USING alex.".into(),
-            );
+    /// Check the kind and the caller's right to run `function`, then lock
+    /// and open the table and the index, and check the kind again.
+    unsafe fn open(oid: pg_sys::Oid, function: &str) -> OpenIndex {
+        privilege::expect_kind(oid, Expected::AlexIndex);
+        // ShareLock blocks writers: owners only.
+        privilege::require(oid, Access::Owner, function);
+        // SAFETY: opens by OID; both raise an ERROR for a dropped relation.
+        unsafe {
+            let heap = pg_sys::table_open(pg_sys::IndexGetRelation(oid, false), LOCK);
+            let index = pg_sys::index_open(oid, LOCK);
+            let guard = OpenIndex { heap, index };
+            privilege::expect_kind(oid, Expected::AlexIndex);
+            guard
         }
-        let heap = pg_sys::table_open(pg_sys::IndexGetRelation(oid, false), LOCK);
-        let index = pg_sys::index_open(oid, LOCK);
-        let guard = OpenIndex { heap, index };
-        let am = pg_sys::get_index_am_oid(c"alex".as_ptr(), false);
-        if (*(*index).rd_rel).relam != am {
-            crate::error::error_with_hint(
-                PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
-                format!("\"{}\" is not an alex index", super::relation_name(index)),
-                "Pass an index created with USING alex.".into(),
-            );
-        }
-        guard
     }
-}
-
-unsafe fn rel_name(oid: pg_sys::Oid) -> String {
-    let name = pg_sys::get_rel_name(oid);
-    if name.is_null() {
-        return format!("OID {}", oid.to_u32());
-    }
-    std::ffi::CStr::from_ptr(name)
-        .to_string_lossy()
-        .into_owned()
 }
 
 impl Drop for OpenIndex {
@@ -122,10 +100,12 @@ fn alex_verify(
         name!(heap_tuples_checked, i64),
     ),
 > {
-    privilege::require(index, Access::Inspect, "omendb.alex_verify");
     // SAFETY: index_open/table scan on the main thread inside a transaction.
     unsafe {
-        let open = OpenIndex::open(index);
+        let open = OpenIndex::open(index, "omendb.alex_verify");
+        // The table scan evaluates the index's expressions and predicate:
+        // the owner's code, run with the owner's rights.
+        let _owner = privilege::AsOwner::switch(open.heap);
         let rel = open.index;
         let ix = super::open(rel);
         let report = ix.verify().unwrap_or_else(|e| super::raise(rel, e));
@@ -206,10 +186,9 @@ fn alex_stats(
         name!(format_version, i32),
     ),
 > {
-    privilege::require(index, Access::Inspect, "omendb.alex_stats");
     // SAFETY: as in alex_verify.
     unsafe {
-        let open = OpenIndex::open(index);
+        let open = OpenIndex::open(index, "omendb.alex_stats");
         let ix = super::open(open.index);
         let r = ix.verify().unwrap_or_else(|e| super::raise(open.index, e));
         let pages = ix.store().nblocks() as i32;

@@ -27,6 +27,13 @@ impl Relation {
         }
     }
 
+    /// `try_relation_open`: None when the relation no longer exists.
+    pub fn try_open(oid: pg_sys::Oid, lock: i32) -> Option<Relation> {
+        // SAFETY: try_relation_open returns NULL for a missing relation.
+        let rel = unsafe { pg_sys::try_relation_open(oid, lock) };
+        (!rel.is_null()).then_some(Relation { rel })
+    }
+
     pub fn raw(&self) -> pg_sys::Relation {
         self.rel
     }

@@ -77,7 +77,9 @@ pub fn c_collation(collid: pg_sys::Oid) -> bool {
         collid == pg_sys::InvalidOid
             || collid == pg_sys::C_COLLATION_OID
             || collid == pg_sys::POSIX_COLLATION_OID
-            || lc_collate_is_c(collid)
+            // Guarded: it can raise an ERROR (a dropped collation), and
+            // callers hold Rust values that must be dropped.
+            || pg_sys::ffi::pg_guard_ffi_boundary(|| lc_collate_is_c(collid))
             || (collid == pg_sys::DEFAULT_COLLATION_OID && default_is_c_utf8())
     }
 }

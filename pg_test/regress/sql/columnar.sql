@@ -134,6 +134,27 @@ ALTER TABLE cp ADD COLUMN d int DEFAULT 7;
 ALTER TABLE cp DROP COLUMN c;
 INSERT INTO cp VALUES (50, 'fifty', 8);
 SELECT a, b, d FROM cp ORDER BY a;
+-- Compaction rewrites segments of both shapes with the dropped column.
+SELECT segments_written FROM omendb.columnar_compact('cp');
+SELECT a, b, d FROM cp ORDER BY a;
+SELECT rows_checked FROM omendb.columnar_verify('cp');
+
+-- Dropped columns of every by-value type: Parquet segments written while
+-- they existed stay readable (PostgreSQL forgets a dropped column's type).
+CREATE TABLE dropcol (id int, f8 float8, f4 real, flag boolean, t text, n bigint) USING omen_columnar;
+INSERT INTO dropcol SELECT g, g / 2.0, g / 4.0, g % 2 = 0, 'x' || g, g * 10 FROM generate_series(1, 3000) g;
+SELECT parquet_segments > 0 AS has_parquet FROM omendb.columnar_stats('dropcol');
+ALTER TABLE dropcol DROP COLUMN f8, DROP COLUMN f4, DROP COLUMN flag;
+SELECT * FROM dropcol WHERE id <= 3 ORDER BY id;
+SET omendb.datafusion = force;
+SELECT count(*), sum(id), min(t), sum(n) FROM dropcol;
+RESET omendb.datafusion;
+SELECT rows_checked FROM omendb.columnar_verify('dropcol');
+DELETE FROM dropcol WHERE id % 3 = 0;
+SELECT segments_written FROM omendb.columnar_compact('dropcol');
+SELECT count(*), sum(id), min(t), sum(n) FROM dropcol;
+SELECT rows_checked FROM omendb.columnar_verify('dropcol');
+DROP TABLE dropcol;
 
 -- TRUNCATE, inside a transaction that rolls back, and for real.
 BEGIN;

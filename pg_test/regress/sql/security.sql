@@ -51,13 +51,34 @@ SELECT count(*) FROM sec.t;
 RESET omendb.datafusion;
 RESET ROLE;
 
--- pg_stat_scan_tables may inspect, not compact.
+-- pg_stat_scan_tables may read statistics (AccessShareLock), not run what
+-- blocks writers (verify, alex_stats: ShareLock) or compact.
 SET ROLE omendb_monitor;
 SELECT row_count FROM omendb.columnar_stats('sec.t');
+SELECT count(*) AS columns FROM omendb.columnar_column_bytes('sec.t');
 SELECT rows_checked FROM omendb.columnar_verify('sec.t');
 SELECT keys FROM omendb.alex_stats('sec.t_id');
 SELECT * FROM omendb.columnar_compact('sec.t');
+-- The kind is checked before any lock: no ShareLock on a catalog.
+SELECT * FROM omendb.columnar_stats('pg_class');
+SELECT * FROM omendb.alex_stats('pg_class_oid_index');
 RESET ROLE;
+
+-- alex_verify evaluates the index's expressions as the table's owner, in a
+-- security-restricted operation: the owner's function cannot act with the
+-- caller's rights.
+SET ROLE omendb_owner;
+CREATE FUNCTION sec.whoami(bigint) RETURNS bigint LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF current_user <> 'omendb_owner' THEN
+        RAISE EXCEPTION 'index expression ran as %', current_user;
+    END IF;
+    RETURN $1;
+END $$;
+CREATE INDEX t_expr ON sec.t USING alex (sec.whoami(id));
+RESET ROLE;
+SELECT keys FROM omendb.alex_verify('sec.t_expr');
+SELECT current_user = session_user AS user_restored;
 
 -- Granted SELECT, the stranger reads through DataFusion.
 SET ROLE omendb_owner;

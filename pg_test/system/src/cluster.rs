@@ -37,6 +37,9 @@ pub struct ClusterOptions {
     pub preload_omendb: bool,
     /// Every WAL record's redo is checked against a full-page image.
     pub wal_consistency_checking: bool,
+    /// omendb's background compaction (off unless a test asks for it, so
+    /// tests that count segments see only their own compactions).
+    pub autocompact: bool,
     /// Extra `postgresql.conf` lines.
     pub extra_conf: Vec<String>,
 }
@@ -46,6 +49,7 @@ impl Default for ClusterOptions {
         ClusterOptions {
             preload_omendb: true,
             wal_consistency_checking: true,
+            autocompact: false,
             extra_conf: Vec::new(),
         }
     }
@@ -124,6 +128,7 @@ impl Cluster {
         ];
         if opts.preload_omendb {
             conf.push("shared_preload_libraries = 'omendb'".into());
+            conf.push(format!("omendb.autocompact = {}", opts.autocompact));
         }
         if opts.wal_consistency_checking {
             conf.push("wal_consistency_checking = 'all'".into());

@@ -1,0 +1,274 @@
+//! Background compaction, when omendb is preloaded: a launcher (one per
+//! server, like autovacuum's) wakes every `omendb.autocompact_naptime`,
+//! lists the databases, and starts one worker per database in turn; the
+//! worker compacts each omen_columnar table that is due
+//! ([`super::compact::due`]), each in its own transaction, skipping tables
+//! whose lock another compaction, VACUUM or DDL holds. The launcher never
+//! touches a database itself, so at most two processes run at a time.
+
+use pgrx::bgworkers::{
+    BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags,
+};
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::time::Duration;
+
+static ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
+/// Seconds between rounds.
+static NAPTIME: GucSetting<i32> = GucSetting::<i32>::new(10);
+static MIN_SEGMENTS: GucSetting<i32> = GucSetting::<i32>::new(64);
+static DELETED_FRACTION: GucSetting<f64> = GucSetting::<f64>::new(0.1);
+
+pub(crate) const LAUNCHER_TYPE: &str = "omendb autocompact launcher";
+pub(crate) const WORKER_TYPE: &str = "omendb autocompact worker";
+
+pub(super) fn init() {
+    GucRegistry::define_bool_guc(
+        c"omendb.autocompact",
+        c"Whether a background worker compacts omen_columnar tables (needs omendb preloaded).",
+        c"Off: only omendb.columnar_compact compacts.",
+        &ENABLED,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"omendb.autocompact_naptime",
+        c"Time between rounds of background compaction.",
+        c"Each round visits every database, one at a time.",
+        &NAPTIME,
+        1,
+        86_400,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"omendb.autocompact_min_segments",
+        c"Compact a table when at least this many of its small segments can be merged.",
+        c"Small segments: write-store batches and segments under one row group.",
+        &MIN_SEGMENTS,
+        2,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_float_guc(
+        c"omendb.autocompact_deleted_fraction",
+        c"Compact a table when rows deleted for every transaction reach this fraction of its rows.",
+        c"The purged rows' pages are reused by later segments.",
+        &DELETED_FRACTION,
+        0.0,
+        1.0,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    if crate::loading::preloaded() {
+        BackgroundWorkerBuilder::new(LAUNCHER_TYPE)
+            .set_type(LAUNCHER_TYPE)
+            .set_library("omendb")
+            .set_function("omendb_autocompact_launcher")
+            .enable_shmem_access(None)
+            .enable_spi_access()
+            // Not on a standby: compaction writes.
+            .set_start_time(BgWorkerStartTime::RecoveryFinished)
+            .set_restart_time(Some(Duration::from_secs(10)))
+            .load();
+    }
+}
+
+fn reload_config_if_asked() {
+    if BackgroundWorker::sighup_received() {
+        // SAFETY: the standard SIGHUP handling of a background worker.
+        unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+    }
+}
+
+/// The launcher's main loop.
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn omendb_autocompact_launcher(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    // No database: pg_database is a shared catalog.
+    BackgroundWorker::connect_worker_to_spi(None, None);
+    loop {
+        let nap = Duration::from_secs(NAPTIME.get().max(1) as u64);
+        if !BackgroundWorker::wait_latch(Some(nap)) {
+            return;
+        }
+        reload_config_if_asked();
+        if !ENABLED.get() {
+            continue;
+        }
+        for db in databases() {
+            if !run_worker(db) {
+                return;
+            }
+        }
+    }
+}
+
+/// The databases that accept connections (what autovacuum visits).
+fn databases() -> Vec<pg_sys::Oid> {
+    let mut out = Vec::new();
+    // SAFETY: a catalog heap scan inside its own transaction, as
+    // autovacuum's get_database_list does.
+    unsafe {
+        pg_sys::StartTransactionCommand();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+        let rel = pg_sys::table_open(pg_sys::DatabaseRelationId, pg_sys::AccessShareLock as i32);
+        let scan = pg_sys::table_beginscan_catalog(rel, 0, std::ptr::null_mut());
+        loop {
+            let tup = pg_sys::heap_getnext(scan, pg_sys::ScanDirection::ForwardScanDirection);
+            if tup.is_null() {
+                break;
+            }
+            let db = pg_sys::GETSTRUCT(tup) as *const pg_sys::FormData_pg_database;
+            if (*db).datallowconn && !(*db).datistemplate {
+                out.push((*db).oid);
+            }
+        }
+        pg_sys::table_endscan(scan);
+        pg_sys::table_close(rel, pg_sys::AccessShareLock as i32);
+        pg_sys::PopActiveSnapshot();
+        pg_sys::CommitTransactionCommand();
+    }
+    out
+}
+
+/// Start the worker for `db` and wait for it; false when the launcher must
+/// stop (SIGTERM or postmaster death).
+fn run_worker(db: pg_sys::Oid) -> bool {
+    // SAFETY: reading this process's pid.
+    let me = unsafe { pg_sys::MyProcPid };
+    let worker = BackgroundWorkerBuilder::new(WORKER_TYPE)
+        .set_type(WORKER_TYPE)
+        .set_library("omendb")
+        .set_function("omendb_autocompact_worker")
+        .set_argument(Some(pg_sys::Datum::from(db.to_u32())))
+        .enable_shmem_access(None)
+        .enable_spi_access()
+        .set_start_time(BgWorkerStartTime::RecoveryFinished)
+        .set_restart_time(None)
+        .set_notify_pid(me)
+        .load_dynamic();
+    match worker {
+        // All worker slots busy: try again next round.
+        Err(_) => !BackgroundWorker::sigterm_received(),
+        Ok(w) => {
+            // Returns when the worker exits (or never started).
+            let _ = w.wait_for_shutdown();
+            reload_config_if_asked();
+            !BackgroundWorker::sigterm_received()
+        }
+    }
+}
+
+/// One database's round: compact every omen_columnar table that is due.
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn omendb_autocompact_worker(arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let db = pg_sys::Oid::from(arg.value() as u32);
+    BackgroundWorker::connect_worker_to_spi_by_oid(Some(db), None);
+    for table in columnar_tables() {
+        if BackgroundWorker::sigterm_received() {
+            return;
+        }
+        compact_one(table);
+    }
+}
+
+/// The database's omen_columnar tables (none without the extension).
+fn columnar_tables() -> Vec<pg_sys::Oid> {
+    // SAFETY: catalog lookups and a pg_class scan in their own transaction.
+    unsafe {
+        pg_sys::StartTransactionCommand();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+        let mut out = Vec::new();
+        let am = pg_sys::get_table_am_oid(c"omen_columnar".as_ptr(), true);
+        if pg_sys::get_extension_oid(c"omendb".as_ptr(), true) != pg_sys::InvalidOid
+            && am != pg_sys::InvalidOid
+        {
+            let rel =
+                pg_sys::table_open(pg_sys::RelationRelationId, pg_sys::AccessShareLock as i32);
+            let scan = pg_sys::table_beginscan_catalog(rel, 0, std::ptr::null_mut());
+            loop {
+                let tup = pg_sys::heap_getnext(scan, pg_sys::ScanDirection::ForwardScanDirection);
+                if tup.is_null() {
+                    break;
+                }
+                let c = pg_sys::GETSTRUCT(tup) as *const pg_sys::FormData_pg_class;
+                // Other sessions' temporary tables are theirs to compact.
+                if (*c).relam == am
+                    && (*c).relkind as u8 == pg_sys::RELKIND_RELATION
+                    && (*c).relpersistence as u8 != pg_sys::RELPERSISTENCE_TEMP
+                {
+                    out.push((*c).oid);
+                }
+            }
+            pg_sys::table_endscan(scan);
+            pg_sys::table_close(rel, pg_sys::AccessShareLock as i32);
+        }
+        pg_sys::PopActiveSnapshot();
+        pg_sys::CommitTransactionCommand();
+        out
+    }
+}
+
+/// Compact `oid` in its own transaction if it is due and its lock is free.
+/// An ERROR (a corrupt table, say) is logged and the worker goes on.
+fn compact_one(oid: pg_sys::Oid) {
+    use pgrx::pg_sys::panic::CaughtError;
+    // SAFETY: a transaction of this worker; the relation is locked before
+    // it is opened, and opened only if it still exists.
+    unsafe {
+        pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::StartTransactionCommand();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+        let outcome = PgTryBuilder::new(|| {
+            let lock = pg_sys::ShareUpdateExclusiveLock as i32;
+            if !pg_sys::ConditionalLockRelationOid(oid, lock) {
+                return Ok(None);
+            }
+            let Some(rel) = crate::pg::Relation::try_open(oid, pg_sys::NoLock as i32) else {
+                return Ok(None);
+            };
+            let (min, fraction) = (MIN_SEGMENTS.get() as usize, DELETED_FRACTION.get());
+            if !super::is_columnar(rel.raw()) || !super::compact::due(rel.raw(), min, fraction) {
+                return Ok(None);
+            }
+            let r = super::compact::compact(rel.raw());
+            Ok(Some((rel.name(), r)))
+        })
+        .catch_others(|e| {
+            Err(match e {
+                CaughtError::PostgresError(r)
+                | CaughtError::ErrorReport(r)
+                | CaughtError::RustPanic { ereport: r, .. } => r.message().to_string(),
+            })
+        })
+        .execute();
+        match outcome {
+            Ok(done) => {
+                pg_sys::PopActiveSnapshot();
+                pg_sys::CommitTransactionCommand();
+                if let Some((name, r)) = done {
+                    log!(
+                        "omendb: automatic compaction of table \"{name}\": {} segments replaced by {}, {} rows purged, {} blocks freed",
+                        r.replaced,
+                        r.written,
+                        r.purged,
+                        r.blocks_freed
+                    );
+                }
+            }
+            Err(message) => {
+                pg_sys::AbortCurrentTransaction();
+                warning!(
+                    "omendb: automatic compaction of the table with OID {} failed: {message}",
+                    oid.to_u32()
+                );
+            }
+        }
+    }
+}
