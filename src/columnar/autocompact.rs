@@ -163,17 +163,29 @@ fn run_worker(db: pg_sys::Oid) -> bool {
     }
 }
 
+// PostgreSQL's own signal handlers, as raw symbols (pgrx's bindings of
+// them are guarded wrappers, not fit to be signal handlers).
+unsafe extern "C-unwind" {
+    fn die(signal: std::ffi::c_int);
+    fn SignalHandlerForConfigReload(signal: std::ffi::c_int);
+}
+
 /// One database's round: compact every omen_columnar table that is due.
 #[pg_guard]
 #[no_mangle]
 pub extern "C-unwind" fn omendb_autocompact_worker(arg: pg_sys::Datum) {
-    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    // SAFETY: what worker_spi does. SIGTERM (shutdown, pg_terminate_backend)
+    // ends the worker at its next CHECK_FOR_INTERRUPTS, mid-compaction
+    // included, which aborts the compaction's transaction.
+    unsafe {
+        pg_sys::pqsignal(pg_sys::SIGTERM as i32, Some(die));
+        pg_sys::pqsignal(pg_sys::SIGHUP as i32, Some(SignalHandlerForConfigReload));
+        pg_sys::BackgroundWorkerUnblockSignals();
+    }
     let db = pg_sys::Oid::from(arg.value() as u32);
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(db), None);
     for table in columnar_tables() {
-        if BackgroundWorker::sigterm_received() {
-            return;
-        }
+        pgrx::check_for_interrupts!();
         compact_one(table);
     }
 }

@@ -147,6 +147,10 @@ fn background_compaction_bounds_segments_and_purges() -> Result<()> {
         segments_after_load < inserted / 4,
         "{segments_after_load} segments right after {inserted} inserts"
     );
+    eprintln!(
+        "autocompact: {inserted} single-row inserts from {CLIENTS} clients in {LOAD:?}: \
+         {segments_after_load} segments when the load stopped, {segments} ({ws} write-store) once settled"
+    );
     same_rows(&cluster)?;
     assert_eq!(
         cluster.sql("SELECT count(*) > 0 FROM omendb.columnar_verify('s_c')")?,
@@ -154,7 +158,8 @@ fn background_compaction_bounds_segments_and_purges() -> Result<()> {
     );
 
     // Phase 2: off by reload: segments pile up again.
-    cluster.sql("ALTER SYSTEM SET omendb.autocompact = off; SELECT pg_reload_conf()")?;
+    cluster.sql("ALTER SYSTEM SET omendb.autocompact = off")?;
+    cluster.sql("SELECT pg_reload_conf()")?;
     std::thread::sleep(Duration::from_secs(2));
     let more = stream(&cluster, Duration::from_secs(3), 1 << 40)?;
     std::thread::sleep(Duration::from_secs(3));
@@ -165,7 +170,8 @@ fn background_compaction_bounds_segments_and_purges() -> Result<()> {
     );
 
     // Phase 3: on again: compacted without a manual call.
-    cluster.sql("ALTER SYSTEM SET omendb.autocompact = on; SELECT pg_reload_conf()")?;
+    cluster.sql("ALTER SYSTEM SET omendb.autocompact = on")?;
+    cluster.sql("SELECT pg_reload_conf()")?;
     let settled = wait_for(Duration::from_secs(30), || {
         let (segments, _, deleted) = stats(&cluster)?;
         Ok(segments <= 5 && deleted == 0)
