@@ -104,6 +104,10 @@ pub mod pg_test {
 
     #[must_use]
     pub fn postgresql_conf_options() -> Vec<&'static str> {
-        vec!["shared_preload_libraries = 'omendb'"]
+        // Background compaction off: tests see only their own compactions.
+        vec![
+            "shared_preload_libraries = 'omendb'",
+            "omendb.autocompact = off",
+        ]
     }
 }

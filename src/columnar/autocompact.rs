@@ -107,32 +107,47 @@ pub extern "C-unwind" fn omendb_autocompact_launcher(_arg: pg_sys::Datum) {
     }
 }
 
-/// The databases that accept connections (what autovacuum visits).
-fn databases() -> Vec<pg_sys::Oid> {
+/// Run `f` on every row of catalog `relid` (a struct of type `T`), in a
+/// transaction of its own, after `first` returns true.
+fn catalog_rows<T, R>(
+    relid: pg_sys::Oid,
+    first: impl FnOnce() -> bool,
+    mut f: impl FnMut(&T) -> Option<R>,
+) -> Vec<R> {
     let mut out = Vec::new();
     // SAFETY: a catalog heap scan inside its own transaction, as
-    // autovacuum's get_database_list does.
+    // autovacuum's get_database_list does; T is the catalog's row struct.
     unsafe {
         pg_sys::StartTransactionCommand();
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-        let rel = pg_sys::table_open(pg_sys::DatabaseRelationId, pg_sys::AccessShareLock as i32);
-        let scan = pg_sys::table_beginscan_catalog(rel, 0, std::ptr::null_mut());
-        loop {
-            let tup = pg_sys::heap_getnext(scan, pg_sys::ScanDirection::ForwardScanDirection);
-            if tup.is_null() {
-                break;
+        if first() {
+            let rel = pg_sys::table_open(relid, pg_sys::AccessShareLock as i32);
+            let scan = pg_sys::table_beginscan_catalog(rel, 0, std::ptr::null_mut());
+            loop {
+                let tup = pg_sys::heap_getnext(scan, pg_sys::ScanDirection::ForwardScanDirection);
+                if tup.is_null() {
+                    break;
+                }
+                out.extend(f(&*(pg_sys::GETSTRUCT(tup) as *const T)));
             }
-            let db = pg_sys::GETSTRUCT(tup) as *const pg_sys::FormData_pg_database;
-            if (*db).datallowconn && !(*db).datistemplate {
-                out.push((*db).oid);
-            }
+            pg_sys::table_endscan(scan);
+            pg_sys::table_close(rel, pg_sys::AccessShareLock as i32);
         }
-        pg_sys::table_endscan(scan);
-        pg_sys::table_close(rel, pg_sys::AccessShareLock as i32);
         pg_sys::PopActiveSnapshot();
         pg_sys::CommitTransactionCommand();
     }
     out
+}
+
+/// The databases that accept connections (what autovacuum visits).
+fn databases() -> Vec<pg_sys::Oid> {
+    catalog_rows(
+        pg_sys::DatabaseRelationId,
+        || true,
+        |db: &pg_sys::FormData_pg_database| {
+            (db.datallowconn && !db.datistemplate).then_some(db.oid)
+        },
+    )
 }
 
 /// Start the worker for `db` and wait for it; false when the launcher must
@@ -192,39 +207,25 @@ pub extern "C-unwind" fn omendb_autocompact_worker(arg: pg_sys::Datum) {
 
 /// The database's omen_columnar tables (none without the extension).
 fn columnar_tables() -> Vec<pg_sys::Oid> {
-    // SAFETY: catalog lookups and a pg_class scan in their own transaction.
-    unsafe {
-        pg_sys::StartTransactionCommand();
-        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-        let mut out = Vec::new();
-        let am = pg_sys::get_table_am_oid(c"omen_columnar".as_ptr(), true);
-        if pg_sys::get_extension_oid(c"omendb".as_ptr(), true) != pg_sys::InvalidOid
-            && am != pg_sys::InvalidOid
-        {
-            let rel =
-                pg_sys::table_open(pg_sys::RelationRelationId, pg_sys::AccessShareLock as i32);
-            let scan = pg_sys::table_beginscan_catalog(rel, 0, std::ptr::null_mut());
-            loop {
-                let tup = pg_sys::heap_getnext(scan, pg_sys::ScanDirection::ForwardScanDirection);
-                if tup.is_null() {
-                    break;
-                }
-                let c = pg_sys::GETSTRUCT(tup) as *const pg_sys::FormData_pg_class;
-                // Other sessions' temporary tables are theirs to compact.
-                if (*c).relam == am
-                    && (*c).relkind as u8 == pg_sys::RELKIND_RELATION
-                    && (*c).relpersistence as u8 != pg_sys::RELPERSISTENCE_TEMP
-                {
-                    out.push((*c).oid);
-                }
+    let am = std::cell::Cell::new(pg_sys::InvalidOid);
+    catalog_rows(
+        pg_sys::RelationRelationId,
+        || {
+            // SAFETY: catalog lookups by name, inside the scan's transaction.
+            unsafe {
+                am.set(pg_sys::get_table_am_oid(c"omen_columnar".as_ptr(), true));
+                am.get() != pg_sys::InvalidOid
+                    && pg_sys::get_extension_oid(c"omendb".as_ptr(), true) != pg_sys::InvalidOid
             }
-            pg_sys::table_endscan(scan);
-            pg_sys::table_close(rel, pg_sys::AccessShareLock as i32);
-        }
-        pg_sys::PopActiveSnapshot();
-        pg_sys::CommitTransactionCommand();
-        out
-    }
+        },
+        // Other sessions' temporary tables are theirs to compact.
+        |c: &pg_sys::FormData_pg_class| {
+            (c.relam == am.get()
+                && c.relkind as u8 == pg_sys::RELKIND_RELATION
+                && c.relpersistence as u8 != pg_sys::RELPERSISTENCE_TEMP)
+                .then_some(c.oid)
+        },
+    )
 }
 
 /// Compact `oid` in its own transaction if it is due and its lock is free.
