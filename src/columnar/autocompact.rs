@@ -2,7 +2,7 @@
 //! server, like autovacuum's) wakes every `omendb.autocompact_naptime`,
 //! lists the databases, and starts one worker per database in turn; the
 //! worker compacts each omen_columnar table that is due
-//! ([`super::compact::due`]), each in its own transaction, skipping tables
+//! ([`super::compact::compact_if_due`]), each in its own transaction, skipping tables
 //! whose lock another compaction, VACUUM or DDL holds. The launcher never
 //! touches a database itself, so at most two processes run at a time.
 
@@ -20,8 +20,8 @@ static NAPTIME: GucSetting<i32> = GucSetting::<i32>::new(10);
 static MIN_SEGMENTS: GucSetting<i32> = GucSetting::<i32>::new(64);
 static DELETED_FRACTION: GucSetting<f64> = GucSetting::<f64>::new(0.1);
 
-pub(crate) const LAUNCHER_TYPE: &str = "omendb autocompact launcher";
-pub(crate) const WORKER_TYPE: &str = "omendb autocompact worker";
+const LAUNCHER_TYPE: &str = "omendb autocompact launcher";
+const WORKER_TYPE: &str = "omendb autocompact worker";
 
 pub(super) fn init() {
     GucRegistry::define_bool_guc(
@@ -246,12 +246,11 @@ fn compact_one(oid: pg_sys::Oid) {
             let Some(rel) = crate::pg::Relation::try_open(oid, pg_sys::NoLock as i32) else {
                 return Ok(None);
             };
-            let (min, fraction) = (MIN_SEGMENTS.get() as usize, DELETED_FRACTION.get());
-            if !super::is_columnar(rel.raw()) || !super::compact::due(rel.raw(), min, fraction) {
+            if !super::is_columnar(rel.raw()) {
                 return Ok(None);
             }
-            let r = super::compact::compact(rel.raw());
-            Ok(Some((rel.name(), r)))
+            let (min, fraction) = (MIN_SEGMENTS.get() as usize, DELETED_FRACTION.get());
+            Ok(super::compact::compact_if_due(rel.raw(), min, fraction).map(|r| (rel.name(), r)))
         })
         .catch_others(|e| {
             Err(match e {

@@ -199,14 +199,10 @@ fn survey(rel: pg_sys::Relation) -> Option<Survey> {
     })
 }
 
-/// Whether automatic compaction should rewrite `rel` now: at least
-/// `min_segments` segments would be merged, or the purgeable rows are at
-/// least `deleted_fraction` of the table's rows. Reads only; the caller
-/// holds ShareUpdateExclusiveLock.
-pub(super) fn due(rel: pg_sys::Relation, min_segments: usize, deleted_fraction: f64) -> bool {
-    let Some(s) = survey(rel) else {
-        return false;
-    };
+/// Whether automatic compaction should rewrite the surveyed table now: at
+/// least `min_segments` segments would be merged, or the purgeable rows are
+/// at least `deleted_fraction` of the table's rows.
+fn due(s: &Survey, min_segments: usize, deleted_fraction: f64) -> bool {
     let groups = plan(&s.entries, &s.dead);
     let merged: usize = groups
         .iter()
@@ -220,22 +216,39 @@ pub(super) fn due(rel: pg_sys::Relation, min_segments: usize, deleted_fraction: 
         .filter(|e| e.state == State::Live)
         .map(|e| e.segment.row_count)
         .sum();
-    merged >= min_segments.max(2) || (purge > 0 && purge as f64 >= deleted_fraction * rows as f64)
+    merged >= min_segments || (purge > 0 && purge as f64 >= deleted_fraction * rows as f64)
 }
 
-pub(super) fn compact(rel: pg_sys::Relation) -> Report {
-    let mut report = Report::default();
+/// Compact `rel` if it is due (one survey for the check and the rewrite);
+/// None when it is not. The caller holds ShareUpdateExclusiveLock.
+pub(super) fn compact_if_due(
+    rel: pg_sys::Relation,
+    min_segments: usize,
+    deleted_fraction: f64,
+) -> Option<Report> {
     pending::flush_relation(rel);
-    let Some(Survey {
+    let s = survey(rel)?;
+    due(&s, min_segments, deleted_fraction).then(|| rewrite(rel, s))
+}
+
+fn compact(rel: pg_sys::Relation) -> Report {
+    pending::flush_relation(rel);
+    match survey(rel) {
+        Some(s) => rewrite(rel, s),
+        None => Report::default(),
+    }
+}
+
+/// Rewrite the groups worth rewriting of the surveyed table.
+fn rewrite(rel: pg_sys::Relation, survey: Survey) -> Report {
+    let mut report = Report::default();
+    let Survey {
         storage_id,
         deletions,
         dead,
         entries,
         ws_tail,
-    }) = survey(rel)
-    else {
-        return report;
-    };
+    } = survey;
     let groups = plan(&entries, &dead);
     if groups.is_empty() {
         return report;
