@@ -47,6 +47,41 @@ layer_regress() {
         cat "$out/regression.diffs" >&2 || true
         return 1
     fi
+    layer_isolation
+}
+
+# Concurrency specs (PostgreSQL's isolation tester). Each alex-*.spec also
+# runs with its alex indexes replaced by btree, against the same expected
+# output: btree is the oracle for what concurrent sessions see.
+layer_isolation() {
+    local out="$WORK_DIR/isolation"
+    fresh_postgres_dir "$out"
+    mkdir -p "$out/input/specs" "$out/input/expected"
+    local tests=()
+    for spec in "$REPO_DIR"/pg_test/isolation/specs/*.spec; do
+        local name
+        name=$(basename "$spec" .spec)
+        cp "$spec" "$out/input/specs/"
+        cp "$REPO_DIR/pg_test/isolation/expected/$name.out" "$out/input/expected/"
+        tests+=("$name")
+        if [[ $name == alex-* ]]; then
+            sed 's/USING alex/USING btree/g' "$spec" > "$out/input/specs/$name-btree.spec"
+            cp "$REPO_DIR/pg_test/isolation/expected/$name.out" "$out/input/expected/$name-btree.out"
+            tests+=("$name-btree")
+        fi
+    done
+    chown -R postgres:postgres "$out"
+    if ! as_postgres "$("$PG_CONFIG" --pgxs | xargs dirname)/../test/isolation/pg_isolation_regress" \
+        --temp-instance="$out/instance" \
+        --temp-config="$REPO_DIR/pg_test/regress/regress.conf" \
+        --bindir="$PG_BIN" \
+        --inputdir="$out/input" \
+        --outputdir="$out" \
+        --port="${OMENDB_REGRESS_PORT:-5498}" \
+        "${tests[@]}"; then
+        cat "$out/output_iso/regression.diffs" "$out/regression.diffs" >&2 2>/dev/null || true
+        return 1
+    fi
 }
 
 layer_system() {

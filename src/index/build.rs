@@ -8,6 +8,7 @@
 use super::handler::{PHASE_LOAD, PHASE_SCAN, PHASE_SORT, PHASE_WRITE};
 use super::keys::{entry_tid, KeyType, NULL_KEY};
 use super::storage::write_new_relation;
+use crate::pg::report::ConstraintError;
 use alex::{Alex, MemStore, PageStore, Tid};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -15,6 +16,10 @@ use pgrx::prelude::*;
 struct BuildState {
     kind: KeyType,
     entries: Vec<(u64, Tid)>,
+    /// For a unique index: rows the scan reports dead to all but old
+    /// snapshots, which are indexed but may share a key (nbtree's spool2).
+    unique: bool,
+    dead: Vec<Tid>,
 }
 
 fn progress(param: u32, value: i64) {
@@ -28,7 +33,7 @@ unsafe extern "C-unwind" fn build_callback(
     tid: pg_sys::ItemPointer,
     values: *mut pg_sys::Datum,
     isnull: *mut bool,
-    _tuple_is_alive: bool,
+    tuple_is_alive: bool,
     state: *mut std::ffi::c_void,
 ) {
     let state = &mut *(state as *mut BuildState);
@@ -48,7 +53,11 @@ unsafe extern "C-unwind" fn build_callback(
             "An alex build needs about 40 bytes of memory per row.".into(),
         );
     }
-    state.entries.push((key, entry_tid(&*tid, is_null)));
+    let entry = entry_tid(&*tid, is_null);
+    state.entries.push((key, entry));
+    if state.unique && !tuple_is_alive {
+        state.dead.push(entry);
+    }
 }
 
 /// `table_index_build_scan`: calls `callback` for each row to index and
@@ -95,11 +104,29 @@ fn is_permanent(rel: pg_sys::Relation) -> bool {
     }
 }
 
-#[pg_guard]
+/// Not guarded itself: a duplicate key in a unique build is raised from here
+/// by PostgreSQL's own ereport, as in aminsert.
 pub unsafe extern "C-unwind" fn ambuild(
     heap: pg_sys::Relation,
     index: pg_sys::Relation,
     index_info: *mut pg_sys::IndexInfo,
+) -> *mut pg_sys::IndexBuildResult {
+    let mut violation = None;
+    // SAFETY: PostgreSQL's arguments, passed on.
+    let result = unsafe { build(heap, index, index_info, &mut violation) };
+    if let Some(v) = violation {
+        // SAFETY: main thread, outside the guard, nothing left to drop.
+        unsafe { v.raise() }
+    }
+    result
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn build(
+    heap: pg_sys::Relation,
+    index: pg_sys::Relation,
+    index_info: *mut pg_sys::IndexInfo,
+    violation: *mut Option<ConstraintError>,
 ) -> *mut pg_sys::IndexBuildResult {
     if super::storage::PgStore::new(index).nblocks() != 0 {
         crate::error::error(
@@ -125,6 +152,8 @@ pub unsafe extern "C-unwind" fn ambuild(
     let mut state = BuildState {
         kind: KeyType::of_index(index),
         entries: Vec::new(),
+        unique: (*index_info).ii_Unique,
+        dead: Vec::new(),
     };
 
     progress(pg_sys::PROGRESS_CREATEIDX_SUBPHASE, PHASE_SCAN);
@@ -143,6 +172,15 @@ pub unsafe extern "C-unwind" fn ambuild(
         state.entries.len() as i64,
     );
     state.entries.sort_unstable();
+    if state.unique {
+        state.dead.sort_unstable();
+        let checked =
+            super::unique::check_build(index, heap, state.kind, &state.entries, &state.dead);
+        if let Err(v) = checked {
+            *violation = Some(v);
+            return std::ptr::null_mut();
+        }
+    }
 
     progress(pg_sys::PROGRESS_CREATEIDX_SUBPHASE, PHASE_LOAD);
     let n_entries = state.entries.len();

@@ -25,7 +25,7 @@ fn alex_handler(_fcinfo: pg_sys::FunctionCallInfo) -> PgBox<pg_sys::IndexAmRouti
     am.amcanorder = true;
     am.amcanorderbyop = false;
     am.amcanbackward = false; // scans run in one direction; cursors that turn around get a Materialize
-    am.amcanunique = false;
+    am.amcanunique = true; // checked per key in unique.rs
     am.amcanmulticol = false;
     am.amoptionalkey = true;
     am.amsearcharray = false; // = ANY(array) is served by bitmap scans

@@ -98,6 +98,16 @@ impl KeyType {
         })
     }
 
+    /// A datum of this type whose value is `key`'s, for messages (a float
+    /// key of -0 reads as 0, which equals it).
+    pub fn describable(self, key: u64) -> Datum {
+        match self {
+            KeyType::Float4 => Datum::from((f64::from_ordered_u64(key) as f32).to_bits() as usize),
+            KeyType::Float8 => Datum::from(f64::from_ordered_u64(key).to_bits() as usize),
+            _ => self.decode(key).unwrap_or(Datum::from(0)),
+        }
+    }
+
     /// Encode a comparison argument of type `arg_type` (a cross-type operator's
     /// right-hand side) into this index's key domain.
     pub fn encode_arg(self, arg_type: Oid, d: Datum) -> Option<u64> {

@@ -3,7 +3,7 @@
 //! One file per concern, as in contrib/bloom: `handler` (the routine table and
 //! SQL objects), `keys` (Datum <-> ordered u64), `storage` (the page store over
 //! shared buffers and GenericXLog), `build`, `insert`, `scan`, `vacuum`,
-//! `cost`, and `verify` (the SQL introspection functions).
+//! `cost`, `unique` (unique checks), and `verify` (the SQL introspection functions).
 
 mod build;
 mod cost;
@@ -12,7 +12,9 @@ mod insert;
 mod keys;
 mod readers;
 mod scan;
+mod speculative;
 mod storage;
+mod unique;
 mod vacuum;
 mod verify;
 mod wal;
@@ -68,4 +70,5 @@ fn open(rel: pg_sys::Relation) -> alex::Alex<PgStore> {
 pub(crate) fn init() {
     readers::init();
     wal::init();
+    speculative::init();
 }

@@ -4,6 +4,7 @@ use pgrx::pg_sys;
 
 pub mod hooks;
 pub mod privilege;
+pub mod report;
 
 /// The name of an open relation, for messages.
 pub fn relation_name(rel: pg_sys::Relation) -> String {
