@@ -17,9 +17,10 @@
 use super::keys::{heap_tid, is_null_entry, KeyType};
 use super::storage::PgStore;
 use crate::pg::report::ConstraintError;
-use alex::{Alex, Tid};
+use alex::{Alex, Direction, Tid};
 use pgrx::pg_sys;
 use pgrx::PgSqlErrorCode;
+use std::ops::Bound;
 
 /// `objsubid` of omendb's key locks ("OM").
 const KEY_LOCK_CLASS: u16 = 0x4F4D;
@@ -113,7 +114,27 @@ enum Found {
 
 /// Check the rows already indexed under `key` (NULL entries when
 /// `is_null`) against the row at `own` being inserted.
+///
+/// The entries are read with a scan's pin on the data page they come from,
+/// kept while their heap rows are fetched (nbtree holds its leaf page the
+/// same way): VACUUM cannot remove such an entry, and so cannot free its
+/// heap slot for a row with another key, before it has been checked.
 fn survey(
+    index: pg_sys::Relation,
+    heap: pg_sys::Relation,
+    key: u64,
+    is_null: bool,
+    own: pg_sys::ItemPointerData,
+    check: Check,
+) -> Found {
+    let ix = super::open_with(index, PgStore::for_scan(index));
+    let found = survey_entries(&ix, index, heap, key, is_null, own, check);
+    // Before any wait: a pin held while waiting could stall VACUUM.
+    ix.store().release_pin();
+    found
+}
+
+fn survey_entries(
     ix: &Alex<PgStore>,
     index: pg_sys::Relation,
     heap: pg_sys::Relation,
@@ -122,8 +143,13 @@ fn survey(
     own: pg_sys::ItemPointerData,
     check: Check,
 ) -> Found {
-    let tids = ix.get(key).unwrap_or_else(|e| super::raise(index, e));
-    for tid in tids {
+    let entries = ix.range(
+        Bound::Included(key),
+        Bound::Included(key),
+        Direction::Forward,
+    );
+    for entry in entries {
+        let (_, tid) = entry.unwrap_or_else(|e| super::raise(index, e));
         if is_null_entry(key, tid) != is_null || same_tid(heap_tid(tid), own) {
             continue;
         }
@@ -182,7 +208,7 @@ pub(super) fn insert(
     let own = heap_tid(entry);
     loop {
         let lock = KeyLock::acquire(index, key);
-        match survey(ix, index, heap, key, is_null, own, check) {
+        match survey(index, heap, key, is_null, own, check) {
             Found::Wait { xid, token } => {
                 lock.release();
                 let mut ctid = own;
@@ -271,14 +297,22 @@ pub(super) fn check_build(
     dead: &[Tid],
 ) -> Result<(), ConstraintError> {
     let nulls_conflict = nulls_not_distinct(index);
-    let mut last: Option<(u64, bool)> = None;
+    // NULL entries share their key with the type's greatest value (int8's
+    // maximum, timestamp 'infinity') and interleave with its entries by TID,
+    // so the two kinds are tracked apart.
+    let mut last_key: Option<u64> = None;
+    let mut null_seen = false;
     for &(key, tid) in entries {
         if dead.binary_search(&tid).is_ok() {
             continue;
         }
         let is_null = is_null_entry(key, tid);
-        let this = Some((key, is_null));
-        if this == last && (!is_null || nulls_conflict) {
+        let duplicate = if is_null {
+            std::mem::replace(&mut null_seen, true) && nulls_conflict
+        } else {
+            std::mem::replace(&mut last_key, Some(key)) == Some(key)
+        };
+        if duplicate {
             let mut value = if is_null {
                 pg_sys::Datum::from(0)
             } else {
@@ -297,7 +331,6 @@ pub(super) fn check_build(
                 Some(detail),
             ));
         }
-        last = this;
     }
     Ok(())
 }

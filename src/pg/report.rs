@@ -30,8 +30,9 @@ pub struct ConstraintError {
     detail: *mut c_char,
     table: pg_sys::Relation,
     constraint: *mut c_char,
-    /// Where it was made, for the report's LOCATION.
-    file: *mut c_char,
+    /// Where it was made, for the report's LOCATION. Static: PostgreSQL
+    /// keeps the pointer (CopyErrorData, ReThrowError) past any context.
+    file: &'static std::ffi::CStr,
     line: c_int,
     function: &'static std::ffi::CStr,
 }
@@ -42,6 +43,24 @@ fn pstrdup(s: &str) -> *mut c_char {
     let c = CString::new(s.replace('\0', "")).unwrap_or_default();
     // SAFETY: copies a NUL-terminated string into CurrentMemoryContext.
     unsafe { pg_sys::pstrdup(c.as_ptr()) }
+}
+
+/// A NUL-terminated copy of a source file name that lives as long as the
+/// process: one leaked copy per file, made the first time it is needed.
+fn static_cstr(s: &'static str) -> &'static std::ffi::CStr {
+    thread_local! {
+        static NAMES: std::cell::RefCell<std::collections::HashMap<&'static str, &'static std::ffi::CStr>> =
+            Default::default();
+    }
+    NAMES.with(|m| {
+        *m.borrow_mut().entry(s).or_insert_with(|| {
+            Box::leak(
+                CString::new(s.replace('\0', ""))
+                    .unwrap_or_default()
+                    .into_boxed_c_str(),
+            )
+        })
+    })
 }
 
 impl ConstraintError {
@@ -58,7 +77,7 @@ impl ConstraintError {
     ) -> ConstraintError {
         let at = std::panic::Location::caller();
         ConstraintError {
-            file: pstrdup(at.file()),
+            file: static_cstr(at.file()),
             line: at.line() as c_int,
             function,
             code: code as c_int,
@@ -84,7 +103,7 @@ impl ConstraintError {
                     raw::errdetail(c"%s".as_ptr(), self.detail);
                 }
                 raw::errtableconstraint(self.table, self.constraint);
-                raw::errfinish(self.file, self.line, self.function.as_ptr());
+                raw::errfinish(self.file.as_ptr(), self.line, self.function.as_ptr());
             }
         }
         unreachable!("ereport(ERROR) returned")
