@@ -16,7 +16,7 @@
 //! deadlock.
 
 use alex::page::{Kind, Page, PAGE_SIZE, SPECIAL_OFF};
-use alex::{Error, PageStore, Result, WriteGroup, GROUP_LIMIT};
+use alex::{Error, PageOp, PageStore, Result, WriteGroup, GROUP_LIMIT};
 use pgrx::pg_sys;
 use std::cell::Cell;
 
@@ -33,6 +33,9 @@ pub struct PgStore {
     rel: pg_sys::Relation,
     mode: Mode,
     held: Cell<Option<pg_sys::Buffer>>,
+    /// A block count seen earlier (an index never shrinks while open): a
+    /// block below it needs no `lseek` to be known to exist.
+    known_blocks: Cell<u32>,
 }
 
 impl PgStore {
@@ -41,6 +44,7 @@ impl PgStore {
             rel,
             mode: Mode::Plain,
             held: Cell::new(None),
+            known_blocks: Cell::new(0),
         }
     }
 
@@ -56,6 +60,19 @@ impl PgStore {
             mode: Mode::Vacuum,
             ..PgStore::new(rel)
         }
+    }
+
+    /// `Err(NoSuchBlock)` unless `blk` exists.
+    fn check_block(&self, blk: u32) -> Result<()> {
+        if blk < self.known_blocks.get() {
+            return Ok(());
+        }
+        let nblocks = self.nblocks();
+        self.known_blocks.set(nblocks);
+        if blk >= nblocks {
+            return Err(Error::NoSuchBlock { blk, nblocks });
+        }
+        Ok(())
     }
 
     /// Drop the scan's pin. Called when the scan ends normally; after an
@@ -103,10 +120,7 @@ impl PageStore for PgStore {
     }
 
     fn read(&self, blk: u32, f: &mut dyn FnMut(&Page)) -> Result<()> {
-        let nblocks = self.nblocks();
-        if blk >= nblocks {
-            return Err(Error::NoSuchBlock { blk, nblocks });
-        }
+        self.check_block(blk)?;
         // Never wait for a lock while holding the scan's pin (see module docs).
         self.release_pin();
         // SAFETY: blk exists; the guard releases the pin and lock.
@@ -128,6 +142,51 @@ impl PageStore for PgStore {
             self.held.set(Some(b));
         }
         Ok(())
+    }
+
+    /// One data page changed by a [`PageOp`]: when omendb's resource manager is
+    /// registered, the page is changed in the buffer and the op itself is the WAL record
+    /// (wal.rs), so the exclusive lock is held only for the change, not for GenericXLog's
+    /// copy, delta and copy-back of the page.
+    fn apply(
+        &mut self,
+        blk: u32,
+        decide: &mut dyn FnMut(&Page) -> Result<Option<PageOp>>,
+    ) -> Result<bool> {
+        if self.mode == Mode::Vacuum || !super::wal::available() {
+            return alex::store::apply_in_group(self, blk, decide);
+        }
+        self.release_pin();
+        self.check_block(blk)?;
+        // SAFETY: blk exists; the guard releases the pin and lock.
+        let buf = unsafe {
+            let b = pg_sys::ReadBuffer(self.rel, blk);
+            pg_sys::LockBuffer(b, pg_sys::BUFFER_LOCK_EXCLUSIVE as i32);
+            LockedBuffer(b)
+        };
+        let page = page_of(buf.0);
+        // SAFETY: exclusively locked; `decide` only reads.
+        let Some(op) = decide(unsafe { &*page })? else {
+            return Ok(false);
+        };
+        let wal = relation_needs_wal(self.rel);
+        // SAFETY: as nbtree's inserts: in a critical section, change the locked page,
+        // mark it dirty, log, stamp the LSN. `decide` checked that the op applies, so
+        // `apply` cannot fail here; if it did, the ERROR would become a PANIC (and
+        // recovery would redo the page from its last image), never a half-changed page.
+        unsafe {
+            pg_sys::CritSectionCount += 1;
+            if let Err(e) = op.apply(&mut *page, blk) {
+                pgrx::error!("alex index \"{}\": {e}", super::relation_name(self.rel));
+            }
+            pg_sys::MarkBufferDirty(buf.0);
+            if wal {
+                let lsn = super::wal::log_op(buf.0, &op);
+                set_page_lsn(&mut *page, lsn);
+            }
+            pg_sys::CritSectionCount -= 1;
+        }
+        Ok(true)
     }
 
     fn atomic(&mut self, f: &mut dyn FnMut(&mut dyn WriteGroup) -> Result<()>) -> Result<()> {
@@ -252,7 +311,7 @@ impl XLogGroup {
 
 /// PageSetLSN (a static inline function PostgreSQL 15 does not export):
 /// pd_lsn is {xlogid, xrecoff}, two native-endian u32s at the page start.
-fn set_page_lsn(page: &mut Page, lsn: pg_sys::XLogRecPtr) {
+pub(super) fn set_page_lsn(page: &mut Page, lsn: pg_sys::XLogRecPtr) {
     page[0..4].copy_from_slice(&((lsn >> 32) as u32).to_ne_bytes());
     page[4..8].copy_from_slice(&(lsn as u32).to_ne_bytes());
 }

@@ -1,4 +1,11 @@
-//! A WAL resource manager of our own for VACUUM's changes to alex pages.
+//! A WAL resource manager of our own for alex pages: VACUUM's changes, and
+//! in-place inserts.
+//!
+//! An in-place insert is logged as the entry and its page (an `alex::PageOp`,
+//! 15 bytes) and replayed by running the core's same `PageOp::apply` on the
+//! page as it was: shorter records and a shorter exclusive lock than
+//! GenericXLog's copy, delta and copy-back of the whole page. Every other
+//! change (splits, retrains, builds) stays GenericXLog.
 //!
 //! GenericXLog redo takes a plain exclusive lock on each page. VACUUM's
 //! changes (entries removed, entries moved left by a merge) must instead wait
@@ -22,6 +29,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub const RMGR_ID: u8 = 203;
 /// Record: full page images.
 const INFO_VACUUM: u8 = 0x10;
+/// Record: one page, changed by the `alex::PageOp` in its block data.
+const INFO_OP: u8 = 0x40;
 /// With `INFO_VACUUM`: redo takes a cleanup lock on block 0 (a data page
 /// entries leave), as the primary did.
 const INFO_CLEANUP_FIRST: u8 = 0x20;
@@ -77,10 +86,26 @@ pub unsafe fn log_images(buffers: &[pg_sys::Buffer], cleanup_first: bool) -> pg_
     pg_sys::XLogInsert(RMGR_ID, info)
 }
 
+/// Log `op`, just applied to the exclusively locked, dirtied page in `buffer`;
+/// returns the record's LSN for the page.
+///
+/// # Safety
+/// Inside a critical section, with `buffer` locked as described.
+pub unsafe fn log_op(buffer: pg_sys::Buffer, op: &alex::PageOp) -> pg_sys::XLogRecPtr {
+    let (bytes, len) = op.encode();
+    pg_sys::XLogBeginInsert();
+    pg_sys::XLogRegisterBuffer(0, buffer, pg_sys::REGBUF_STANDARD as u8);
+    pg_sys::XLogRegisterBufData(0, bytes.as_ptr() as *mut std::ffi::c_char, len as i32);
+    pg_sys::XLogInsert(RMGR_ID, INFO_OP)
+}
+
 #[pg_guard]
 unsafe extern "C-unwind" fn redo(record: *mut pg_sys::XLogReaderState) {
     let decoded = (*record).record;
     let info = (*decoded).header.xl_info & !(pg_sys::XLR_INFO_MASK as u8);
+    if info == INFO_OP {
+        return redo_op(record);
+    }
     if info & !INFO_CLEANUP_FIRST != INFO_VACUUM {
         error!("omendb_alex redo: unknown record type {info:#x}");
     }
@@ -109,19 +134,59 @@ unsafe extern "C-unwind" fn redo(record: *mut pg_sys::XLogReaderState) {
     }
 }
 
+/// Redo of `INFO_OP`: the op again, on the page as the primary had it
+/// before (or nothing, if the page's image already includes it).
+unsafe fn redo_op(record: *mut pg_sys::XLogReaderState) {
+    let mut buf: pg_sys::Buffer = 0;
+    if pg_sys::XLogReadBufferForRedo(record, 0, &mut buf) == pg_sys::XLogRedoAction::BLK_NEEDS_REDO
+    {
+        let mut len: pg_sys::Size = 0;
+        let data = pg_sys::XLogRecGetBlockData(record, 0, &mut len);
+        let blk = pg_sys::BufferGetBlockNumber(buf);
+        let bytes = if data.is_null() {
+            &[][..]
+        } else {
+            std::slice::from_raw_parts(data as *const u8, len)
+        };
+        let page = &mut *(pg_sys::BufferGetPage(buf) as *mut alex::page::Page);
+        let applied = alex::PageOp::decode(bytes, blk).and_then(|op| op.apply(page, blk));
+        if let Err(e) = applied {
+            error!("omendb_alex redo: {e}");
+        }
+        super::storage::set_page_lsn(page, (*record).EndRecPtr);
+        pg_sys::MarkBufferDirty(buf);
+    }
+    if buf != 0 {
+        pg_sys::UnlockReleaseBuffer(buf);
+    }
+}
+
 #[pg_guard]
 unsafe extern "C-unwind" fn desc(buf: pg_sys::StringInfo, record: *mut pg_sys::XLogReaderState) {
-    let n = (*(*record).record).max_block_id + 1;
-    let text = format!("alex vacuum: {n} page images, cleanup lock on the first\0");
+    let decoded = (*record).record;
+    let text = if (*decoded).header.xl_info & !(pg_sys::XLR_INFO_MASK as u8) == INFO_OP {
+        let mut len: pg_sys::Size = 0;
+        let data = pg_sys::XLogRecGetBlockData(record, 0, &mut len);
+        let op = (!data.is_null())
+            .then(|| alex::PageOp::decode(std::slice::from_raw_parts(data as *const u8, len), 0))
+            .and_then(Result::ok);
+        match op {
+            Some(op) => format!("alex {op:?}\0"),
+            None => "alex page op (data not in this record)\0".to_string(),
+        }
+    } else {
+        let n = (*decoded).max_block_id + 1;
+        format!("alex vacuum: {n} page images, cleanup lock on the first\0")
+    };
     pg_sys::appendStringInfoString(buf, text.as_ptr() as *const std::ffi::c_char);
 }
 
 #[pg_guard]
 unsafe extern "C-unwind" fn identify(info: u8) -> *const std::ffi::c_char {
-    if info & !(pg_sys::XLR_INFO_MASK as u8) == INFO_VACUUM {
-        c"ALEX_VACUUM".as_ptr()
-    } else {
-        std::ptr::null()
+    match info & !(pg_sys::XLR_INFO_MASK as u8) & !INFO_CLEANUP_FIRST {
+        INFO_VACUUM => c"ALEX_VACUUM".as_ptr(),
+        INFO_OP => c"ALEX_INSERT".as_ptr(),
+        _ => std::ptr::null(),
     }
 }
 

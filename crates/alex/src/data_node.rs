@@ -162,11 +162,33 @@ pub struct DataNode {
     mask: u64,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InsertOutcome {
     Inserted,
     Exists,
     /// The nearest gap is too far: retrain (rebuild the page) instead of shifting.
     Retrain,
+}
+
+/// Where an in-place insert goes (see `DataNode::place`).
+enum Placement {
+    Exists,
+    Retrain,
+    /// Into the gap run `[a, i)` before the entry's position, at slot `q`.
+    InRun {
+        a: usize,
+        q: usize,
+    },
+    /// Shift `[i, gap)` one slot right; the entry takes slot `i`.
+    ShiftRight {
+        i: usize,
+        gap: usize,
+    },
+    /// Shift `(gap, i)` one slot left; the entry takes slot `i - 1`.
+    ShiftLeft {
+        i: usize,
+        gap: usize,
+    },
 }
 
 fn tid_at(p: &Page, off: usize) -> Tid {
@@ -418,19 +440,17 @@ impl DataNode {
         self.write_header(p);
     }
 
-    /// Insert in place. Caller checked: `covers(item)`, `fits_key(item.key)`, `count < cap`.
-    pub fn insert(&mut self, p: &mut Page, item: Item) -> InsertOutcome {
+    /// Where an in-place insert of `item` would go, without changing the page.
+    fn place(&self, p: &Page, item: Item) -> Placement {
         let (i, exists) = self.find(p, item);
         if exists {
-            return InsertOutcome::Exists;
+            return Placement::Exists;
         }
-        let r = item.key - self.base();
-        let pred = self.model.slot(item.key, self.cap);
         let mut a = i;
         while a > 0 && !self.occupied(p, a - 1) {
             a -= 1;
         }
-        let q = if a < i {
+        if a < i {
             // A gap run [a, i) sits right where the entry goes: model-based placement in it,
             // except past either end of the page's entries, where the entry goes next to its
             // neighbour so a stream continuing in that direction keeps the rest of the run.
@@ -439,44 +459,71 @@ impl DataNode {
             } else if i == self.cap && a > 0 {
                 a
             } else {
-                pred.clamp(a, i - 1)
+                self.model.slot(item.key, self.cap).clamp(a, i - 1)
             };
-            for j in a..q {
-                self.set_rkey(p, j, r);
+            return Placement::InRun { a, q };
+        }
+        let right = (i..self.cap).find(|&j| !self.occupied(p, j));
+        let left = (0..i).rev().find(|&j| !self.occupied(p, j));
+        let dr = right.map(|g| g - i);
+        let dl = left.map(|g| i - g);
+        let use_right = match (dr, dl) {
+            (Some(r), Some(l)) => r <= l,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return Placement::Retrain,
+        };
+        let dist = if use_right { dr } else { dl }.unwrap_or(usize::MAX);
+        if dist > (self.cap / 8).max(32) {
+            return Placement::Retrain;
+        }
+        if use_right {
+            Placement::ShiftRight {
+                i,
+                gap: right.unwrap_or(i),
             }
-            q
         } else {
-            let right = (i..self.cap).find(|&j| !self.occupied(p, j));
-            let left = (0..i).rev().find(|&j| !self.occupied(p, j));
-            let dr = right.map(|g| g - i);
-            let dl = left.map(|g| i - g);
-            let use_right = match (dr, dl) {
-                (Some(r), Some(l)) => r <= l,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (None, None) => return InsertOutcome::Retrain,
-            };
-            let dist = if use_right { dr } else { dl }.unwrap_or(usize::MAX);
-            if dist > (self.cap / 8).max(32) {
-                return InsertOutcome::Retrain;
+            Placement::ShiftLeft {
+                i,
+                gap: left.unwrap_or(0),
             }
-            let w = self.width;
-            if use_right {
-                let g = right.unwrap_or(i);
-                let ko = self.keys_off;
+        }
+    }
+
+    /// What [`insert`](Self::insert) would do, without doing it.
+    pub fn insert_outcome(&self, p: &Page, item: Item) -> InsertOutcome {
+        match self.place(p, item) {
+            Placement::Exists => InsertOutcome::Exists,
+            Placement::Retrain => InsertOutcome::Retrain,
+            _ => InsertOutcome::Inserted,
+        }
+    }
+
+    /// Insert in place. Caller checked: `covers(item)`, `fits_key(item.key)`, `count < cap`.
+    pub fn insert(&mut self, p: &mut Page, item: Item) -> InsertOutcome {
+        // (Used only once the entry is known to go here, where `covers` holds.)
+        let r = item.key.wrapping_sub(self.base());
+        let (w, ko, po) = (self.width, self.keys_off, self.pay_off);
+        let q = match self.place(p, item) {
+            Placement::Exists => return InsertOutcome::Exists,
+            Placement::Retrain => return InsertOutcome::Retrain,
+            Placement::InRun { a, q } => {
+                for j in a..q {
+                    self.set_rkey(p, j, r);
+                }
+                q
+            }
+            Placement::ShiftRight { i, gap: g } => {
                 p.copy_within(ko + i * w..ko + g * w, ko + (i + 1) * w);
-                let po = self.pay_off;
                 p.copy_within(
                     po + i * TID_SIZE..po + g * TID_SIZE,
                     po + (i + 1) * TID_SIZE,
                 );
                 self.set_occ(p, g, true);
                 i
-            } else {
-                let g = left.unwrap_or(0);
-                let ko = self.keys_off;
+            }
+            Placement::ShiftLeft { i, gap: g } => {
                 p.copy_within(ko + (g + 1) * w..ko + i * w, ko + g * w);
-                let po = self.pay_off;
                 p.copy_within(
                     po + (g + 1) * TID_SIZE..po + i * TID_SIZE,
                     po + g * TID_SIZE,

@@ -15,6 +15,7 @@ use crate::error::{invariant, Error, Result};
 use crate::key::{Item, Tid};
 use crate::meta::Meta;
 use crate::model_node::ModelNode;
+use crate::op::PageOp;
 use crate::page::{self, Kind, META_BLOCK};
 use crate::search::{live_data, live_or_retry};
 use crate::store::{atomic_with, read_with, PageStore, WriteGroup};
@@ -120,6 +121,12 @@ impl<S: PageStore> Alex<S> {
         let exact = meta.exact_count();
         let res = meta.residual_keys();
         if node.fits_key(item.key) && node.count < density_limit(&meta, node.cap) {
+            // Without an exact count the insert changes this page alone: one logged op.
+            if !exact {
+                if let Some(done) = self.insert_in_place(blk, item, &meta)? {
+                    return Ok(Some(done));
+                }
+            }
             return atomic_with(&mut self.store, |g| {
                 let (p, mut n) = reread(g, blk, item)?;
                 if !n.fits_key(item.key) || n.count >= density_limit(&meta, n.cap) {
@@ -199,6 +206,43 @@ impl<S: PageStore> Alex<S> {
         }
         self.split(blk, item)?;
         Ok(None)
+    }
+
+    /// Insert `item` into page `blk` in place as one [`PageOp`]: `Some(inserted)`, or `None`
+    /// when the page needs a retrain (the caller rewrites it in a group).
+    fn insert_in_place(&mut self, blk: u32, item: Item, meta: &Meta) -> Result<Option<bool>> {
+        let (mut exists, mut retrain) = (false, false);
+        let applied = self.store.apply(blk, &mut |p| {
+            let Some(n) = live_data(p, blk)? else {
+                return Err(Error::Retry { blk });
+            };
+            if n.incomplete()
+                || !n.covers(item)
+                || !n.fits_key(item.key)
+                || n.count >= density_limit(meta, n.cap)
+            {
+                return Err(Error::Retry { blk });
+            }
+            match n.insert_outcome(p, item) {
+                InsertOutcome::Inserted => Ok(Some(PageOp::Insert(item))),
+                InsertOutcome::Exists => {
+                    exists = true;
+                    Ok(None)
+                }
+                InsertOutcome::Retrain => {
+                    retrain = true;
+                    Ok(None)
+                }
+            }
+        })?;
+        Ok(if applied {
+            Some(true)
+        } else if exists {
+            Some(false)
+        } else {
+            debug_assert!(retrain);
+            None
+        })
     }
 
     /// The data page covering `item`, with its header and whether it holds `item`.

@@ -41,6 +41,7 @@ mod merge;
 pub mod meta;
 pub mod model;
 pub mod model_node;
+pub mod op;
 pub mod page;
 mod search;
 mod split;
@@ -51,6 +52,7 @@ pub use error::{Error, Result};
 pub use iter::{Direction, RangeIter};
 pub use key::{Item, Key, Tid};
 pub use meta::Meta;
+pub use op::PageOp;
 pub use store::{MemStore, PageStore, WriteGroup, GROUP_LIMIT};
 pub use verify::VerifyReport;
 

@@ -12,6 +12,7 @@
 //! * `nblocks`: `RelationGetNumberOfBlocks`, used to bound walks over possibly corrupt links.
 
 use crate::error::{Error, Result};
+use crate::op::PageOp;
 use crate::page::{Page, PAGE_SIZE};
 
 /// GenericXLog's `MAX_GENERIC_XLOG_PAGES`.
@@ -25,6 +26,36 @@ pub trait PageStore {
     /// Run `f`; all pages it modified or allocated become visible atomically if it returns
     /// `Ok`, and none of its changes survive if it returns `Err`.
     fn atomic(&mut self, f: &mut dyn FnMut(&mut dyn WriteGroup) -> Result<()>) -> Result<()>;
+    /// Change data page `blk` by one [`PageOp`], atomically: `decide` looks at the
+    /// exclusively locked page and names the op (`None`: leave the page; an error: nothing
+    /// changes). Returns whether an op was applied. A store with a log of its own may log
+    /// the op instead of the page (the binding's compact WAL record, replayed by
+    /// [`PageOp::apply`]); the default is a one-page atomic group.
+    fn apply(
+        &mut self,
+        blk: u32,
+        decide: &mut dyn FnMut(&Page) -> Result<Option<PageOp>>,
+    ) -> Result<bool> {
+        apply_in_group(self, blk, decide)
+    }
+}
+
+/// [`PageStore::apply`] as an ordinary one-page atomic group.
+pub fn apply_in_group<S: PageStore + ?Sized>(
+    s: &mut S,
+    blk: u32,
+    decide: &mut dyn FnMut(&Page) -> Result<Option<PageOp>>,
+) -> Result<bool> {
+    atomic_with(s, |g| {
+        let p = g.modify(blk)?;
+        match decide(p)? {
+            Some(op) => {
+                op.apply(p, blk)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    })
 }
 
 /// The pages of one atomic group.

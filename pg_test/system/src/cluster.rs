@@ -299,6 +299,11 @@ impl Cluster {
 
     /// A streaming standby of this cluster: `pg_basebackup -R`, then start.
     pub fn start_standby(&self, name: &str) -> Result<Cluster> {
+        self.start_standby_with(name, &[])
+    }
+
+    /// A streaming standby with `extra_conf` lines after the copied settings.
+    pub fn start_standby_with(&self, name: &str, extra_conf: &[String]) -> Result<Cluster> {
         let data_dir = unique_dir(name)?;
         make_postgres_dir(&data_dir)?;
         let mut bb = pg_command("pg_basebackup");
@@ -329,6 +334,7 @@ impl Cluster {
             format!("unix_socket_directories = '{}'", standby.data_dir.display()),
             "max_standby_streaming_delay = -1".to_string(),
         ])?;
+        standby.append_conf(extra_conf)?;
         std::fs::remove_file(standby.log_path()).ok();
         standby.start()?;
         Ok(standby)

@@ -4,7 +4,9 @@
 //! records of alex and omen_columnar, and alex's own VACUUM records,
 //! included) on the standby. Run for btree, alex (both also through
 //! index-only scans on the standby), and an omen_columnar table (compacted
-//! every cycle).
+//! every cycle). alex's in-place inserts are records of omendb's own resource
+//! manager: a standby that does not preload omendb stops at the first one
+//! with PostgreSQL's message naming it, rather than diverging.
 
 use omendb_systest::{query_with_plan, Cluster, ClusterOptions, Result};
 use postgres::Client;
@@ -136,4 +138,46 @@ fn columnar_standby_returns_the_same_rows() -> Result<()> {
         ],
         false,
     )
+}
+
+#[test]
+fn a_standby_without_omendb_preloaded_stops_at_an_alex_insert_record() -> Result<()> {
+    let primary = Cluster::start_new("rep-nopreload", &ClusterOptions::default())?;
+    primary.sql(
+        "CREATE EXTENSION omendb;
+         CREATE TABLE rep_t (id bigint NOT NULL);
+         INSERT INTO rep_t SELECT generate_series(1, 10000);
+         CREATE INDEX rep_t_id ON rep_t USING alex (id);",
+    )?;
+    let standby = primary.start_standby_with(
+        "rep-nopreload-standby",
+        &["shared_preload_libraries = ''".to_string()],
+    )?;
+    // Built pages travel as ordinary full-page records: replayed.
+    standby.wait_for_replay(primary.current_wal_lsn()?, Duration::from_secs(60))?;
+    // An in-place insert is an omendb_alex record.
+    primary.sql("INSERT INTO rep_t VALUES (5000)")?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let log = standby.log_tail(50);
+        if log.contains("resource manager with ID 203 not registered") {
+            assert!(
+                log.contains("shared_preload_libraries"),
+                "the refusal should say what to do:\n{log}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the standby did not refuse the record:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // It stopped rather than going on without the record.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        standby.connect().is_err(),
+        "the standby still accepts connections after refusing a record"
+    );
+    Ok(())
 }
