@@ -528,7 +528,22 @@ fn plan_down(
                 .saturating_sub(e[0].key)
                 .min(e[want].key.saturating_sub(e[h].key)))
             .max(1);
-            let base = e[want].key.saturating_sub(span).max(e[0].key);
+            // In a bounded range, slots 1.. should reach its end: were the last slot left to
+            // hold the rest, the stream would split down again there, a level per
+            // `MAX_FANOUT` pages. Slots up to `MAX_FANOUT` times wider (each split down
+            // once when the stream gets there) make that a level per factor of ~1000 in
+            // size instead. (Slot 1 still starts at the split key.)
+            let wide = high
+                .map(|hi| {
+                    hi.saturating_sub(e[want].key)
+                        .div_ceil(MAX_FANOUT as u64 - 1)
+                })
+                .map(|w| w.min(span.saturating_mul(MAX_FANOUT as u64)))
+                .filter(|&w| w > span);
+            let (span, base) = match wide {
+                Some(w) => (w, e[want].key.saturating_sub(w)),
+                None => (span, e[want].key.saturating_sub(span).max(e[0].key)),
+            };
             (
                 LinearModel {
                     base,
