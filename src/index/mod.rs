@@ -3,9 +3,11 @@
 //! One file per concern, as in contrib/bloom: `handler` (the routine table and
 //! SQL objects), `keys` (Datum <-> ordered u64), `storage` (the page store over
 //! shared buffers and GenericXLog), `build`, `insert`, `scan`, `vacuum`,
-//! `cost`, `unique` (unique checks), and `verify` (the SQL introspection functions).
+//! `cost`, `unique` (unique checks), `cleanup` (entries dead to all removed
+//! before VACUUM), and `verify` (the SQL introspection functions).
 
 mod build;
+mod cleanup;
 mod cost;
 mod handler;
 mod insert;

@@ -167,7 +167,15 @@ struct ScanState {
     /// and a tuple holding NULL. Null pointers until first needed.
     value_tuple: pg_sys::IndexTuple,
     null_tuple: pg_sys::IndexTuple,
+    /// The entry returned last, and the entries PostgreSQL found dead to
+    /// all after they were returned (`kill_prior_tuple`), removed when the
+    /// scan is rescanned or ends (cleanup.rs).
+    last: Option<(u64, alex::Tid)>,
+    killed: Vec<(u64, alex::Tid)>,
 }
+
+/// Dead entries a scan remembers for removal (the rest wait for VACUUM).
+const MAX_KILLED: usize = 1024;
 
 impl Drop for ScanState {
     fn drop(&mut self) {
@@ -190,6 +198,8 @@ impl ScanState {
             started: false,
             value_tuple: std::ptr::null_mut(),
             null_tuple: std::ptr::null_mut(),
+            last: None,
+            killed: Vec::new(),
             // SAFETY: a child of the scan's context, deleted along with it.
             tuple_cxt: unsafe {
                 pg_sys::AllocSetContextCreateInternal(
@@ -201,6 +211,20 @@ impl ScanState {
                 )
             },
         }
+    }
+
+    /// Remove the entries found dead (after the scan has left their pages:
+    /// called on rescan and at the end).
+    fn remove_killed(&mut self, index: pg_sys::Relation, heap: pg_sys::Relation) {
+        self.last = None;
+        if self.killed.is_empty() {
+            return;
+        }
+        // The scan's pin protects entries it is still returning; none are.
+        // SAFETY: `ix` is ours until Drop.
+        unsafe { (*self.ix).store().release_pin() };
+        let killed = std::mem::take(&mut self.killed);
+        super::cleanup::remove_dead(index, heap, &killed);
     }
 
     fn restart(&mut self, plan: Plan) {
@@ -312,6 +336,8 @@ pub unsafe extern "C-unwind" fn amrescan(
         std::slice::from_raw_parts((*scan).keyData, n)
     };
     let st = state(scan);
+    st.iter = None;
+    st.remove_killed((*scan).indexRelation, (*scan).heapRelation);
     let plan = Plan::from_keys(st.kind, key_slice);
     st.restart(plan);
 }
@@ -323,6 +349,11 @@ pub unsafe extern "C-unwind" fn amgettuple(
 ) -> bool {
     let index = (*scan).indexRelation;
     let st = state(scan);
+    if (*scan).kill_prior_tuple && st.killed.len() < MAX_KILLED {
+        if let Some(last) = st.last {
+            st.killed.push(last);
+        }
+    }
     if st.plan.empty {
         return false;
     }
@@ -335,8 +366,10 @@ pub unsafe extern "C-unwind" fn amgettuple(
         st.start(dir);
     }
     let Some((key, tid)) = st.next(index) else {
+        st.last = None;
         return false;
     };
+    st.last = Some((key, tid));
     (*scan).xs_heaptid = heap_tid(tid);
     (*scan).xs_recheck = false;
     if (*scan).xs_want_itup {
@@ -433,8 +466,10 @@ pub unsafe extern "C-unwind" fn amgetbitmap(
 #[pg_guard]
 pub unsafe extern "C-unwind" fn amendscan(scan: pg_sys::IndexScanDesc) {
     let slot = &mut *((*scan).opaque as *mut Slot);
-    if let Some(st) = slot.as_ref() {
+    if let Some(st) = slot.as_mut() {
+        st.iter = None;
         (*st.ix).store().release_pin();
+        st.remove_killed((*scan).indexRelation, (*scan).heapRelation);
     }
     *slot = None;
 }

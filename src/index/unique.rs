@@ -88,15 +88,18 @@ fn snapshot(kind: pg_sys::SnapshotType::Type) -> pg_sys::SnapshotData {
     s
 }
 
-/// Whether some version in the HOT chain at `tid` satisfies `snap`.
+/// Whether some version in the HOT chain at `tid` satisfies `snap`; with
+/// `all_dead`, also whether the whole chain is dead to every transaction.
 fn fetch(
     heap: pg_sys::Relation,
     tid: pg_sys::ItemPointerData,
     snap: &mut pg_sys::SnapshotData,
+    all_dead: Option<&mut bool>,
 ) -> bool {
     let mut tid = tid;
+    let all_dead = all_dead.map_or(std::ptr::null_mut(), |d| d as *mut bool);
     // SAFETY: an open table; the call follows the HOT chain from `tid`.
-    unsafe { pg_sys::table_index_fetch_tuple_check(heap, &mut tid, snap, std::ptr::null_mut()) }
+    unsafe { pg_sys::table_index_fetch_tuple_check(heap, &mut tid, snap, all_dead) }
 }
 
 /// What the entries already under a key say about inserting another.
@@ -128,12 +131,23 @@ fn survey(
     check: Check,
 ) -> Found {
     let ix = super::open_with(index, PgStore::for_scan(index));
-    let found = survey_entries(&ix, index, heap, key, is_null, own, check);
+    let mut dead = Vec::new();
+    let found = survey_entries(&ix, index, heap, key, is_null, own, check, &mut dead);
     // Before any wait: a pin held while waiting could stall VACUUM.
     ix.store().release_pin();
+    // Versions of a row updated again and again under one key pile up until
+    // VACUUM; remove those dead to all once a few have (cleanup.rs).
+    if dead.len() >= DEAD_VERSIONS_TO_REMOVE {
+        super::cleanup::remove_dead(index, heap, &dead);
+    }
     found
 }
 
+/// Dead entries of one key a unique check removes when it meets this many.
+const DEAD_VERSIONS_TO_REMOVE: usize = 2;
+
+/// The survey proper; entries found dead to all go to `dead`.
+#[allow(clippy::too_many_arguments)]
 fn survey_entries(
     ix: &Alex<PgStore>,
     index: pg_sys::Relation,
@@ -142,6 +156,7 @@ fn survey_entries(
     is_null: bool,
     own: pg_sys::ItemPointerData,
     check: Check,
+    dead: &mut Vec<(u64, Tid)>,
 ) -> Found {
     let entries = ix.range(
         Bound::Included(key),
@@ -154,8 +169,12 @@ fn survey_entries(
             continue;
         }
         let mut dirty = snapshot(pg_sys::SnapshotType::SNAPSHOT_DIRTY);
-        if !fetch(heap, heap_tid(tid), &mut dirty) {
-            continue; // dead to everyone: no conflict
+        let mut all_dead = false;
+        if !fetch(heap, heap_tid(tid), &mut dirty, Some(&mut all_dead)) {
+            if all_dead {
+                dead.push((key, tid));
+            }
+            continue; // no conflict
         }
         if check == Check::Partial {
             return Found::Possible;
@@ -175,7 +194,7 @@ fn survey_entries(
         // by now (CREATE INDEX CONCURRENTLY's validation inserts rows that
         // may have been deleted since): nbtree's rule.
         let mut own_snap = snapshot(pg_sys::SnapshotType::SNAPSHOT_SELF);
-        if !fetch(heap, own, &mut own_snap) {
+        if !fetch(heap, own, &mut own_snap, None) {
             return Found::Nothing;
         }
         return Found::Duplicate;

@@ -4,8 +4,10 @@
 //! An in-place insert is logged as the entry and its page (an `alex::PageOp`,
 //! 15 bytes) and replayed by running the core's same `PageOp::apply` on the
 //! page as it was: shorter records and a shorter exclusive lock than
-//! GenericXLog's copy, delta and copy-back of the whole page. Every other
-//! change (splits, retrains, builds) stays GenericXLog.
+//! GenericXLog's copy, delta and copy-back of the whole page. The removal of
+//! entries whose rows are dead to all (cleanup.rs) is such an op too, with
+//! its snapshot conflict horizon. Every other change (splits, retrains,
+//! builds) stays GenericXLog.
 //!
 //! GenericXLog redo takes a plain exclusive lock on each page. VACUUM's
 //! changes (entries removed, entries moved left by a merge) must instead wait
@@ -29,8 +31,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub const RMGR_ID: u8 = 203;
 /// Record: full page images.
 const INFO_VACUUM: u8 = 0x10;
-/// Record: one page, changed by the `alex::PageOp` in its block data.
-const INFO_OP: u8 = 0x40;
+/// Record: one page, changed by the `alex::PageOp` in its block data: an
+/// insert, or a removal of dead entries (its conflict horizon in the main data).
+const INFO_OP_INSERT: u8 = 0x40;
+const INFO_OP_REMOVE: u8 = 0x80;
 /// With `INFO_VACUUM`: redo takes a cleanup lock on block 0 (a data page
 /// entries leave), as the primary did.
 const INFO_CLEANUP_FIRST: u8 = 0x20;
@@ -92,18 +96,29 @@ pub unsafe fn log_images(buffers: &[pg_sys::Buffer], cleanup_first: bool) -> pg_
 /// # Safety
 /// Inside a critical section, with `buffer` locked as described.
 pub unsafe fn log_op(buffer: pg_sys::Buffer, op: &alex::PageOp) -> pg_sys::XLogRecPtr {
-    let (bytes, len) = op.encode();
+    let bytes = op.encode();
+    let len = bytes.len();
+    // A removal's conflict horizon also goes in the main data, which a record
+    // keeps even when its block data gives way to a full-page image.
+    let conflict = op.conflict().map(u32::to_le_bytes);
     pg_sys::XLogBeginInsert();
+    if let Some(c) = &conflict {
+        pg_sys::XLogRegisterData(c.as_ptr() as *mut std::ffi::c_char, c.len() as i32);
+    }
     pg_sys::XLogRegisterBuffer(0, buffer, pg_sys::REGBUF_STANDARD as u8);
     pg_sys::XLogRegisterBufData(0, bytes.as_ptr() as *mut std::ffi::c_char, len as i32);
-    pg_sys::XLogInsert(RMGR_ID, INFO_OP)
+    let info = match op {
+        alex::PageOp::Insert(_) => INFO_OP_INSERT,
+        alex::PageOp::Remove { .. } => INFO_OP_REMOVE,
+    };
+    pg_sys::XLogInsert(RMGR_ID, info)
 }
 
 #[pg_guard]
 unsafe extern "C-unwind" fn redo(record: *mut pg_sys::XLogReaderState) {
     let decoded = (*record).record;
     let info = (*decoded).header.xl_info & !(pg_sys::XLR_INFO_MASK as u8);
-    if info == INFO_OP {
+    if info == INFO_OP_INSERT || info == INFO_OP_REMOVE {
         return redo_op(record);
     }
     if info & !INFO_CLEANUP_FIRST != INFO_VACUUM {
@@ -134,9 +149,31 @@ unsafe extern "C-unwind" fn redo(record: *mut pg_sys::XLogReaderState) {
     }
 }
 
-/// Redo of `INFO_OP`: the op again, on the page as the primary had it
+/// Redo of a page-op record: the op again, on the page as the primary had it
 /// before (or nothing, if the page's image already includes it).
 unsafe fn redo_op(record: *mut pg_sys::XLogReaderState) {
+    // Removed entries' rows may still be visible to a standby query's
+    // snapshot: cancel such queries first (nbtree's deletion records do too).
+    let decoded = (*record).record;
+    if (*decoded).main_data_len >= 4
+        && pg_sys::standbyState >= pg_sys::HotStandbyState::STANDBY_SNAPSHOT_PENDING
+    {
+        let main = std::slice::from_raw_parts((*decoded).main_data as *const u8, 4);
+        let horizon = pg_sys::TransactionId::from_inner(u32::from_le_bytes([
+            main[0], main[1], main[2], main[3],
+        ]));
+        if horizon != pg_sys::InvalidTransactionId {
+            let mut node: pg_sys::RelFileNode = std::mem::zeroed();
+            pg_sys::XLogRecGetBlockTag(
+                record,
+                0,
+                &mut node,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            );
+            pg_sys::ResolveRecoveryConflictWithSnapshot(horizon, node);
+        }
+    }
     let mut buf: pg_sys::Buffer = 0;
     if pg_sys::XLogReadBufferForRedo(record, 0, &mut buf) == pg_sys::XLogRedoAction::BLK_NEEDS_REDO
     {
@@ -164,7 +201,8 @@ unsafe fn redo_op(record: *mut pg_sys::XLogReaderState) {
 #[pg_guard]
 unsafe extern "C-unwind" fn desc(buf: pg_sys::StringInfo, record: *mut pg_sys::XLogReaderState) {
     let decoded = (*record).record;
-    let text = if (*decoded).header.xl_info & !(pg_sys::XLR_INFO_MASK as u8) == INFO_OP {
+    let info = (*decoded).header.xl_info & !(pg_sys::XLR_INFO_MASK as u8);
+    let text = if info == INFO_OP_INSERT || info == INFO_OP_REMOVE {
         let mut len: pg_sys::Size = 0;
         let data = pg_sys::XLogRecGetBlockData(record, 0, &mut len);
         let op = (!data.is_null())
@@ -185,7 +223,8 @@ unsafe extern "C-unwind" fn desc(buf: pg_sys::StringInfo, record: *mut pg_sys::X
 unsafe extern "C-unwind" fn identify(info: u8) -> *const std::ffi::c_char {
     match info & !(pg_sys::XLR_INFO_MASK as u8) & !INFO_CLEANUP_FIRST {
         INFO_VACUUM => c"ALEX_VACUUM".as_ptr(),
-        INFO_OP => c"ALEX_INSERT".as_ptr(),
+        INFO_OP_INSERT => c"ALEX_INSERT".as_ptr(),
+        INFO_OP_REMOVE => c"ALEX_REMOVE_DEAD".as_ptr(),
         _ => std::ptr::null(),
     }
 }

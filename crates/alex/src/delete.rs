@@ -4,6 +4,7 @@
 use crate::error::{invariant, Error, Result};
 use crate::insert::bump_meta;
 use crate::key::{Item, Tid};
+use crate::op::PageOp;
 use crate::search::live_or_retry;
 use crate::store::{atomic_with, PageStore};
 use crate::Alex;
@@ -105,6 +106,60 @@ impl<S: PageStore> Alex<S> {
 }
 
 impl<S: PageStore> Alex<S> {
+    /// Remove entries whose rows the caller found dead to every transaction (ascending
+    /// (key, tid) order; absent ones are skipped), one [`PageOp::Remove`] per data page,
+    /// each logged with `conflict` (see the op). Only for indexes without an exact key count
+    /// (the op changes one page); returns how many were removed.
+    pub fn remove_entries(&mut self, items: &[Item], conflict: u32) -> Result<u64> {
+        if items.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(Error::Invalid(
+                "remove_entries needs distinct items in ascending order".into(),
+            ));
+        }
+        if self.meta()?.exact_count() {
+            return Ok(0);
+        }
+        let mut removed = 0u64;
+        let mut rest = items;
+        let mut attempts = 0u64;
+        while let Some(&first) = rest.first() {
+            attempts += 1;
+            if attempts > 100_000 + 4 * items.len() as u64 {
+                return invariant(0, "remove_entries did not converge");
+            }
+            let (blk, _) = self.find_leaf_with(first, |_, _| Ok(()))?;
+            // Every leading item the page covers is settled by this page, present or not.
+            let mut settled = 0;
+            let mut gone = 0u64;
+            let r = self.store.apply(blk, &mut |p| {
+                let n = live_or_retry(p, blk)?;
+                if !n.covers(first) {
+                    return Err(Error::Retry { blk });
+                }
+                settled = rest.iter().take_while(|&&it| n.covers(it)).count();
+                let present: Vec<Item> = rest[..settled]
+                    .iter()
+                    .copied()
+                    .filter(|&it| n.find(p, it).1)
+                    .collect();
+                gone = present.len() as u64;
+                Ok((!present.is_empty()).then_some(PageOp::Remove {
+                    items: present,
+                    conflict,
+                }))
+            });
+            match r {
+                Err(Error::Retry { .. }) => continue,
+                Err(e) => return Err(e),
+                Ok(_) => {
+                    removed += gone;
+                    rest = &rest[settled..];
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// VACUUM's pass: visit every data page left to right, each in its own atomic group (the
     /// binding takes a cleanup lock on it, waiting for scans still returning entries they
     /// copied from it), and remove the entries `is_dead` picks. A group that removes nothing

@@ -1,9 +1,9 @@
 //! Page operations small enough to log by description.
 //!
 //! A store that has a write-ahead log of its own (the PostgreSQL binding's resource manager)
-//! can log an in-place insert as "insert this entry into this page" — 15 bytes — instead of
-//! a before/after image of the page, and replay it by running the same code on the same
-//! page. That is exact because [`PageOp::apply`] is a deterministic function of the page's
+//! can log an in-place insert as "insert this entry into this page" — 15 bytes — or the
+//! removal of entries whose rows are dead to everyone, instead of a before/after image of
+//! the page, and replay it by running the same code on the same page. That is exact because [`PageOp::apply`] is a deterministic function of the page's
 //! bytes and the op: redo starts from the page as it was before the op (PostgreSQL's WAL
 //! order and full-page images guarantee that), so it produces the same bytes.
 
@@ -13,28 +13,52 @@ use crate::key::{Item, Tid};
 use crate::page::{self, Kind, Page};
 
 /// A change to one data page.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PageOp {
     /// Insert the entry in place (its placement needs no retrain; see
     /// [`DataNode::insert_outcome`]).
     Insert(Item),
+    /// Remove these entries (ascending, all on the page), whose rows the caller knows are
+    /// dead to every transaction. `conflict` is opaque to the index: a value the store logs
+    /// with the op (PostgreSQL: the newest removed row's xid, which a hot standby's queries
+    /// must not still need).
+    Remove { items: Vec<Item>, conflict: u32 },
 }
 
 const TAG_INSERT: u8 = 1;
+const TAG_REMOVE: u8 = 2;
+const ITEM_BYTES: usize = 14;
+
+fn put_item(b: &mut Vec<u8>, item: &Item) {
+    b.extend_from_slice(&item.key.to_le_bytes());
+    b.extend_from_slice(&item.tid.block.to_le_bytes());
+    b.extend_from_slice(&item.tid.offset.to_le_bytes());
+}
+
+fn get_item(b: &[u8]) -> Item {
+    let key = u64::from_le_bytes(b[0..8].try_into().expect("8 bytes"));
+    let block = u32::from_le_bytes(b[8..12].try_into().expect("4 bytes"));
+    let offset = u16::from_le_bytes(b[12..14].try_into().expect("2 bytes"));
+    Item::new(key, Tid::new(block, offset))
+}
 
 impl PageOp {
-    /// Bytes of the longest encoding.
-    pub const MAX_ENCODED: usize = 15;
-
-    pub fn encode(&self) -> ([u8; Self::MAX_ENCODED], usize) {
-        let mut b = [0u8; Self::MAX_ENCODED];
+    pub fn encode(&self) -> Vec<u8> {
         match self {
             PageOp::Insert(item) => {
-                b[0] = TAG_INSERT;
-                b[1..9].copy_from_slice(&item.key.to_le_bytes());
-                b[9..13].copy_from_slice(&item.tid.block.to_le_bytes());
-                b[13..15].copy_from_slice(&item.tid.offset.to_le_bytes());
-                (b, 15)
+                let mut b = Vec::with_capacity(1 + ITEM_BYTES);
+                b.push(TAG_INSERT);
+                put_item(&mut b, item);
+                b
+            }
+            PageOp::Remove { items, conflict } => {
+                let mut b = Vec::with_capacity(5 + ITEM_BYTES * items.len());
+                b.push(TAG_REMOVE);
+                b.extend_from_slice(&conflict.to_le_bytes());
+                for it in items {
+                    put_item(&mut b, it);
+                }
+                b
             }
         }
     }
@@ -42,13 +66,26 @@ impl PageOp {
     /// Decode an op logged for block `blk`.
     pub fn decode(b: &[u8], blk: u32) -> Result<PageOp> {
         match b {
-            [TAG_INSERT, rest @ ..] if rest.len() == 14 => {
-                let key = u64::from_le_bytes(rest[0..8].try_into().expect("8 bytes"));
-                let block = u32::from_le_bytes(rest[8..12].try_into().expect("4 bytes"));
-                let offset = u16::from_le_bytes(rest[12..14].try_into().expect("2 bytes"));
-                Ok(PageOp::Insert(Item::new(key, Tid::new(block, offset))))
+            [TAG_INSERT, rest @ ..] if rest.len() == ITEM_BYTES => {
+                Ok(PageOp::Insert(get_item(rest)))
+            }
+            [TAG_REMOVE, rest @ ..] if rest.len() > 4 && (rest.len() - 4) % ITEM_BYTES == 0 => {
+                let conflict = u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes"));
+                let items: Vec<Item> = rest[4..].chunks_exact(ITEM_BYTES).map(get_item).collect();
+                if items.windows(2).any(|w| w[0] >= w[1]) {
+                    return corrupt(blk, "logged removal lists entries out of order");
+                }
+                Ok(PageOp::Remove { items, conflict })
             }
             _ => corrupt(blk, "undecodable logged page operation"),
+        }
+    }
+
+    /// The store's opaque value logged with a removal.
+    pub fn conflict(&self) -> Option<u32> {
+        match self {
+            PageOp::Remove { conflict, .. } => Some(*conflict),
+            PageOp::Insert(_) => None,
         }
     }
 
@@ -60,6 +97,7 @@ impl PageOp {
             PageOp::Insert(item) => {
                 insert_fits(&n, *item) && n.insert_outcome(p, *item) == InsertOutcome::Inserted
             }
+            PageOp::Remove { items, .. } => all_present(&n, p, items),
         })
     }
 
@@ -78,8 +116,22 @@ impl PageOp {
                     _ => invariant(blk, "logged insert does not go in place"),
                 }
             }
+            PageOp::Remove { items, .. } => {
+                if !all_present(&n, p, items) {
+                    return invariant(blk, "logged removal names entries not on the page");
+                }
+                for &it in items {
+                    n.remove(p, it);
+                }
+                Ok(())
+            }
         }
     }
+}
+
+/// A removal's entries: some, and every one on the page.
+fn all_present(n: &DataNode, p: &Page, items: &[Item]) -> bool {
+    !items.is_empty() && items.iter().all(|&it| n.covers(it) && n.find(p, it).1)
 }
 
 /// The page's header allows an in-place insert of `item` (`DataNode::insert`'s contract).
@@ -108,10 +160,26 @@ mod tests {
     #[test]
     fn encoding_round_trips_and_rejects_garbage() {
         let op = PageOp::Insert(Item::new(u64::MAX - 3, Tid::new(77_000, 0x8001)));
-        let (b, n) = op.encode();
-        assert_eq!(PageOp::decode(&b[..n], 5).unwrap(), op);
-        assert!(PageOp::decode(&b[..n - 1], 5).is_err());
+        let b = op.encode();
+        assert_eq!(b.len(), 15);
+        assert_eq!(PageOp::decode(&b, 5).unwrap(), op);
+        assert!(PageOp::decode(&b[..b.len() - 1], 5).is_err());
         assert!(PageOp::decode(&[9; 15], 5).is_err());
         assert!(PageOp::decode(&[], 5).is_err());
+        let rm = PageOp::Remove {
+            items: vec![Item::new(3, Tid::new(1, 2)), Item::new(3, Tid::new(1, 3))],
+            conflict: 0xDEAD_BEEF,
+        };
+        let b = rm.encode();
+        assert_eq!(PageOp::decode(&b, 5).unwrap(), rm);
+        assert_eq!(rm.conflict(), Some(0xDEAD_BEEF));
+        assert!(PageOp::decode(&b[..b.len() - 1], 5).is_err());
+        // Out of order, or no entries: refused.
+        let bad = PageOp::Remove {
+            items: vec![Item::new(4, Tid::new(1, 2)), Item::new(3, Tid::new(1, 3))],
+            conflict: 1,
+        };
+        assert!(PageOp::decode(&bad.encode(), 5).is_err());
+        assert!(PageOp::decode(&[TAG_REMOVE, 1, 0, 0, 0], 5).is_err());
     }
 }

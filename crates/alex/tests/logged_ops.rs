@@ -32,8 +32,8 @@ impl PageStore for LoggingStore {
         let mut logged = None;
         let applied = alex::store::apply_in_group(&mut self.mem, blk, &mut |p| {
             let op = decide(p)?;
-            if let Some(op) = op {
-                logged = Some((Box::new(*p), op));
+            if let Some(op) = &op {
+                logged = Some((Box::new(*p), op.clone()));
             }
             Ok(op)
         })?;
@@ -75,18 +75,45 @@ fn logged_inserts_replay_to_identical_pages() {
             ix.insert(k, Tid::new(100_000 + i as u32, 2)).unwrap();
         }
         ix.verify().unwrap();
+        // Remove every 7th entry (and one that is not there) as logged ops.
+        let mut gone: Vec<alex::Item> = all[..20_000]
+            .iter()
+            .enumerate()
+            .step_by(7)
+            .map(|(i, &k)| alex::Item::new(k, Tid::new(i as u32, 1)))
+            .collect();
+        gone.push(alex::Item::new(all[1], Tid::new(99_999_999, 9)));
+        gone.sort_unstable();
+        gone.dedup();
+        let removed = ix.remove_entries(&gone, 77).unwrap();
+        assert_eq!(removed as usize, gone.len() - 1, "{dist:?}");
+        let r = ix.verify().unwrap();
+        assert_eq!(r.keys, 50_000 - removed, "{dist:?}");
+        for it in gone.iter().step_by(13) {
+            assert!(
+                !ix.get(it.key).unwrap().contains(&it.tid),
+                "{dist:?}: {it:?} still there"
+            );
+        }
         let log = std::mem::take(&mut ix.store_mut().log);
+        let inserts = log
+            .iter()
+            .filter(|l| matches!(l.2, PageOp::Insert(_)))
+            .count();
         assert!(
-            log.len() > 20_000,
-            "{dist:?}: only {} of 30000 inserts were logged ops",
-            log.len()
+            inserts > 20_000,
+            "{dist:?}: only {inserts} of 30000 inserts were logged ops"
+        );
+        assert!(
+            log.iter()
+                .any(|l| matches!(l.2, PageOp::Remove { conflict: 77, .. })),
+            "{dist:?}: no removal was logged"
         );
         // Replay each op on a copy of the page from before it (the decode of its encoding,
         // as redo does); the result must be the page the writer produced.
         let mut redone: HashMap<u32, usize> = HashMap::new();
         for (blk, before, op, after) in &log {
-            let (bytes, n) = op.encode();
-            let op2 = PageOp::decode(&bytes[..n], *blk).unwrap();
+            let op2 = PageOp::decode(&op.encode(), *blk).unwrap();
             assert!(op2.applies(before, *blk).unwrap());
             let mut page: Box<Page> = before.clone();
             op2.apply(&mut page, *blk).unwrap();
@@ -94,7 +121,7 @@ fn logged_inserts_replay_to_identical_pages() {
                 page[..] == after[..],
                 "{dist:?}: redo of {op:?} on block {blk} differs"
             );
-            // Applying twice is refused (the entry exists), never a second change.
+            // Applying twice is refused (the entry exists, or is gone), never a second change.
             let again = page.clone();
             assert!(!op2.applies(&page, *blk).unwrap());
             assert!(op2.apply(&mut page, *blk).is_err());

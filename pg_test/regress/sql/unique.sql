@@ -90,6 +90,19 @@ SELECT pg_temp.both($$INSERT INTO %1$I SELECT g, 'more' FROM generate_series(200
 SELECT pg_temp.same_rows();
 SELECT keys, heap_tuples_checked FROM omendb.alex_verify('u_alex_k');
 
+-- A row updated again and again under its key leaves a dead version per
+-- update; unique checks and index scans remove those dead to all, so the
+-- key keeps a few entries (not one per version) long before VACUUM.
+CREATE TABLE u_hot (k int8 NOT NULL, n int8, pad text) WITH (autovacuum_enabled = off);
+INSERT INTO u_hot SELECT g, 0, repeat('p', 1000) FROM generate_series(1, 16) g;
+CREATE UNIQUE INDEX u_hot_k ON u_hot USING alex (k);
+DO $$ BEGIN FOR i IN 1..300 LOOP UPDATE u_hot SET n = n + 1 WHERE k = 5; END LOOP; END $$;
+SET enable_seqscan = off;
+SELECT n FROM u_hot WHERE k = 5;
+RESET enable_seqscan;
+SELECT keys < 16 + 10 AS dead_versions_removed, heap_tuples_checked FROM omendb.alex_verify('u_hot_k');
+DROP TABLE u_hot;
+
 -- Building a unique index: duplicates among live rows fail the build; dead
 -- ones do not.
 CREATE TABLE u_build (k int4);
