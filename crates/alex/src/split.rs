@@ -21,6 +21,8 @@ use crate::Alex;
 
 /// Fanout of a model node created by a split-down inside the key space.
 const SPLIT_DOWN_FANOUT: usize = 64;
+/// Narrowest widened slot of a split-down node at a stream's edge, in page spans.
+const WIDE_SLOT_PAGES: u64 = 64;
 const MAX_FINISH_ATTEMPTS: usize = 10_000;
 
 /// Where a page sits with respect to an insert stream at the edge of the key space.
@@ -528,18 +530,24 @@ fn plan_down(
                 .saturating_sub(e[0].key)
                 .min(e[want].key.saturating_sub(e[h].key)))
             .max(1);
-            // In a bounded range, slots 1.. should reach its end: were the last slot left to
-            // hold the rest, the stream would split down again there, a level per
-            // `MAX_FANOUT` pages. Slots up to `MAX_FANOUT` times wider (each split down
-            // once when the stream gets there) make that a level per factor of ~1000 in
+            // In a bounded range wider than the node's slots reach, slots 1.. should reach
+            // its end: were the last slot left to hold the rest, the stream would split
+            // down again there, a level per `MAX_FANOUT` pages. Wider slots — at least
+            // `WIDE_SLOT_PAGES` pages' span, so each is split down once into a node worth
+            // its page, at most `MAX_FANOUT` — make that a level per factor of ~1000 in
             // size instead. (Slot 1 still starts at the split key.)
             let wide = high
                 .map(|hi| {
                     hi.saturating_sub(e[want].key)
                         .div_ceil(MAX_FANOUT as u64 - 1)
                 })
-                .map(|w| w.min(span.saturating_mul(MAX_FANOUT as u64)))
-                .filter(|&w| w > span);
+                .filter(|&w| w > span)
+                .map(|w| {
+                    w.clamp(
+                        span.saturating_mul(WIDE_SLOT_PAGES),
+                        span.saturating_mul(MAX_FANOUT as u64),
+                    )
+                });
             let (span, base) = match wide {
                 Some(w) => (w, e[want].key.saturating_sub(w)),
                 None => (span, e[want].key.saturating_sub(span).max(e[0].key)),
