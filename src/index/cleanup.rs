@@ -10,21 +10,25 @@
 //! the scan is rescanned or ends, never while it still returns entries from
 //! their page), and the dead entries a unique check walked over.
 //!
-//! The table access method decides what is removable (`index_delete_tuples`,
-//! which checks every candidate against the oldest snapshot anyone may still
-//! use, and reports the newest removed row's xid); the removal is one
+//! What is removable is decided with the entries' index page locked (as
+//! nbtree does, so VACUUM cannot remove them and free their row slots in
+//! between): each HOT chain must be dead to the oldest snapshot anyone may
+//! still use, and the table access method (`index_delete_tuples`) confirms
+//! them and reports the newest removed row's xid. The removal is one
 //! `PageOp::Remove` record per page of omendb's resource manager carrying that
 //! xid, so a hot standby first cancels queries whose snapshots could still see
-//! those rows, as nbtree's deletion records make it do. Without omendb
-//! preloaded (no resource manager), nothing is removed early.
+//! those rows, as nbtree's deletion records make it do, and waits for standby
+//! scans holding the page as VACUUM's records do. It takes a cleanup lock,
+//! and skips a page another scan holds. Without omendb preloaded (no resource
+//! manager), and on standbys, nothing is removed early.
 
 use super::keys::heap_tid;
 use alex::{Item, Tid};
 use pgrx::pg_sys;
 
-/// Most candidates examined per call (the table AM's request numbers them in
-/// an int16).
-const MAX_CANDIDATES: usize = 4096;
+/// Most entries of one page judged at once (the table AM's request numbers
+/// them with index offsets, at most 2048).
+const MAX_CANDIDATES: usize = 2048;
 
 /// Remove those of `candidates` (key, entry) whose rows are dead to all.
 /// Returns how many entries were removed.
@@ -33,49 +37,64 @@ pub fn remove_dead(
     heap: pg_sys::Relation,
     candidates: &[(u64, Tid)],
 ) -> u64 {
-    if candidates.is_empty() || heap.is_null() || !super::wal::available() {
+    // SAFETY: plain state checks.
+    let in_recovery = unsafe { pg_sys::RecoveryInProgress() };
+    if candidates.is_empty() || heap.is_null() || in_recovery || !super::wal::available() {
         return 0;
     }
-    let candidates = &candidates[..candidates.len().min(MAX_CANDIDATES)];
-    let (horizon, dead) = dead_to_all(index, heap, candidates);
-    if dead.is_empty() {
-        return 0;
-    }
-    let mut items: Vec<Item> = dead.iter().map(|&(k, t)| Item::new(k, t)).collect();
+    let mut items: Vec<Item> = candidates.iter().map(|&(k, t)| Item::new(k, t)).collect();
     items.sort_unstable();
     items.dedup();
-    super::open(index)
-        .remove_entries(&items, horizon.into_inner())
-        .unwrap_or_else(|e| super::raise(index, e))
+    let mut ix = super::open(index);
+    // The judgement runs with the entries' page locked, as nbtree's does: VACUUM
+    // cannot remove them (and let their row slots be reused) in between.
+    ix.remove_entries(&items, &mut |blk, present| {
+        dead_to_all(index, heap, blk, present)
+    })
+    .unwrap_or_else(|e| super::raise(index, e))
 }
 
-/// Ask the table which candidates' rows are dead to every transaction; the
-/// conflict horizon for removing them, and those candidates.
+/// Which of `present` (entries on index page `blk`, which is locked) have
+/// rows dead to every transaction, and the conflict horizon for removing them.
 fn dead_to_all(
     index: pg_sys::Relation,
     heap: pg_sys::Relation,
-    candidates: &[(u64, Tid)],
-) -> (pg_sys::TransactionId, Vec<(u64, Tid)>) {
-    let n = candidates.len();
-    let mut deltids: Vec<pg_sys::TM_IndexDelete> = candidates
+    blk: u32,
+    present: &[Item],
+) -> (Vec<Item>, u32) {
+    // First the HOT chain of each (the table's `all_dead`, against the oldest
+    // snapshot anyone may still use); the table AM then confirms those and
+    // reports the newest removed row's xid.
+    let dead: Vec<Item> = present
+        .iter()
+        .copied()
+        .filter(|it| chain_dead(heap, heap_tid(it.tid)))
+        .take(MAX_CANDIDATES)
+        .collect();
+    if dead.is_empty() {
+        return (Vec::new(), 0);
+    }
+    let n = dead.len();
+    let mut deltids: Vec<pg_sys::TM_IndexDelete> = dead
         .iter()
         .enumerate()
-        .map(|(i, &(_, t))| pg_sys::TM_IndexDelete {
-            tid: heap_tid(t),
+        .map(|(i, it)| pg_sys::TM_IndexDelete {
+            tid: heap_tid(it.tid),
             id: i as i16,
         })
         .collect();
     let mut status: Vec<pg_sys::TM_IndexStatus> = (0..n)
-        .map(|_| pg_sys::TM_IndexStatus {
-            idxoffnum: 0,
-            knowndeletable: false,
+        .map(|i| pg_sys::TM_IndexStatus {
+            // Any valid offset: the table AM only hands it back.
+            idxoffnum: (i + 1) as pg_sys::OffsetNumber,
+            knowndeletable: true,
             promising: false,
             freespace: 0,
         })
         .collect();
     let mut op = pg_sys::TM_IndexDeleteOp {
         irel: index,
-        iblknum: pg_sys::InvalidBlockNumber,
+        iblknum: blk,
         bottomup: false,
         bottomupfreespace: 0,
         ndeltids: n as i32,
@@ -83,20 +102,34 @@ fn dead_to_all(
         status: status.as_mut_ptr(),
     };
     // SAFETY: an open table; the arrays outlive the call, which may reorder
-    // and shorten `deltids` and sets `knowndeletable` on removable ones.
+    // `deltids` and leaves `knowndeletable` set on those it removes.
     let horizon = unsafe {
         match (*(*heap).rd_tableam).index_delete_tuples {
             Some(f) => f(heap, &mut op),
-            None => return (pg_sys::InvalidTransactionId, Vec::new()),
+            None => return (Vec::new(), 0),
         }
     };
     let kept = (op.ndeltids.max(0) as usize).min(n);
-    let dead = deltids[..kept]
+    let removable = deltids[..kept]
         .iter()
         .filter_map(|d| {
             let i = d.id as usize;
-            (i < n && status[i].knowndeletable).then(|| candidates[i])
+            (i < n && status[i].knowndeletable).then(|| dead[i])
         })
         .collect();
-    (horizon, dead)
+    (removable, horizon.into_inner())
+}
+
+/// Whether every version in the HOT chain at `tid` is dead to all.
+fn chain_dead(heap: pg_sys::Relation, tid: pg_sys::ItemPointerData) -> bool {
+    let mut tid = tid;
+    // SAFETY: SnapshotData is plain data; a zeroed one with its type set is
+    // how InitDirtySnapshot makes one.
+    let mut dirty: pg_sys::SnapshotData = unsafe { std::mem::zeroed() };
+    dirty.snapshot_type = pg_sys::SnapshotType::SNAPSHOT_DIRTY;
+    let mut all_dead = false;
+    // SAFETY: an open table; follows the HOT chain from `tid`.
+    let visible =
+        unsafe { pg_sys::table_index_fetch_tuple_check(heap, &mut tid, &mut dirty, &mut all_dead) };
+    !visible && all_dead
 }

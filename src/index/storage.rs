@@ -16,7 +16,7 @@
 //! deadlock.
 
 use alex::page::{Kind, Page, PAGE_SIZE, SPECIAL_OFF};
-use alex::{Error, PageOp, PageStore, Result, WriteGroup, GROUP_LIMIT};
+use alex::{Applied, ApplyLock, Error, PageOp, PageStore, Result, WriteGroup, GROUP_LIMIT};
 use pgrx::pg_sys;
 use std::cell::Cell;
 
@@ -147,12 +147,15 @@ impl PageStore for PgStore {
     /// One data page changed by a [`PageOp`]: when omendb's resource manager is
     /// registered, the page is changed in the buffer and the op itself is the WAL record
     /// (wal.rs), so the exclusive lock is held only for the change, not for GenericXLog's
-    /// copy, delta and copy-back of the page.
+    /// copy, delta and copy-back of the page. Ops that remove entries take a cleanup lock,
+    /// and only if no scan holds a pin on the page (the VACUUM interlock above: a scan may
+    /// still be returning entries it copied from it); otherwise the page is skipped.
     fn apply(
         &mut self,
         blk: u32,
+        lock: ApplyLock,
         decide: &mut dyn FnMut(&Page) -> Result<Option<PageOp>>,
-    ) -> Result<bool> {
+    ) -> Result<Applied> {
         if self.mode == Mode::Vacuum || !super::wal::available() {
             return alex::store::apply_in_group(self, blk, decide);
         }
@@ -161,32 +164,55 @@ impl PageStore for PgStore {
         // SAFETY: blk exists; the guard releases the pin and lock.
         let buf = unsafe {
             let b = pg_sys::ReadBuffer(self.rel, blk);
-            pg_sys::LockBuffer(b, pg_sys::BUFFER_LOCK_EXCLUSIVE as i32);
+            match lock {
+                ApplyLock::Exclusive => pg_sys::LockBuffer(b, pg_sys::BUFFER_LOCK_EXCLUSIVE as i32),
+                ApplyLock::CleanupIfFree => {
+                    if !pg_sys::ConditionalLockBufferForCleanup(b) {
+                        pg_sys::ReleaseBuffer(b);
+                        return Ok(Applied::Busy);
+                    }
+                }
+            }
             LockedBuffer(b)
         };
         let page = page_of(buf.0);
         // SAFETY: exclusively locked; `decide` only reads.
         let Some(op) = decide(unsafe { &*page })? else {
-            return Ok(false);
+            return Ok(Applied::Unchanged);
         };
         let wal = relation_needs_wal(self.rel);
+        // From here the lock is released by hand: nothing may unwind past the change.
+        let b = buf.0;
+        std::mem::forget(buf);
         // SAFETY: as nbtree's inserts: in a critical section, change the locked page,
-        // mark it dirty, log, stamp the LSN. `decide` checked that the op applies, so
-        // `apply` cannot fail here; if it did, the ERROR would become a PANIC (and
-        // recovery would redo the page from its last image), never a half-changed page.
+        // mark it dirty, log, stamp the LSN. `decide` looked at this locked page, so the
+        // op applies; if it did not (or panicked), PANIC at once with the page still
+        // locked, never letting a half-changed page out.
         unsafe {
             pg_sys::CritSectionCount += 1;
-            if let Err(e) = op.apply(&mut *page, blk) {
-                pgrx::error!("alex index \"{}\": {e}", super::relation_name(self.rel));
+            let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                op.apply(&mut *page, blk)
+            }));
+            match applied {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => crate::pg::report::panic_now(&format!(
+                    "alex index \"{}\": {e}",
+                    super::relation_name(self.rel)
+                )),
+                Err(_) => crate::pg::report::panic_now(&format!(
+                    "alex index \"{}\": a page operation on block {blk} panicked",
+                    super::relation_name(self.rel)
+                )),
             }
-            pg_sys::MarkBufferDirty(buf.0);
+            pg_sys::MarkBufferDirty(b);
             if wal {
-                let lsn = super::wal::log_op(buf.0, &op);
+                let lsn = super::wal::log_op(b, &op);
                 set_page_lsn(&mut *page, lsn);
             }
             pg_sys::CritSectionCount -= 1;
+            pg_sys::UnlockReleaseBuffer(b);
         }
-        Ok(true)
+        Ok(Applied::Yes)
     }
 
     fn atomic(&mut self, f: &mut dyn FnMut(&mut dyn WriteGroup) -> Result<()>) -> Result<()> {
@@ -279,6 +305,11 @@ impl XLogGroup {
                 let cleanup_first =
                     self.cleanup && bufs.first().is_some_and(|&b| is_data_page(page_of(b)));
                 let wal = relation_needs_wal(self.rel);
+                // Released by hand below: an ERROR in the critical section must find
+                // the pages still locked (it becomes a PANIC).
+                for (_, guard, _) in self.pages.drain(..) {
+                    std::mem::forget(guard);
+                }
                 pg_sys::CritSectionCount += 1;
                 for (&b, copy) in bufs.iter().zip(&copies) {
                     (*page_of(b)).copy_from_slice(&copy[..]);
@@ -291,6 +322,9 @@ impl XLogGroup {
                     }
                 }
                 pg_sys::CritSectionCount -= 1;
+                for &b in bufs.iter().rev() {
+                    pg_sys::UnlockReleaseBuffer(b);
+                }
             },
             Log::Done => {}
         }

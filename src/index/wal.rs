@@ -108,7 +108,7 @@ pub unsafe fn log_op(buffer: pg_sys::Buffer, op: &alex::PageOp) -> pg_sys::XLogR
     pg_sys::XLogRegisterBuffer(0, buffer, pg_sys::REGBUF_STANDARD as u8);
     pg_sys::XLogRegisterBufData(0, bytes.as_ptr() as *mut std::ffi::c_char, len as i32);
     let info = match op {
-        alex::PageOp::Insert(_) => INFO_OP_INSERT,
+        alex::PageOp::Insert { .. } => INFO_OP_INSERT,
         alex::PageOp::Remove { .. } => INFO_OP_REMOVE,
     };
     pg_sys::XLogInsert(RMGR_ID, info)
@@ -119,7 +119,7 @@ unsafe extern "C-unwind" fn redo(record: *mut pg_sys::XLogReaderState) {
     let decoded = (*record).record;
     let info = (*decoded).header.xl_info & !(pg_sys::XLR_INFO_MASK as u8);
     if info == INFO_OP_INSERT || info == INFO_OP_REMOVE {
-        return redo_op(record);
+        return redo_op(record, info == INFO_OP_REMOVE);
     }
     if info & !INFO_CLEANUP_FIRST != INFO_VACUUM {
         error!("omendb_alex redo: unknown record type {info:#x}");
@@ -151,7 +151,7 @@ unsafe extern "C-unwind" fn redo(record: *mut pg_sys::XLogReaderState) {
 
 /// Redo of a page-op record: the op again, on the page as the primary had it
 /// before (or nothing, if the page's image already includes it).
-unsafe fn redo_op(record: *mut pg_sys::XLogReaderState) {
+unsafe fn redo_op(record: *mut pg_sys::XLogReaderState, removes: bool) {
     // Removed entries' rows may still be visible to a standby query's
     // snapshot: cancel such queries first (nbtree's deletion records do too).
     let decoded = (*record).record;
@@ -174,9 +174,17 @@ unsafe fn redo_op(record: *mut pg_sys::XLogReaderState) {
             pg_sys::ResolveRecoveryConflictWithSnapshot(horizon, node);
         }
     }
+    // Removals wait, as on the primary, for standby scans still returning
+    // entries they copied from the page (the pin interlock; see storage.rs).
     let mut buf: pg_sys::Buffer = 0;
-    if pg_sys::XLogReadBufferForRedo(record, 0, &mut buf) == pg_sys::XLogRedoAction::BLK_NEEDS_REDO
-    {
+    let action = pg_sys::XLogReadBufferForRedoExtended(
+        record,
+        0,
+        pg_sys::ReadBufferMode::RBM_NORMAL,
+        removes,
+        &mut buf,
+    );
+    if action == pg_sys::XLogRedoAction::BLK_NEEDS_REDO {
         let mut len: pg_sys::Size = 0;
         let data = pg_sys::XLogRecGetBlockData(record, 0, &mut len);
         let blk = pg_sys::BufferGetBlockNumber(buf);

@@ -109,3 +109,29 @@ impl ConstraintError {
         unreachable!("ereport(ERROR) returned")
     }
 }
+
+/// Raise PANIC at once, from inside a critical section: through PostgreSQL's
+/// own `ereport`, which aborts the process right there, so no Rust frame
+/// unwinds and no buffer lock is released over a half-changed page (a pgrx
+/// ERROR would unwind first and become a PANIC only at the guard).
+///
+/// # Safety
+/// Main thread.
+#[track_caller]
+pub unsafe fn panic_now(message: &str) -> ! {
+    let at = std::panic::Location::caller();
+    let text = pstrdup(message);
+    // SAFETY: the caller's contract; "%s" keeps the text literal.
+    unsafe {
+        if raw::errstart(pgrx::PgLogLevel::PANIC as c_int, std::ptr::null()) {
+            raw::errcode(pgrx::PgSqlErrorCode::ERRCODE_INTERNAL_ERROR as c_int);
+            raw::errmsg(c"%s".as_ptr(), text);
+            raw::errfinish(
+                static_cstr(at.file()).as_ptr(),
+                at.line() as c_int,
+                c"omendb".as_ptr(),
+            );
+        }
+    }
+    std::process::abort()
+}

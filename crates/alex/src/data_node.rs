@@ -170,25 +170,25 @@ pub enum InsertOutcome {
     Retrain,
 }
 
-/// Where an in-place insert goes (see `DataNode::place`).
-enum Placement {
+/// Where an in-place insert goes (see [`DataNode::place`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
     Exists,
     Retrain,
-    /// Into the gap run `[a, i)` before the entry's position, at slot `q`.
-    InRun {
-        a: usize,
-        q: usize,
-    },
+    At(InPlace),
+}
+
+/// Where an in-place insert puts its entry: what a logged insert records, so that replay
+/// applies the placement the writer chose rather than computing it again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InPlace {
+    /// Into the free run `[a, ..)` before the entry's position, at slot `q`; slots
+    /// `a..q` take the entry's key as their gap key.
+    InRun { a: u16, q: u16 },
     /// Shift `[i, gap)` one slot right; the entry takes slot `i`.
-    ShiftRight {
-        i: usize,
-        gap: usize,
-    },
+    ShiftRight { i: u16, gap: u16 },
     /// Shift `(gap, i)` one slot left; the entry takes slot `i - 1`.
-    ShiftLeft {
-        i: usize,
-        gap: usize,
-    },
+    ShiftLeft { i: u16, gap: u16 },
 }
 
 fn tid_at(p: &Page, off: usize) -> Tid {
@@ -441,7 +441,7 @@ impl DataNode {
     }
 
     /// Where an in-place insert of `item` would go, without changing the page.
-    fn place(&self, p: &Page, item: Item) -> Placement {
+    pub fn place(&self, p: &Page, item: Item) -> Placement {
         let (i, exists) = self.find(p, item);
         if exists {
             return Placement::Exists;
@@ -450,6 +450,7 @@ impl DataNode {
         while a > 0 && !self.occupied(p, a - 1) {
             a -= 1;
         }
+        // (Slot numbers fit u16: a page has at most PAGE_SIZE * 8 slots.)
         if a < i {
             // A gap run [a, i) sits right where the entry goes: model-based placement in it,
             // except past either end of the page's entries, where the entry goes next to its
@@ -461,7 +462,10 @@ impl DataNode {
             } else {
                 self.model.slot(item.key, self.cap).clamp(a, i - 1)
             };
-            return Placement::InRun { a, q };
+            return Placement::At(InPlace::InRun {
+                a: a as u16,
+                q: q as u16,
+            });
         }
         let right = (i..self.cap).find(|&j| !self.occupied(p, j));
         let left = (0..i).rev().find(|&j| !self.occupied(p, j));
@@ -477,17 +481,17 @@ impl DataNode {
         if dist > (self.cap / 8).max(32) {
             return Placement::Retrain;
         }
-        if use_right {
-            Placement::ShiftRight {
-                i,
-                gap: right.unwrap_or(i),
+        Placement::At(if use_right {
+            InPlace::ShiftRight {
+                i: i as u16,
+                gap: right.unwrap_or(i) as u16,
             }
         } else {
-            Placement::ShiftLeft {
-                i,
-                gap: left.unwrap_or(0),
+            InPlace::ShiftLeft {
+                i: i as u16,
+                gap: left.unwrap_or(0) as u16,
             }
-        }
+        })
     }
 
     /// What [`insert`](Self::insert) would do, without doing it.
@@ -495,25 +499,57 @@ impl DataNode {
         match self.place(p, item) {
             Placement::Exists => InsertOutcome::Exists,
             Placement::Retrain => InsertOutcome::Retrain,
-            _ => InsertOutcome::Inserted,
+            Placement::At(_) => InsertOutcome::Inserted,
         }
     }
 
     /// Insert in place. Caller checked: `covers(item)`, `fits_key(item.key)`, `count < cap`.
     pub fn insert(&mut self, p: &mut Page, item: Item) -> InsertOutcome {
-        // (Used only once the entry is known to go here, where `covers` holds.)
-        let r = item.key.wrapping_sub(self.base());
+        match self.place(p, item) {
+            Placement::Exists => InsertOutcome::Exists,
+            Placement::Retrain => InsertOutcome::Retrain,
+            Placement::At(at) => {
+                let done = self.insert_at(p, item, at);
+                debug_assert!(done, "a placement from `place` applies");
+                InsertOutcome::Inserted
+            }
+        }
+    }
+
+    /// Insert `item` at the placement `at` (from [`place`](Self::place) on this page, or
+    /// from a logged insert being replayed). Returns `false`, changing nothing, if the
+    /// placement does not fit this page (out of range, onto an occupied slot) or the entry
+    /// does not belong here.
+    pub fn insert_at(&mut self, p: &mut Page, item: Item, at: InPlace) -> bool {
+        let cap = self.cap;
+        if !self.covers(item) || !self.fits_key(item.key) || self.count >= cap {
+            return false;
+        }
+        let free = |j: usize| j < cap && !self.occupied(p, j);
+        let ok = match at {
+            InPlace::InRun { a, q } => {
+                let (a, q) = (a as usize, q as usize);
+                a <= q && (a..=q).all(free)
+            }
+            InPlace::ShiftRight { i, gap } => (i as usize) <= (gap as usize) && free(gap as usize),
+            InPlace::ShiftLeft { i, gap } => {
+                (gap as usize) < (i as usize) && (i as usize) <= cap && free(gap as usize)
+            }
+        };
+        if !ok {
+            return false;
+        }
+        let r = item.key - self.base();
         let (w, ko, po) = (self.width, self.keys_off, self.pay_off);
-        let q = match self.place(p, item) {
-            Placement::Exists => return InsertOutcome::Exists,
-            Placement::Retrain => return InsertOutcome::Retrain,
-            Placement::InRun { a, q } => {
-                for j in a..q {
+        let q = match at {
+            InPlace::InRun { a, q } => {
+                for j in a as usize..q as usize {
                     self.set_rkey(p, j, r);
                 }
-                q
+                q as usize
             }
-            Placement::ShiftRight { i, gap: g } => {
+            InPlace::ShiftRight { i, gap } => {
+                let (i, g) = (i as usize, gap as usize);
                 p.copy_within(ko + i * w..ko + g * w, ko + (i + 1) * w);
                 p.copy_within(
                     po + i * TID_SIZE..po + g * TID_SIZE,
@@ -522,7 +558,8 @@ impl DataNode {
                 self.set_occ(p, g, true);
                 i
             }
-            Placement::ShiftLeft { i, gap: g } => {
+            InPlace::ShiftLeft { i, gap } => {
+                let (i, g) = (i as usize, gap as usize);
                 p.copy_within(ko + (g + 1) * w..ko + i * w, ko + g * w);
                 p.copy_within(
                     po + (g + 1) * TID_SIZE..po + i * TID_SIZE,
@@ -537,7 +574,7 @@ impl DataNode {
         self.set_occ(p, q, true);
         self.count += 1;
         put_u16(p, OFF_COUNT, self.count as u16);
-        InsertOutcome::Inserted
+        true
     }
 
     /// Remove `item` if present.

@@ -6,7 +6,7 @@ use crate::insert::bump_meta;
 use crate::key::{Item, Tid};
 use crate::op::PageOp;
 use crate::search::live_or_retry;
-use crate::store::{atomic_with, PageStore};
+use crate::store::{atomic_with, Applied, ApplyLock, PageStore};
 use crate::Alex;
 
 impl<S: PageStore> Alex<S> {
@@ -106,11 +106,18 @@ impl<S: PageStore> Alex<S> {
 }
 
 impl<S: PageStore> Alex<S> {
-    /// Remove entries whose rows the caller found dead to every transaction (ascending
-    /// (key, tid) order; absent ones are skipped), one [`PageOp::Remove`] per data page,
-    /// each logged with `conflict` (see the op). Only for indexes without an exact key count
-    /// (the op changes one page); returns how many were removed.
-    pub fn remove_entries(&mut self, items: &[Item], conflict: u32) -> Result<u64> {
+    /// Remove entries that may belong to rows dead to every transaction (ascending
+    /// (key, tid) order; absent ones are skipped), one [`PageOp::Remove`] per data page.
+    /// For each page, `judge(blk, present)` is called with the candidates found on it
+    /// while it is locked (so no concurrent VACUUM can remove them and let their row
+    /// slots be reused in between) and returns those to remove and the value to log with
+    /// them (see the op). A page some scan holds is skipped, as is an index with an exact
+    /// key count (the op changes one page). Returns how many entries were removed.
+    pub fn remove_entries(
+        &mut self,
+        items: &[Item],
+        judge: &mut dyn FnMut(u32, &[Item]) -> (Vec<Item>, u32),
+    ) -> Result<u64> {
         if items.windows(2).any(|w| w[0] >= w[1]) {
             return Err(Error::Invalid(
                 "remove_entries needs distinct items in ascending order".into(),
@@ -131,7 +138,7 @@ impl<S: PageStore> Alex<S> {
             // Every leading item the page covers is settled by this page, present or not.
             let mut settled = 0;
             let mut gone = 0u64;
-            let r = self.store.apply(blk, &mut |p| {
+            let r = self.store.apply(blk, ApplyLock::CleanupIfFree, &mut |p| {
                 let n = live_or_retry(p, blk)?;
                 if !n.covers(first) {
                     return Err(Error::Retry { blk });
@@ -142,19 +149,34 @@ impl<S: PageStore> Alex<S> {
                     .copied()
                     .filter(|&it| n.find(p, it).1)
                     .collect();
-                gone = present.len() as u64;
-                Ok((!present.is_empty()).then_some(PageOp::Remove {
-                    items: present,
+                if present.is_empty() {
+                    return Ok(None);
+                }
+                let (mut dead, conflict) = judge(blk, &present);
+                dead.sort_unstable();
+                dead.dedup();
+                dead.retain(|it| present.binary_search(it).is_ok());
+                gone = dead.len() as u64;
+                Ok((!dead.is_empty()).then_some(PageOp::Remove {
+                    items: dead,
                     conflict,
                 }))
             });
             match r {
                 Err(Error::Retry { .. }) => continue,
                 Err(e) => return Err(e),
-                Ok(_) => {
+                Ok(Applied::Busy) => {
+                    // Skip the page's candidates: the next pass over them may find it free.
+                    let blk_items = self.find_leaf_with(first, |n, _| {
+                        Ok(rest.iter().take_while(|&&it| n.covers(it)).count())
+                    })?;
+                    rest = &rest[blk_items.1.max(1)..];
+                }
+                Ok(Applied::Yes) => {
                     removed += gone;
                     rest = &rest[settled..];
                 }
+                Ok(Applied::Unchanged) => rest = &rest[settled..],
             }
         }
         Ok(removed)

@@ -10,7 +10,7 @@
 //!   extrapolates, so ascending inserts fill its slots one page at a time); otherwise, when
 //!   all keys are equal, a duplicate chain split at a (key, tid) item.
 
-use crate::data_node::{DataNode, DataSpec, InsertOutcome};
+use crate::data_node::{DataNode, DataSpec, InsertOutcome, Placement};
 use crate::error::{invariant, Error, Result};
 use crate::key::{Item, Tid};
 use crate::meta::Meta;
@@ -18,7 +18,7 @@ use crate::model_node::ModelNode;
 use crate::op::PageOp;
 use crate::page::{self, Kind, META_BLOCK};
 use crate::search::{live_data, live_or_retry};
-use crate::store::{atomic_with, read_with, PageStore, WriteGroup};
+use crate::store::{atomic_with, read_with, Applied, ApplyLock, PageStore, WriteGroup};
 use crate::Alex;
 use std::sync::atomic::Ordering;
 
@@ -211,8 +211,8 @@ impl<S: PageStore> Alex<S> {
     /// Insert `item` into page `blk` in place as one [`PageOp`]: `Some(inserted)`, or `None`
     /// when the page needs a retrain (the caller rewrites it in a group).
     fn insert_in_place(&mut self, blk: u32, item: Item, meta: &Meta) -> Result<Option<bool>> {
-        let (mut exists, mut retrain) = (false, false);
-        let applied = self.store.apply(blk, &mut |p| {
+        let mut exists = false;
+        let applied = self.store.apply(blk, ApplyLock::Exclusive, &mut |p| {
             let Some(n) = live_data(p, blk)? else {
                 return Err(Error::Retry { blk });
             };
@@ -223,25 +223,20 @@ impl<S: PageStore> Alex<S> {
             {
                 return Err(Error::Retry { blk });
             }
-            match n.insert_outcome(p, item) {
-                InsertOutcome::Inserted => Ok(Some(PageOp::Insert(item))),
-                InsertOutcome::Exists => {
+            match n.place(p, item) {
+                Placement::At(at) => Ok(Some(PageOp::Insert { item, at })),
+                Placement::Exists => {
                     exists = true;
                     Ok(None)
                 }
-                InsertOutcome::Retrain => {
-                    retrain = true;
-                    Ok(None)
-                }
+                Placement::Retrain => Ok(None),
             }
         })?;
-        Ok(if applied {
-            Some(true)
-        } else if exists {
-            Some(false)
-        } else {
-            debug_assert!(retrain);
-            None
+        Ok(match applied {
+            Applied::Yes => Some(true),
+            Applied::Unchanged if exists => Some(false),
+            // A retrain (or a page we could not lock, which Exclusive never reports).
+            Applied::Unchanged | Applied::Busy => None,
         })
     }
 
@@ -254,13 +249,18 @@ impl<S: PageStore> Alex<S> {
     /// that page is tried first, as nbtree's rightmost-page fast path does.
     fn insert_target(&self, item: Item) -> Result<(u32, (DataNode, bool))> {
         let last = self.readers.last_insert.load(Ordering::Relaxed);
-        if self.readers.insert_streak.load(Ordering::Relaxed) && last < self.store.nblocks() {
+        if self.readers.insert_streak.load(Ordering::Relaxed) {
             let hit = read_with(&self.store, last, |p| {
                 Ok(match live_data(p, last)? {
                     Some(n) if n.covers(item) => Some((n.clone(), n.find(p, item).1)),
                     _ => None,
                 })
-            })?;
+            });
+            // (A block past the end: the index was rebuilt smaller since; go by the root.)
+            let hit = match hit {
+                Err(Error::NoSuchBlock { .. }) => None,
+                r => r?,
+            };
             if let Some(hit) = hit {
                 return Ok((last, hit));
             }

@@ -7,7 +7,7 @@ use crate::error::{invariant, Result};
 use crate::key::{Item, Tid};
 use crate::page::Page;
 use crate::page::INVALID_BLOCK;
-use crate::search::{bound_lt, live_data, MAX_RESTARTS};
+use crate::search::{bound_lt, live_data, WalkLimit, MAX_RESTARTS};
 use crate::store::{read_with, PageStore};
 use crate::Alex;
 
@@ -155,8 +155,8 @@ impl<S: PageStore> RangeIter<'_, S> {
         let (lo, hi) = (self.lo, self.hi);
         let buf = &mut self.buf;
         self.pos = 0;
-        let limit = self.ix.store.nblocks() as usize + MAX_RESTARTS;
-        let mut steps = 0;
+        let mut limit = WalkLimit::default();
+        let mut steps = 0usize;
         // Move right and collect in the same read: a split between two reads could move
         // entries below `hi` to a right sibling we would never visit.
         let (low, stop) = loop {
@@ -193,7 +193,7 @@ impl<S: PageStore> RangeIter<'_, S> {
                 Ok(Ok((n.low, stop)))
             })?;
             steps += 1;
-            if steps > limit {
+            if limit.exceeded(&self.ix.store, steps.saturating_sub(MAX_RESTARTS)) {
                 return invariant(blk, "backward scan ran off the right-link chain");
             }
             match r {

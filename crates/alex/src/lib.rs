@@ -53,7 +53,7 @@ pub use iter::{Direction, RangeIter};
 pub use key::{Item, Key, Tid};
 pub use meta::Meta;
 pub use op::PageOp;
-pub use store::{MemStore, PageStore, WriteGroup, GROUP_LIMIT};
+pub use store::{Applied, ApplyLock, MemStore, PageStore, WriteGroup, GROUP_LIMIT};
 pub use verify::VerifyReport;
 
 /// Build-time and tuning options (persisted in the metapage).

@@ -36,6 +36,26 @@ pub(crate) fn live_data(p: &Page, blk: u32) -> Result<Option<DataNode>> {
     let n = DataNode::decode(p, blk)?;
     Ok((!n.deleted()).then_some(n))
 }
+/// The bound on a walk along right-links: longer than the relation means a cycle (a
+/// corrupt link). The block count costs a system call in the binding, so it is looked up
+/// only once a walk is long enough for the bound to matter.
+#[derive(Default)]
+pub(crate) struct WalkLimit(Option<usize>);
+
+impl WalkLimit {
+    const FREE_STEPS: usize = 64;
+
+    pub(crate) fn exceeded<S: PageStore + ?Sized>(&mut self, store: &S, steps: usize) -> bool {
+        if steps <= Self::FREE_STEPS {
+            return false;
+        }
+        steps
+            > *self
+                .0
+                .get_or_insert_with(|| store.nblocks() as usize + Self::FREE_STEPS)
+    }
+}
+
 /// A lookup that had to follow this many right-links refreshes the cached root: a stale
 /// root (the old data-page root after the first split-down) is correct but slow.
 const STALE_ROOT_STEPS: usize = 2;
@@ -112,8 +132,11 @@ impl<S: PageStore> Alex<S> {
         item: Item,
         mut f: impl FnMut(&DataNode, &Page) -> Result<R>,
     ) -> Result<(u32, R, usize)> {
-        let limit = self.store.nblocks();
-        for steps in 0..=limit as usize {
+        let mut limit = WalkLimit::default();
+        for steps in 0usize.. {
+            if limit.exceeded(&self.store, steps) {
+                break;
+            }
             let step = read_with(&self.store, blk, |p| {
                 let Some(n) = live_data(p, blk)? else {
                     return Err(Error::Moved { blk });
@@ -247,8 +270,11 @@ impl<S: PageStore> Alex<S> {
         let start = Item::key_start(key);
         let (_, mut next) =
             self.read_leaf_with(start, |n, p| Ok(collect_key(n, p, key, start, out)))?;
-        let limit = self.store.nblocks() as usize + MAX_RESTARTS;
-        for _ in 0..=limit {
+        let mut limit = WalkLimit::default();
+        for steps in 0usize.. {
+            if limit.exceeded(&self.store, steps.saturating_sub(MAX_RESTARTS)) {
+                break;
+            }
             let Some((blk, from)) = next else {
                 return Ok(out.len() - before);
             };

@@ -27,17 +27,41 @@ pub trait PageStore {
     /// `Ok`, and none of its changes survive if it returns `Err`.
     fn atomic(&mut self, f: &mut dyn FnMut(&mut dyn WriteGroup) -> Result<()>) -> Result<()>;
     /// Change data page `blk` by one [`PageOp`], atomically: `decide` looks at the
-    /// exclusively locked page and names the op (`None`: leave the page; an error: nothing
-    /// changes). Returns whether an op was applied. A store with a log of its own may log
-    /// the op instead of the page (the binding's compact WAL record, replayed by
-    /// [`PageOp::apply`]); the default is a one-page atomic group.
+    /// locked page and names the op (`None`: leave the page; an error: nothing changes).
+    /// A store with a log of its own may log the op instead of the page (the binding's
+    /// compact WAL record, replayed by [`PageOp::apply`]); the default is a one-page
+    /// atomic group. With [`ApplyLock::CleanupIfFree`] (ops that remove entries) the
+    /// binding takes a cleanup lock, and only if no scan holds a pin on the page:
+    /// otherwise it returns [`Applied::Busy`] without calling `decide`.
     fn apply(
         &mut self,
         blk: u32,
+        lock: ApplyLock,
         decide: &mut dyn FnMut(&Page) -> Result<Option<PageOp>>,
-    ) -> Result<bool> {
+    ) -> Result<Applied> {
+        let _ = lock; // no scans hold pages between calls here
         apply_in_group(self, blk, decide)
     }
+}
+
+/// How [`PageStore::apply`] locks its page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApplyLock {
+    Exclusive,
+    /// A cleanup lock if nobody else holds the page (entry removals: scans keep a pin on
+    /// the page whose entries they are returning, see the binding's storage).
+    CleanupIfFree,
+}
+
+/// What [`PageStore::apply`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// `decide` named an op, which was applied.
+    Yes,
+    /// `decide` named none.
+    Unchanged,
+    /// The page was not free to lock; `decide` was not called.
+    Busy,
 }
 
 /// [`PageStore::apply`] as an ordinary one-page atomic group.
@@ -45,15 +69,15 @@ pub fn apply_in_group<S: PageStore + ?Sized>(
     s: &mut S,
     blk: u32,
     decide: &mut dyn FnMut(&Page) -> Result<Option<PageOp>>,
-) -> Result<bool> {
+) -> Result<Applied> {
     atomic_with(s, |g| {
         let p = g.modify(blk)?;
         match decide(p)? {
             Some(op) => {
                 op.apply(p, blk)?;
-                Ok(true)
+                Ok(Applied::Yes)
             }
-            None => Ok(false),
+            None => Ok(Applied::Unchanged),
         }
     })
 }
