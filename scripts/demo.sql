@@ -3,7 +3,6 @@ SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS omendb;
 
 -- The sensors example: readings indexed by time with the alex learned index.
--- (omen_columnar storage for the readings comes with its issue.)
 CREATE TABLE IF NOT EXISTS sensor_readings (
     sensor_id  int         NOT NULL,
     ts         timestamptz NOT NULL,
@@ -16,3 +15,21 @@ SELECT s, timestamptz '2026-01-01' + make_interval(secs => n * 10), 20 + 5 * sin
 FROM generate_series(1, 10) s, generate_series(0, 9999) n
 WHERE NOT EXISTS (SELECT 1 FROM sensor_readings);
 ANALYZE sensor_readings;
+
+-- The design's sensors table: columnar storage, and a learned index as its
+-- key. PostgreSQL 15 wants btree for PRIMARY KEY, so the key is a NOT NULL
+-- column with a unique alex index (duplicates fail with 23505, ON CONFLICT
+-- works).
+CREATE TABLE IF NOT EXISTS sensors (
+    ts          bigint NOT NULL,
+    sensor_id   bigint,
+    temperature double precision,
+    status      text
+) USING omen_columnar;
+CREATE UNIQUE INDEX IF NOT EXISTS sensors_ts ON sensors USING alex (ts);
+INSERT INTO sensors
+SELECT 1767225600000 + n * 100, n % 50, 20 + 5 * sin(n / 1000.0) + (n % 50) / 10.0,
+       CASE WHEN n % 997 = 0 THEN 'alarm' ELSE 'ok' END
+FROM generate_series(0, 299999) n
+WHERE NOT EXISTS (SELECT 1 FROM sensors);
+ANALYZE sensors;

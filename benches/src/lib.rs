@@ -17,6 +17,7 @@ pub mod pgbench;
 pub mod plot;
 pub mod tpch;
 pub mod workloads;
+pub mod ycsb;
 
 pub struct Variant {
     pub label: String,

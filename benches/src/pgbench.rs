@@ -26,27 +26,50 @@ fn conn_args(dsn: &str) -> Vec<String> {
 /// per second. Commits do not wait for the WAL flush (synchronous_commit =
 /// off), so the number reflects the work of inserting, not fsync latency.
 pub fn tps(dsn: &str, script: &str, clients: u32, seconds: u32) -> Result<f64, String> {
-    let path = std::env::temp_dir().join(format!("omendb-pgbench-{}.sql", std::process::id()));
-    std::fs::write(&path, script).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    tps_mix(dsn, &[(script.to_string(), 1)], &[], clients, seconds)
+}
+
+/// As [`tps`], for a mix of scripts each chosen with its weight (pgbench's
+/// `-f file@weight`), with `defines` as pgbench variables (`-D name=value`).
+pub fn tps_mix(
+    dsn: &str,
+    scripts: &[(String, u32)],
+    defines: &[(&str, String)],
+    clients: u32,
+    seconds: u32,
+) -> Result<f64, String> {
+    let mut args: Vec<String> = ["-n", "-M", "prepared", "-c"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend([
+        clients.to_string(),
+        "-j".into(),
+        clients.to_string(),
+        "-T".into(),
+        seconds.to_string(),
+    ]);
+    let mut files = Vec::new();
+    for (i, (script, weight)) in scripts.iter().enumerate() {
+        let path =
+            std::env::temp_dir().join(format!("omendb-pgbench-{}-{i}.sql", std::process::id()));
+        std::fs::write(&path, script).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        args.extend(["-f".into(), format!("{}@{weight}", path.display())]);
+        files.push(path);
+    }
+    for (name, value) in defines {
+        args.extend(["-D".into(), format!("{name}={value}")]);
+    }
     let out = Command::new(PGBENCH)
-        .args([
-            "-n",
-            "-M",
-            "prepared",
-            "-c",
-            &clients.to_string(),
-            "-j",
-            &clients.to_string(),
-            "-T",
-            &seconds.to_string(),
-            "-f",
-        ])
-        .arg(&path)
+        .args(&args)
         .args(conn_args(dsn))
         .env("PGOPTIONS", "-c synchronous_commit=off")
         .output()
-        .map_err(|e| format!("running {PGBENCH}: {e}"))?;
-    let _ = std::fs::remove_file(&path);
+        .map_err(|e| format!("running {PGBENCH}: {e}"));
+    for f in files {
+        let _ = std::fs::remove_file(f);
+    }
+    let out = out?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         return Err(format!(

@@ -5,7 +5,9 @@
 //! SUITE: `alex` (alex vs btree, the default), `columnar` (omen_columnar vs
 //! heap on TPC-H lineitem; needs --lineitem FILE.csv readable by the server)
 //! `tpch` (TPC-H 22 queries: heap, omen_columnar with and without DataFusion,
-//! DuckDB; needs --tpch-data DIR of tpchgen-cli CSVs) or `harness` (btree vs hash).
+//! DuckDB; needs --tpch-data DIR of tpchgen-cli CSVs), `ycsb` (YCSB A-F, unique
+//! btree vs unique alex, --rows records, --insert-seconds per pgbench run,
+//! --clients 1,2,8, --workloads A,B) or `harness` (btree vs hash).
 //! DSN defaults to the demo cluster that scripts/run.sh starts.
 
 use omendb_bench::{alex_vs_btree as ab, pgbench, run, workloads, Workload};
@@ -25,6 +27,8 @@ struct Args {
     timeout_s: u64,
     threads: usize,
     duckdb: bool,
+    clients: Vec<u32>,
+    workloads: Vec<String>,
 }
 
 fn parse() -> Args {
@@ -42,6 +46,11 @@ fn parse() -> Args {
         timeout_s: 60,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         duckdb: true,
+        clients: vec![1, 2, 8],
+        workloads: omendb_bench::ycsb::WORKLOADS
+            .iter()
+            .map(|w| w.name.to_string())
+            .collect(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -54,7 +63,17 @@ fn parse() -> Args {
                 .unwrap_or_else(|_| usage(&format!("{arg} takes a number")))
         };
         match arg.as_str() {
-            "alex" | "harness" | "columnar" | "tpch" => a.suite = arg.clone(),
+            "alex" | "harness" | "columnar" | "tpch" | "ycsb" => a.suite = arg.clone(),
+            "--clients" => {
+                a.clients = value()
+                    .split(',')
+                    .map(|c| {
+                        c.parse()
+                            .unwrap_or_else(|_| usage("--clients takes numbers"))
+                    })
+                    .collect()
+            }
+            "--workloads" => a.workloads = value().split(',').map(str::to_string).collect(),
             "--tpch-data" => a.tpch_data = Some(value()),
             "--timeout" => a.timeout_s = num(value()),
             "--threads" => a.threads = num(value()) as usize,
@@ -79,6 +98,7 @@ fn main() {
         "harness" => report(&a, &workloads::point_probes(a.rows, a.probes)).map(|_| ()),
         "columnar" => columnar_suite(&a),
         "tpch" => tpch_suite(&a),
+        "ycsb" => ycsb_suite(&a),
         _ => alex_suite(&a),
     };
     if let Err(e) = result {
@@ -104,6 +124,93 @@ fn tpch_suite(a: &Args) -> Result<(), String> {
     };
     let table = tpch::run(&o).map_err(|e| e.to_string())?;
     println!("{table}");
+    Ok(())
+}
+
+fn ycsb_suite(a: &Args) -> Result<(), String> {
+    use omendb_bench::ycsb;
+    let workloads: Vec<&ycsb::Workload> = a
+        .workloads
+        .iter()
+        .map(|n| ycsb::workload(n).ok_or_else(|| format!("unknown YCSB workload {n}")))
+        .collect::<Result<_, _>>()?;
+    let mut client = Client::connect(&a.dsn, NoTls).map_err(|e| e.to_string())?;
+    client
+        .batch_execute("CREATE EXTENSION IF NOT EXISTS omendb")
+        .map_err(|e| e.to_string())?;
+    eprintln!("loading {} records into each table", a.rows);
+    for stmt in ycsb::setup(a.rows) {
+        client
+            .batch_execute(&stmt)
+            .map_err(|e| format!("{stmt}: {e}"))?;
+    }
+    for (_, table, _) in ycsb::VARIANTS {
+        for q in ycsb::plan_checks(table) {
+            let plan: Vec<String> = client
+                .query(&format!("EXPLAIN {q}"), &[])
+                .map_err(|e| e.to_string())?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            if !plan.iter().any(|l| l.contains(&format!("{table}_key"))) {
+                return Err(format!(
+                    "{q}: plan does not use {table}_key:\n{}",
+                    plan.join("\n")
+                ));
+            }
+        }
+    }
+    println!(
+        "## YCSB: {} records of 10 x 100-byte fields, Zipfian keys; unique btree vs unique alex; \
+         pgbench {} s per run, median tps of {} runs\n",
+        a.rows, a.insert_seconds, a.runs
+    );
+    println!("| workload | clients | btree tps | alex tps | ratio alex/btree |\n|---|---:|---:|---:|---:|");
+    let mut ratios: Vec<(String, f64)> = Vec::new();
+    let records = a.rows.to_string();
+    for w in workloads {
+        for &clients in &a.clients {
+            let mut samples: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+            for _ in 0..a.runs {
+                for (i, (_, table, _)) in ycsb::VARIANTS.iter().enumerate() {
+                    for stmt in ycsb::reset_sequences() {
+                        client.batch_execute(&stmt).map_err(|e| e.to_string())?;
+                    }
+                    let t = pgbench::tps_mix(
+                        &a.dsn,
+                        &ycsb::scripts(w, table),
+                        &[("records", records.clone())],
+                        clients,
+                        a.insert_seconds,
+                    )?;
+                    samples[i].push(t);
+                }
+            }
+            let med = |v: &mut Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            let (b, x) = (med(&mut samples[0]), med(&mut samples[1]));
+            println!(
+                "| {} ({}) | {clients} | {b:.0} | {x:.0} | {:.2} |",
+                w.name,
+                w.what,
+                x / b
+            );
+            // As a time ratio, like the other suites: btree tps / alex tps.
+            ratios.push((format!("YCSB {}, {clients} client(s)", w.name), b / x));
+        }
+    }
+    println!();
+    if let Some(path) = &a.plot {
+        let title = format!(
+            "alex / btree time per YCSB operation, {} records (below 1.0: alex faster)",
+            a.rows
+        );
+        std::fs::write(path, omendb_bench::plot::ratio_chart(&title, &ratios))
+            .map_err(|e| format!("{path}: {e}"))?;
+        println!("plot written to {path}");
+    }
     Ok(())
 }
 
@@ -244,7 +351,7 @@ fn columnar_suite(a: &Args) -> Result<(), String> {
 
 fn usage(msg: &str) -> ! {
     eprintln!(
-        "sqlbench: {msg}\nusage: sqlbench [alex|columnar|harness] [--lineitem FILE.csv] [--dsn DSN] [--runs N] [--rows N] [--probes N] [--dists a,b] [--insert-seconds N]"
+        "sqlbench: {msg}\nusage: sqlbench [alex|columnar|tpch|ycsb|harness] [--lineitem FILE.csv] [--dsn DSN] [--runs N] [--rows N] [--probes N] [--dists a,b] [--insert-seconds N]"
     );
     std::process::exit(2);
 }
