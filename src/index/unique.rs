@@ -144,7 +144,7 @@ fn survey(
 }
 
 /// Dead entries of one key a unique check removes when it meets this many.
-const DEAD_VERSIONS_TO_REMOVE: usize = 2;
+const DEAD_VERSIONS_TO_REMOVE: usize = 1;
 
 /// The survey proper; entries found dead to all go to `dead`.
 #[allow(clippy::too_many_arguments)]

@@ -162,13 +162,18 @@ fn ycsb_suite(a: &Args) -> Result<(), String> {
     }
     println!(
         "## YCSB: {} records of 10 x 100-byte fields, Zipfian keys; unique btree vs unique alex; \
-         pgbench {} s per run, median tps of {} runs\n",
+         tables vacuumed and prewarmed before each workload; pgbench {} s per run, median tps of {} runs\n",
         a.rows, a.insert_seconds, a.runs
     );
     println!("| workload | clients | btree tps | alex tps | ratio alex/btree |\n|---|---:|---:|---:|---:|");
     let mut ratios: Vec<(String, f64)> = Vec::new();
     let records = a.rows.to_string();
     for w in workloads {
+        for stmt in ycsb::between_workloads() {
+            client
+                .batch_execute(&stmt)
+                .map_err(|e| format!("{stmt}: {e}"))?;
+        }
         for &clients in &a.clients {
             let mut samples: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
             for _ in 0..a.runs {
