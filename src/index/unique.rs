@@ -136,7 +136,7 @@ fn survey(
     // Before any wait: a pin held while waiting could stall VACUUM.
     ix.store().release_pin();
     // Versions of a row updated again and again under one key pile up until
-    // VACUUM; remove those dead to all once a few have (cleanup.rs).
+    // VACUUM; remove those dead to all as they are met (cleanup.rs).
     if dead.len() >= DEAD_VERSIONS_TO_REMOVE {
         super::cleanup::remove_dead(index, heap, &dead);
     }

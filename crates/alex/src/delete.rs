@@ -9,6 +9,20 @@ use crate::search::live_or_retry;
 use crate::store::{atomic_with, Applied, ApplyLock, PageStore};
 use crate::Alex;
 
+/// `Error::Invalid` unless `items` ascend (strictly, if `distinct`).
+fn ascending(items: &[Item], distinct: bool, what: &str) -> Result<()> {
+    if items
+        .windows(2)
+        .any(|w| w[0] > w[1] || (distinct && w[0] == w[1]))
+    {
+        let which = if distinct { "distinct items" } else { "items" };
+        return Err(Error::Invalid(format!(
+            "{what} needs {which} in ascending order"
+        )));
+    }
+    Ok(())
+}
+
 impl<S: PageStore> Alex<S> {
     /// Remove the entry (key, tid). Returns `false` if it was not present.
     pub fn delete(&mut self, key: u64, tid: Tid) -> Result<bool> {
@@ -50,11 +64,7 @@ impl<S: PageStore> Alex<S> {
     /// Remove many entries, given in ascending (key, tid) order, with one atomic group per
     /// data page rather than per entry (VACUUM). Returns how many were present and removed.
     pub fn delete_many(&mut self, items: &[Item]) -> Result<u64> {
-        if items.windows(2).any(|w| w[0] > w[1]) {
-            return Err(Error::Invalid(
-                "delete_many needs items in ascending order".into(),
-            ));
-        }
+        ascending(items, false, "delete_many")?;
         let mut removed = 0u64;
         let mut rest = items;
         let mut attempts = 0u64;
@@ -118,11 +128,7 @@ impl<S: PageStore> Alex<S> {
         items: &[Item],
         judge: &mut dyn FnMut(u32, &[Item]) -> (Vec<Item>, u32),
     ) -> Result<u64> {
-        if items.windows(2).any(|w| w[0] >= w[1]) {
-            return Err(Error::Invalid(
-                "remove_entries needs distinct items in ascending order".into(),
-            ));
-        }
+        ascending(items, true, "remove_entries")?;
         if self.meta()?.exact_count() {
             return Ok(0);
         }
