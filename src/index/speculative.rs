@@ -12,8 +12,8 @@
 //! would, and fills in the same fields for alex indexes; ExecInsert then
 //! finds them open and goes on as for btree. Rows routed to partitions are
 //! opened later by PostgreSQL's tuple routing, out of reach here: ON CONFLICT
-//! through a partitioned table whose partitions have unique alex indexes
-//! still fails (README).
+//! through a partitioned table whose partitions have unique alex indexes is
+//! refused at ExecutorStart with 0A000 and a hint (README).
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -72,10 +72,14 @@ unsafe fn open_indexes(rri: *mut pg_sys::ResultRelInfo, estate: *mut pg_sys::ESt
     // SAFETY: an initialised result relation of the running query.
     unsafe {
         let rel = (*rri).ri_RelationDesc;
+        let alex = pg_sys::get_index_am_oid(c"alex".as_ptr(), true);
+        if (*(*rel).rd_rel).relkind == pg_sys::RELKIND_PARTITIONED_TABLE as std::ffi::c_char {
+            refuse_routed(rel, alex);
+            return;
+        }
         if !(*(*rel).rd_rel).relhasindex || !(*rri).ri_IndexRelationDescs.is_null() {
             return;
         }
-        let alex = pg_sys::get_index_am_oid(c"alex".as_ptr(), true);
         if !has_unique_index_of(rel, alex) {
             return;
         }
@@ -96,6 +100,43 @@ unsafe fn open_indexes(rri: *mut pg_sys::ResultRelInfo, estate: *mut pg_sys::ESt
             }
         }
         pg_sys::MemoryContextSwitchTo(old);
+    }
+}
+
+/// ON CONFLICT through a partitioned table: PostgreSQL 15's tuple routing
+/// opens each partition's indexes itself, out of reach here, and fails with
+/// an internal error on a unique alex index; say so clearly instead, before
+/// any row is inserted.
+unsafe fn refuse_routed(parent: pg_sys::Relation, alex: pg_sys::Oid) {
+    if alex == pg_sys::InvalidOid {
+        return;
+    }
+    // SAFETY: an open partitioned table; each partition is locked as tuple
+    // routing would lock it, and sub-partitioned ones are walked the same way.
+    unsafe {
+        let desc = pg_sys::RelationGetPartitionDesc(parent, true);
+        if desc.is_null() {
+            return;
+        }
+        for i in 0..(*desc).nparts.max(0) as usize {
+            let oid = *(*desc).oids.add(i);
+            let part = pg_sys::table_open(oid, pg_sys::RowExclusiveLock as i32);
+            let rd_rel = &*(*part).rd_rel;
+            if rd_rel.relkind == pg_sys::RELKIND_PARTITIONED_TABLE as std::ffi::c_char {
+                refuse_routed(part, alex);
+            } else if rd_rel.relhasindex && has_unique_index_of(part, alex) {
+                let (pname, name) = (super::relation_name(parent), super::relation_name(part));
+                pg_sys::table_close(part, pg_sys::NoLock as i32);
+                crate::error::error_with_hint(
+                    PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                    format!(
+                        "INSERT ... ON CONFLICT into partitioned table \"{pname}\" is not supported: its partition \"{name}\" has a unique alex index"
+                    ),
+                    "Insert into the partition itself, or give the partitions btree unique indexes: PostgreSQL 15 routes ON CONFLICT rows only through btree unique indexes.".into(),
+                );
+            }
+            pg_sys::table_close(part, pg_sys::NoLock as i32);
+        }
     }
 }
 

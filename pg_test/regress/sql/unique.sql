@@ -188,9 +188,10 @@ DROP TABLE u_col;
 ALTER TABLE u_alex ADD CONSTRAINT u_alex_pk PRIMARY KEY USING INDEX u_alex_k;
 CREATE TABLE u_parted (k int8 NOT NULL) PARTITION BY RANGE (k);
 CREATE UNIQUE INDEX u_parted_k ON u_parted USING alex (k);
--- A partition may have one, but ON CONFLICT through the partitioned table
--- fails in PostgreSQL 15's tuple routing (speculative.rs); into the
--- partition itself it works.
+-- A partition may have one, but PostgreSQL 15's tuple routing takes only
+-- btree arbiters: ON CONFLICT through the partitioned table is refused
+-- before any row goes in (0A000, speculative.rs); into the partition itself
+-- it works.
 CREATE TABLE u_part1 PARTITION OF u_parted FOR VALUES FROM (0) TO (100);
 CREATE UNIQUE INDEX u_part1_k ON u_part1 USING alex (k);
 INSERT INTO u_parted VALUES (1) ON CONFLICT DO NOTHING;
