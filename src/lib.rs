@@ -14,6 +14,7 @@ use pgrx::prelude::*;
 mod columnar;
 mod error;
 mod guc;
+mod hooks;
 mod index;
 mod info;
 mod loading;
@@ -46,6 +47,7 @@ pub extern "C-unwind" fn _PG_init() {
     index::init();
     columnar::init();
     scan::init();
+    hooks::init();
     // Last: reserving the prefix removes every omendb.* placeholder not
     // defined by then, which would drop the settings postgresql.conf gives.
     guc::init();

@@ -456,23 +456,20 @@ pub unsafe extern "C-unwind" fn relation_estimate_size(
     }
 }
 
-static mut PREV_OBJECT_ACCESS: pg_sys::object_access_hook_type = None;
-
-/// DROP TABLE: forget the dropped storage's catalog rows (transactionally).
-#[pg_guard]
-unsafe extern "C-unwind" fn object_access(
+/// DROP TABLE (the object_access hook, hooks.rs): forget the dropped
+/// storage's catalog rows (transactionally).
+///
+/// # Safety
+/// From the object_access hook.
+pub(crate) unsafe fn object_access(
     access: pg_sys::ObjectAccessType::Type,
     class_id: pg_sys::Oid,
     object_id: pg_sys::Oid,
     sub_id: i32,
-    arg: *mut std::ffi::c_void,
 ) {
-    // SAFETY: chaining first, then reading a relation being dropped (its
-    // dropper holds AccessExclusiveLock on it).
+    // SAFETY: reading a relation being dropped (its dropper holds
+    // AccessExclusiveLock on it).
     unsafe {
-        if let Some(prev) = PREV_OBJECT_ACCESS {
-            prev(access, class_id, object_id, sub_id, arg);
-        }
         if access != pg_sys::ObjectAccessType::OAT_DROP
             || class_id != pg_sys::RelationRelationId
             || sub_id != 0
@@ -493,13 +490,5 @@ unsafe extern "C-unwind" fn object_access(
             }
         }
         pg_sys::relation_close(rel, pg_sys::NoLock as i32);
-    }
-}
-
-pub fn init() {
-    // SAFETY: hook registration in _PG_init.
-    unsafe {
-        PREV_OBJECT_ACCESS = pg_sys::object_access_hook;
-        pg_sys::object_access_hook = Some(object_access);
     }
 }

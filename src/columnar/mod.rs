@@ -21,13 +21,13 @@ mod autocompact;
 pub(crate) mod catalog;
 mod compact;
 mod datum;
-mod ddl;
+pub(crate) mod ddl;
 mod fetch;
 mod group;
 mod handler;
 mod modify;
-mod pending;
-mod pushdown;
+pub(crate) mod pending;
+pub(crate) mod pushdown;
 pub(crate) mod rows;
 mod scan;
 pub(crate) mod snapshot;
@@ -97,8 +97,6 @@ fn tid_to_row(tid: &pg_sys::ItemPointerData) -> Option<u64> {
 pub(crate) fn init() {
     autocompact::init();
     pending::init();
-    pushdown::init();
-    ddl::init();
 }
 
 #[cfg(test)]

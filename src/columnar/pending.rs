@@ -440,13 +440,9 @@ pub fn with_row<R>(
     })
 }
 
-static mut PREV_EXECUTOR_END: pg_sys::ExecutorEnd_hook_type = None;
-
-#[pg_guard]
-unsafe extern "C-unwind" fn executor_end(query: *mut pg_sys::QueryDesc) {
+/// Before ExecutorEnd (hooks.rs): write the rows the statement buffered.
+pub(crate) fn before_executor_end() {
     flush_where(|_| true);
-    // SAFETY: chaining to the previous hook or the standard function.
-    unsafe { crate::pg::hooks::executor_end(PREV_EXECUTOR_END, query) }
 }
 
 #[pg_guard]
@@ -494,10 +490,8 @@ unsafe extern "C-unwind" fn subxact_callback(
 }
 
 pub fn init() {
-    // SAFETY: hook and callback registration in _PG_init, single-threaded.
+    // SAFETY: callback registration in _PG_init, single-threaded.
     unsafe {
-        PREV_EXECUTOR_END = pg_sys::ExecutorEnd_hook;
-        pg_sys::ExecutorEnd_hook = Some(executor_end);
         pg_sys::RegisterXactCallback(Some(xact_callback), std::ptr::null_mut());
         pg_sys::RegisterSubXactCallback(Some(subxact_callback), std::ptr::null_mut());
     }

@@ -17,7 +17,6 @@
 
 use omendb_columnar::prune::{Bound, Filter, Hints, Test};
 use pgrx::pg_sys;
-use pgrx::prelude::*;
 use std::cell::RefCell;
 
 thread_local! {
@@ -376,34 +375,29 @@ unsafe fn begin_scans(ps: *mut pg_sys::PlanState, estate: *mut pg_sys::EState) {
     }
 }
 
-static mut PREV_EXECUTOR_START: pg_sys::ExecutorStart_hook_type = None;
-static mut PREV_SET_REL_PATHLIST: pg_sys::set_rel_pathlist_hook_type = None;
-
-#[pg_guard]
-unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags: i32) {
-    // SAFETY: chaining, then walking the initialised plan-state tree.
+/// After ExecutorStart (hooks.rs): hand columnar scans their pushed-down hints.
+///
+/// # Safety
+/// From the ExecutorStart hook, after PostgreSQL initialised `query`.
+pub(crate) unsafe fn after_executor_start(query: *mut pg_sys::QueryDesc, eflags: i32) {
+    // SAFETY: walking the initialised plan-state tree.
     unsafe {
-        // Nothing in scope needs dropping: an ERROR (a permission check,
-        // say) passes through untouched.
-        crate::pg::hooks::executor_start(PREV_EXECUTOR_START, query, eflags);
         if eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 == 0 {
             begin_scans((*query).planstate, (*query).estate);
         }
     }
 }
 
-#[pg_guard]
-unsafe extern "C-unwind" fn set_rel_pathlist(
-    root: *mut pg_sys::PlannerInfo,
+/// set_rel_pathlist (hooks.rs): a scan of a columnar table needs ctid.
+///
+/// # Safety
+/// From the set_rel_pathlist hook, with the planner's structures.
+pub(crate) unsafe fn set_rel_pathlist(
     rel: *mut pg_sys::RelOptInfo,
-    rti: pg_sys::Index,
     rte: *mut pg_sys::RangeTblEntry,
 ) {
     // SAFETY: planner structures; the relation is already locked.
     unsafe {
-        if let Some(prev) = PREV_SET_REL_PATHLIST {
-            prev(root, rel, rti, rte);
-        }
         if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION
             || (*rel).reloptkind != pg_sys::RelOptKind::RELOPT_BASEREL
             || (*rte).relkind != pg_sys::RELKIND_RELATION as std::ffi::c_char
@@ -419,15 +413,5 @@ unsafe extern "C-unwind" fn set_rel_pathlist(
             let slot = (*rel).attr_needed.add(ctid as usize);
             *slot = pg_sys::bms_add_member(*slot, 0);
         }
-    }
-}
-
-pub fn init() {
-    // SAFETY: hook registration in _PG_init.
-    unsafe {
-        PREV_EXECUTOR_START = pg_sys::ExecutorStart_hook;
-        pg_sys::ExecutorStart_hook = Some(executor_start);
-        PREV_SET_REL_PATHLIST = pg_sys::set_rel_pathlist_hook;
-        pg_sys::set_rel_pathlist_hook = Some(set_rel_pathlist);
     }
 }

@@ -14,7 +14,7 @@ mod insert;
 mod keys;
 mod readers;
 mod scan;
-mod speculative;
+pub(crate) mod speculative;
 mod storage;
 mod unique;
 mod vacuum;
@@ -72,5 +72,4 @@ fn open(rel: pg_sys::Relation) -> alex::Alex<PgStore> {
 pub(crate) fn init() {
     readers::init();
     wal::init();
-    speculative::init();
 }

@@ -18,14 +18,14 @@
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
-static mut PREV_EXECUTOR_START: pg_sys::ExecutorStart_hook_type = None;
-
-#[pg_guard]
-unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags: i32) {
-    // SAFETY: chaining (nothing in scope needs dropping), then walking the
-    // initialised executor state.
+/// After ExecutorStart (hooks.rs): open the indexes of ON CONFLICT targets
+/// with unique alex indexes for speculative insertion.
+///
+/// # Safety
+/// From the ExecutorStart hook, after PostgreSQL initialised `query`.
+pub(crate) unsafe fn after_executor_start(query: *mut pg_sys::QueryDesc, eflags: i32) {
+    // SAFETY: walking the initialised executor state.
     unsafe {
-        crate::pg::hooks::executor_start(PREV_EXECUTOR_START, query, eflags);
         if eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 == 0 {
             prepare((*query).planstate, (*query).estate);
         }
@@ -192,13 +192,5 @@ unsafe fn equality_info(index: pg_sys::Relation, info: *mut pg_sys::IndexInfo) {
             *(*info).ii_UniqueOps.add(i) = op;
             *(*info).ii_UniqueProcs.add(i) = pg_sys::get_opcode(op);
         }
-    }
-}
-
-pub(super) fn init() {
-    // SAFETY: hook registration in _PG_init.
-    unsafe {
-        PREV_EXECUTOR_START = pg_sys::ExecutorStart_hook;
-        pg_sys::ExecutorStart_hook = Some(executor_start);
     }
 }

@@ -15,7 +15,7 @@ mod exec;
 mod expr;
 mod functions;
 mod load;
-mod planner;
+pub(crate) mod planner;
 mod runtime;
 pub(crate) mod settings;
 mod source;

@@ -1,4 +1,5 @@
-//! The planner hook: PostgreSQL plans first; a read-only SELECT over
+//! The DataFusion scan's part of the planner hook (registered in hooks.rs):
+//! PostgreSQL plans first; a read-only SELECT over
 //! omen_columnar tables whose whole query translates exactly is then
 //! replaced by one `OmenDataFusion` custom scan node. The range table,
 //! relation OIDs and invalidation items of PostgreSQL's plan stay in the
@@ -9,8 +10,6 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 use super::settings::{self, Mode};
-
-static mut PREV_PLANNER: pg_sys::planner_hook_type = None;
 
 pub static mut SCAN_METHODS: pg_sys::CustomScanMethods = pg_sys::CustomScanMethods {
     CustomName: c"OmenDataFusion".as_ptr(),
@@ -76,34 +75,47 @@ unsafe fn uses_columnar(stmt: *mut pg_sys::PlannedStmt) -> bool {
     }
 }
 
-#[pg_guard]
-unsafe extern "C-unwind" fn planner(
-    parse: *mut pg_sys::Query,
-    query_string: *const std::ffi::c_char,
-    cursor_options: i32,
-    bound_params: pg_sys::ParamListInfo,
-) -> *mut pg_sys::PlannedStmt {
-    // SAFETY: chaining to the previous planner, then reading its result.
+/// What `before_planning` decided: the query is a candidate for DataFusion,
+/// with a copy of it taken before PostgreSQL's planner changed it.
+pub(crate) struct Candidate {
+    mode: Mode,
+    copy: *mut pg_sys::Query,
+}
+
+/// Before PostgreSQL plans `parse`: whether it may run in DataFusion.
+///
+/// # Safety
+/// From the planner hook, with the query PostgreSQL is about to plan.
+pub(crate) unsafe fn before_planning(parse: *mut pg_sys::Query) -> Option<Candidate> {
+    // SAFETY: the caller's query tree.
     unsafe {
         let mode = settings::mode();
         let candidate = mode != Mode::Off
             && (*parse).commandType == pg_sys::CmdType::CMD_SELECT
             && (*parse).utilityStmt.is_null()
             && (mode == Mode::Force || only_columnar_tables(parse));
-        let copy = if candidate {
-            pg_sys::copyObjectImpl(parse as *const _) as *mut pg_sys::Query
-        } else {
-            std::ptr::null_mut()
-        };
-        // Nothing in scope needs dropping: an ERROR passes through untouched.
-        let stmt = crate::pg::hooks::planner(
-            PREV_PLANNER,
-            parse,
-            query_string,
-            cursor_options,
-            bound_params,
-        );
-        if !candidate || !uses_columnar(stmt) {
+        candidate.then(|| Candidate {
+            mode,
+            copy: pg_sys::copyObjectImpl(parse as *const _) as *mut pg_sys::Query,
+        })
+    }
+}
+
+/// After PostgreSQL planned a candidate: replace the plan with one
+/// OmenDataFusion scan if the whole query translates (and is worth it).
+///
+/// # Safety
+/// From the planner hook, with PostgreSQL's plan of the candidate's query.
+pub(crate) unsafe fn after_planning(
+    candidate: Candidate,
+    stmt: *mut pg_sys::PlannedStmt,
+    cursor_options: i32,
+    bound_params: pg_sys::ParamListInfo,
+) -> *mut pg_sys::PlannedStmt {
+    let Candidate { mode, copy } = candidate;
+    // SAFETY: the caller's plan, and our copy of its query.
+    unsafe {
+        if !uses_columnar(stmt) {
             return stmt;
         }
         let cost = (*(*stmt).planTree).total_cost;
@@ -192,7 +204,5 @@ pub fn init() {
     // SAFETY: hook registration in _PG_init.
     unsafe {
         pg_sys::RegisterCustomScanMethods(&raw const SCAN_METHODS);
-        PREV_PLANNER = pg_sys::planner_hook;
-        pg_sys::planner_hook = Some(planner);
     }
 }

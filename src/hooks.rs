@@ -1,0 +1,122 @@
+//! Every PostgreSQL hook omendb installs, registered and chained here, in
+//! one place. Each hook calls the one installed before omendb's (another
+//! extension's) or PostgreSQL's standard function, unguarded (pg/hooks.rs),
+//! so PostgreSQL's ERRORs pass through untouched, and hands the result to the
+//! parts that need it:
+//!
+//! - planner: the DataFusion scan may replace the whole plan
+//!   (scan/planner.rs);
+//! - set_rel_pathlist: scans of columnar tables need ctid
+//!   (columnar/pushdown.rs);
+//! - ExecutorStart: ON CONFLICT targets with unique alex indexes are opened
+//!   for speculative insertion (index/speculative.rs), then columnar scans get
+//!   their pushed-down hints (columnar/pushdown.rs);
+//! - ExecutorEnd: rows the statement buffered for columnar tables are written
+//!   first (columnar/pending.rs);
+//! - object_access: a dropped columnar table's storage is forgotten
+//!   (columnar/ddl.rs).
+
+use crate::columnar::{ddl, pending, pushdown};
+use crate::index::speculative;
+use crate::scan::planner;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+static mut PREV_PLANNER: pg_sys::planner_hook_type = None;
+static mut PREV_SET_REL_PATHLIST: pg_sys::set_rel_pathlist_hook_type = None;
+static mut PREV_EXECUTOR_START: pg_sys::ExecutorStart_hook_type = None;
+static mut PREV_EXECUTOR_END: pg_sys::ExecutorEnd_hook_type = None;
+static mut PREV_OBJECT_ACCESS: pg_sys::object_access_hook_type = None;
+
+#[pg_guard]
+unsafe extern "C-unwind" fn planner_hook(
+    parse: *mut pg_sys::Query,
+    query_string: *const std::ffi::c_char,
+    cursor_options: i32,
+    bound_params: pg_sys::ParamListInfo,
+) -> *mut pg_sys::PlannedStmt {
+    // SAFETY: PostgreSQL's arguments; nothing in scope needs dropping when
+    // the chained planner raises an ERROR.
+    unsafe {
+        let candidate = planner::before_planning(parse);
+        let stmt = crate::pg::hooks::planner(
+            PREV_PLANNER,
+            parse,
+            query_string,
+            cursor_options,
+            bound_params,
+        );
+        match candidate {
+            Some(c) => planner::after_planning(c, stmt, cursor_options, bound_params),
+            None => stmt,
+        }
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn set_rel_pathlist_hook(
+    root: *mut pg_sys::PlannerInfo,
+    rel: *mut pg_sys::RelOptInfo,
+    rti: pg_sys::Index,
+    rte: *mut pg_sys::RangeTblEntry,
+) {
+    // SAFETY: PostgreSQL's planner structures.
+    unsafe {
+        if let Some(prev) = PREV_SET_REL_PATHLIST {
+            prev(root, rel, rti, rte);
+        }
+        pushdown::set_rel_pathlist(rel, rte);
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn executor_start_hook(query: *mut pg_sys::QueryDesc, eflags: i32) {
+    // SAFETY: chaining (nothing in scope needs dropping), then the parts
+    // that read the initialised executor state.
+    unsafe {
+        crate::pg::hooks::executor_start(PREV_EXECUTOR_START, query, eflags);
+        speculative::after_executor_start(query, eflags);
+        pushdown::after_executor_start(query, eflags);
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn executor_end_hook(query: *mut pg_sys::QueryDesc) {
+    pending::before_executor_end();
+    // SAFETY: chaining to the previous hook or the standard function.
+    unsafe { crate::pg::hooks::executor_end(PREV_EXECUTOR_END, query) }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn object_access_hook(
+    access: pg_sys::ObjectAccessType::Type,
+    class_id: pg_sys::Oid,
+    object_id: pg_sys::Oid,
+    sub_id: i32,
+    arg: *mut std::ffi::c_void,
+) {
+    // SAFETY: chaining first, then the columnar part.
+    unsafe {
+        if let Some(prev) = PREV_OBJECT_ACCESS {
+            prev(access, class_id, object_id, sub_id, arg);
+        }
+        ddl::object_access(access, class_id, object_id, sub_id);
+    }
+}
+
+/// Install every hook (from `_PG_init`, once per process).
+pub(crate) fn init() {
+    // SAFETY: hook registration in _PG_init, single-threaded.
+    unsafe {
+        PREV_PLANNER = pg_sys::planner_hook;
+        pg_sys::planner_hook = Some(planner_hook);
+        PREV_SET_REL_PATHLIST = pg_sys::set_rel_pathlist_hook;
+        pg_sys::set_rel_pathlist_hook = Some(set_rel_pathlist_hook);
+        PREV_EXECUTOR_START = pg_sys::ExecutorStart_hook;
+        pg_sys::ExecutorStart_hook = Some(executor_start_hook);
+        PREV_EXECUTOR_END = pg_sys::ExecutorEnd_hook;
+        pg_sys::ExecutorEnd_hook = Some(executor_end_hook);
+        PREV_OBJECT_ACCESS = pg_sys::object_access_hook;
+        pg_sys::object_access_hook = Some(object_access_hook);
+    }
+}
