@@ -49,23 +49,27 @@ fn session() -> SessionContext {
 
 /// Translate `query` (a copy is made) and plan it. With `snapshot`, load
 /// every table's data first (execution); without, plan only (planning and
-/// EXPLAIN).
+/// EXPLAIN). `stmt` is PostgreSQL's plan of the query: partitioned tables
+/// read the leaf partitions it kept.
 pub unsafe fn plan(
     query: *mut pg_sys::Query,
+    stmt: *mut pg_sys::PlannedStmt,
     params: pg_sys::ParamListInfo,
     snapshot: Option<pg_sys::Snapshot>,
 ) -> Result<Planned, Unsupported> {
     let (_, threads) = runtime::get();
     // SAFETY: a Query node; translation folds it in place, so a copy.
     let q = unsafe { pg_sys::copyObjectImpl(query as *const _) as *mut pg_sys::Query };
-    let mut t = Translator::new(params, snapshot.is_none(), *threads);
+    // SAFETY: a finished plan.
+    let leaves = unsafe { super::partitioned::leaves_in_plan(stmt) };
+    let mut t = Translator::new(params, snapshot.is_none(), *threads, leaves);
     let (logical, outputs) = unsafe { t.query(q, &[], false)? };
     let ctx = session();
     let state = ctx.state();
     let optimized = state.optimize(&logical)?;
     if let Some(snap) = snapshot {
         for (table, wanted) in wanted_by_table(&optimized, &t.tables) {
-            let loaded = load::load(pg_sys::Oid::from(table.oid), snap, &wanted);
+            let loaded = load::load(&table, snap, &wanted);
             *table.loaded.lock().expect("not poisoned") = Some(Arc::new(loaded));
         }
     }
@@ -272,7 +276,13 @@ unsafe extern "C-unwind" fn begin(
         (*cb).arg = n as *mut std::ffi::c_void;
         pg_sys::MemoryContextRegisterResetCallback((*estate).es_query_cxt, cb);
         if eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 != 0 {
-            let planned = plan(query, (*estate).es_param_list_info, None).unwrap_or_else(|u| {
+            let planned = plan(
+                query,
+                (*estate).es_plannedstmt,
+                (*estate).es_param_list_info,
+                None,
+            )
+            .unwrap_or_else(|u| {
                 crate::error::error(
                     PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
                     format!("omendb DataFusion scan: {}", u.0),
@@ -290,6 +300,7 @@ unsafe fn start(node: *mut pg_sys::CustomScanState) {
         let st = state(node);
         let planned = plan(
             st.query,
+            (*estate).es_plannedstmt,
             (*estate).es_param_list_info,
             Some((*estate).es_snapshot),
         )

@@ -4,36 +4,76 @@
 
 use std::sync::Arc;
 
-use omendb_columnar::prune::Hints;
+use omendb_columnar::prune::{Filter, Hints};
 use pgrx::pg_sys;
 
-use super::source::{Loaded, ParquetData, Unit, Wanted};
+use super::source::{Loaded, LoadedRel, OmenTable, ParquetData, Rel, Unit, Wanted};
 use crate::columnar::catalog::Kind;
 use crate::columnar::rows::Table;
 use crate::columnar::snapshot;
 
-/// Copy what `wanted` needs of table `oid` under `snap`. The relation is
-/// locked by the executor already (it is in the statement's range table).
-pub fn load(oid: pg_sys::Oid, snap: pg_sys::Snapshot, wanted: &Wanted) -> Loaded {
-    let rel = crate::pg::Relation::open(oid, pg_sys::NoLock as i32);
-    let (segments, deleted) = snapshot::visible(rel.raw(), snap);
-    let table = Table::new(rel.raw());
-    let mut deleted: Vec<u64> = deleted.into_iter().collect();
-    deleted.sort_unstable();
-    let hints = Hints {
-        columns: Some(wanted.columns.clone()),
-        filters: wanted.filters.clone(),
-    };
+/// Copy what `wanted` needs of `table` (each relation it reads: the table
+/// or its leaf partitions) under `snap`. The relations are locked by the
+/// executor already (they are in the statement's range table).
+pub fn load(table: &OmenTable, snap: pg_sys::Snapshot, wanted: &Wanted) -> Loaded {
     let mut out = Loaded {
-        table: rel.name(),
-        schema: table.schema.clone(),
+        rels: Vec::with_capacity(table.rels.len()),
         units: Vec::new(),
-        deleted,
         rows: 0,
         bytes: 0,
         groups_skipped: 0,
         groups_read: 0,
+        partitions_skipped: 0,
     };
+    // The filters in the table's numbering, for partition bounds (the
+    // statement's parameters are substituted already: this is PostgreSQL's
+    // run-time pruning, by the same min/max tests as row groups).
+    let filters = Hints {
+        columns: None,
+        filters: wanted.filters.clone(),
+    };
+    for rel in &table.rels {
+        if let Some(b) = rel.bound {
+            if !filters.may_match_column(b.column, b.min, b.max, b.nulls) {
+                out.partitions_skipped += 1;
+                continue;
+            }
+        }
+        load_rel(rel, snap, wanted, &mut out);
+    }
+    out
+}
+
+/// Add relation `r`'s visible segments, write-store rows and deletions to
+/// `out`, with `wanted`'s columns and filters in the relation's numbering.
+fn load_rel(r: &Rel, snap: pg_sys::Snapshot, wanted: &Wanted, out: &mut Loaded) {
+    let at = |c: usize| r.columns.get(c).copied().flatten();
+    let rel = crate::pg::Relation::open(pg_sys::Oid::from(r.oid), pg_sys::NoLock as i32);
+    let (segments, deleted) = snapshot::visible(rel.raw(), snap);
+    let table = Table::new(rel.raw());
+    let mut deleted: Vec<u64> = deleted.into_iter().collect();
+    deleted.sort_unstable();
+    let columns: Vec<usize> = wanted.columns.iter().filter_map(|&c| at(c)).collect();
+    let hints = Hints {
+        columns: Some(columns.clone()),
+        filters: wanted
+            .filters
+            .iter()
+            .filter_map(|f| {
+                Some(Filter {
+                    column: at(f.column)?,
+                    test: f.test.clone(),
+                })
+            })
+            .collect(),
+    };
+    let index = out.rels.len();
+    out.rels.push(LoadedRel {
+        name: rel.name(),
+        schema: table.schema.clone(),
+        deleted,
+        columns: r.columns.clone(),
+    });
     for seg in &segments {
         pgrx::check_for_interrupts!();
         match seg.kind {
@@ -53,12 +93,7 @@ pub fn load(oid: pg_sys::Oid, snap: pg_sys::Snapshot, wanted: &Wanted) -> Loaded
                     continue;
                 }
                 let stored = reader.schema().columns.len();
-                let cols: Vec<usize> = wanted
-                    .columns
-                    .iter()
-                    .copied()
-                    .filter(|&c| c < stored)
-                    .collect();
+                let cols: Vec<usize> = columns.iter().copied().filter(|&c| c < stored).collect();
                 let chunks = reader
                     .copy_chunks(&src, &groups, &cols)
                     .unwrap_or_else(|e| {
@@ -69,6 +104,7 @@ pub fn load(oid: pg_sys::Oid, snap: pg_sys::Snapshot, wanted: &Wanted) -> Loaded
                 let data = Arc::new(ParquetData { reader, chunks });
                 for g in groups {
                     out.units.push(Unit::Group {
+                        rel: index,
                         seg: data.clone(),
                         group: g,
                     });
@@ -78,10 +114,12 @@ pub fn load(oid: pg_sys::Oid, snap: pg_sys::Snapshot, wanted: &Wanted) -> Loaded
                 let records = table.write_store_rows(seg);
                 out.rows += records.len() as u64;
                 out.bytes += records.iter().map(|(_, r)| r.len()).sum::<usize>();
-                out.units.push(Unit::Rows { records });
+                out.units.push(Unit::Rows {
+                    rel: index,
+                    records,
+                });
             }
             Kind::Reserved => {}
         }
     }
-    out
 }

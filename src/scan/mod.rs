@@ -7,6 +7,7 @@
 //! - `types` / `values`: PostgreSQL types and datums <-> Arrow;
 //! - `load`: the main thread copies each table's snapshot out of shared
 //!   buffers through the columnar engine (`crate::columnar::{snapshot, rows}`);
+//! - `partitioned`: the leaf partitions a plan reads, their column maps;
 //! - `source`: the TableProvider that decodes those bytes on DataFusion's threads;
 //! - `exec`: the executor node; `runtime`: DataFusion's threads;
 //! - `settings`: `omendb.datafusion*`.
@@ -15,6 +16,7 @@ mod exec;
 mod expr;
 mod functions;
 mod load;
+mod partitioned;
 pub(crate) mod planner;
 mod runtime;
 pub(crate) mod settings;

@@ -17,8 +17,8 @@ pub static mut SCAN_METHODS: pg_sys::CustomScanMethods = pg_sys::CustomScanMetho
 };
 
 /// A cheap test before copying the query: every table in its range tables
-/// (subqueries and CTEs included) is an omen_columnar table, and there is
-/// one. A query with any other table falls back anyway.
+/// (subqueries and CTEs included) is an omen_columnar table, or a
+/// partitioned table with omen_columnar partitions, and there is one. A query with any other table falls back anyway.
 unsafe fn only_columnar_tables(q: *mut pg_sys::Query) -> bool {
     // SAFETY: a parsed and rewritten Query; its relations are locked.
     unsafe {
@@ -38,7 +38,13 @@ unsafe fn only_columnar_tables(q: *mut pg_sys::Query) -> bool {
                         if rel.is_null() {
                             return false;
                         }
-                        let ok = crate::columnar::is_columnar(rel);
+                        let ok = if (*(*rel).rd_rel).relkind as u8
+                            == pg_sys::RELKIND_PARTITIONED_TABLE
+                        {
+                            super::partitioned::has_columnar_leaf((*rte).relid)
+                        } else {
+                            crate::columnar::is_columnar(rel)
+                        };
                         pg_sys::RelationClose(rel);
                         if !ok {
                             return false;
@@ -123,7 +129,7 @@ pub(crate) unsafe fn after_planning(
             debug1!("omendb: query stays in PostgreSQL: its estimated cost {cost:.0} is below omendb.datafusion_min_cost");
             return stmt;
         }
-        match super::exec::plan(copy, bound_params, None) {
+        match super::exec::plan(copy, stmt, bound_params, None) {
             Ok(_) => replace_plan(stmt, copy, cursor_options),
             Err(why) => {
                 if mode == Mode::Force {

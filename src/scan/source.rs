@@ -45,13 +45,28 @@ pub struct Column {
     pub pg: Pg,
 }
 
-/// A unit of decoding work: one Parquet row group or one write-store batch.
+/// A relation the table reads: the table itself, or one of its leaf
+/// partitions.
+#[derive(Clone, Debug)]
+pub struct Rel {
+    pub oid: u32,
+    /// For each table column (0-based attribute number), the relation's
+    /// column holding it, if any.
+    pub columns: Vec<Option<usize>>,
+    /// A partition's bounds, for skipping it at execution.
+    pub bound: Option<super::partitioned::PartBound>,
+}
+
+/// A unit of decoding work: one Parquet row group or one write-store batch,
+/// of relation `rel` (an index into [`Loaded::rels`]).
 pub enum Unit {
     Group {
+        rel: usize,
         seg: Arc<ParquetData>,
         group: usize,
     },
     Rows {
+        rel: usize,
         /// (row number, write-store item: column count + row record).
         records: Vec<(u64, Vec<u8>)>,
     },
@@ -62,18 +77,28 @@ pub struct ParquetData {
     pub chunks: CopiedChunks,
 }
 
-/// What the main thread copied for one scan of the table.
-pub struct Loaded {
-    pub table: String,
-    /// The table's storage schema (all columns), for write-store records.
+/// What the main thread copied of one relation the table reads.
+pub struct LoadedRel {
+    /// For messages: the relation's name.
+    pub name: String,
+    /// The relation's storage schema (all columns), for write-store records.
     pub schema: Schema,
-    pub units: Vec<Unit>,
     /// Deleted row numbers, ascending.
     pub deleted: Vec<u64>,
+    /// As [`Rel::columns`].
+    pub columns: Vec<Option<usize>>,
+}
+
+/// What the main thread copied for one scan of the table.
+pub struct Loaded {
+    pub rels: Vec<LoadedRel>,
+    pub units: Vec<Unit>,
     pub rows: u64,
     pub bytes: usize,
     pub groups_skipped: usize,
     pub groups_read: usize,
+    /// Partitions whose bounds exclude every row the filters accept.
+    pub partitions_skipped: usize,
 }
 
 /// What planning learned about one table: the columns and filters the
@@ -87,7 +112,11 @@ pub struct Wanted {
 pub struct OmenTable {
     /// For EXPLAIN: the table's name.
     pub name: String,
-    pub oid: u32,
+    /// A partitioned table, read through its leaves in `rels`.
+    pub partitioned: bool,
+    /// The relations holding the rows: the table, or its leaf partitions.
+    pub rels: Vec<Rel>,
+    /// The columns offered, by the table's (0-based) attribute numbers.
     pub columns: Vec<Column>,
     pub schema: SchemaRef,
     /// Rows PostgreSQL estimates (for DataFusion's join planning before load).
@@ -110,7 +139,8 @@ pub fn field_name(index: usize) -> String {
 impl OmenTable {
     pub fn new(
         name: String,
-        oid: u32,
+        partitioned: bool,
+        rels: Vec<Rel>,
         columns: Vec<Column>,
         estimated_rows: usize,
         partitions: usize,
@@ -121,7 +151,8 @@ impl OmenTable {
             .collect();
         OmenTable {
             name,
-            oid,
+            partitioned,
+            rels,
             columns,
             schema: Arc::new(ArrowSchema::new(fields)),
             estimated_rows,
@@ -248,6 +279,7 @@ impl TableProvider for OmenTable {
         );
         Ok(Arc::new(OmenScanExec {
             table: self.name.clone(),
+            partitions: self.partitioned.then_some(self.rels.len()),
             columns: projection
                 .iter()
                 .map(|&i| self.columns[i].clone())
@@ -265,6 +297,8 @@ impl TableProvider for OmenTable {
 /// The scan node: decodes the loaded units of its partition.
 pub struct OmenScanExec {
     table: String,
+    /// For a partitioned table: how many leaf partitions it reads.
+    partitions: Option<usize>,
     columns: Vec<Column>,
     schema: SchemaRef,
     loaded: Option<Arc<Loaded>>,
@@ -283,12 +317,11 @@ impl fmt::Debug for OmenScanExec {
 impl DisplayAs for OmenScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         let cols: Vec<String> = self.columns.iter().map(|c| field_name(c.index)).collect();
-        write!(
-            f,
-            "OmenColumnarScan: table={}, columns=[{}]",
-            self.table,
-            cols.join(", ")
-        )?;
+        write!(f, "OmenColumnarScan: table={}", self.table)?;
+        if let Some(n) = self.partitions {
+            write!(f, ", partitions={n}")?;
+        }
+        write!(f, ", columns=[{}]", cols.join(", "))?;
         if !self.filters.is_empty() {
             write!(f, ", prune=[{}]", self.filters.join(", "))?;
         }
@@ -298,6 +331,9 @@ impl DisplayAs for OmenScanExec {
                 ", row_groups_read={}, row_groups_skipped={}, bytes={}",
                 l.groups_read, l.groups_skipped, l.bytes
             )?;
+            if self.partitions.is_some() {
+                write!(f, ", partitions_skipped={}", l.partitions_skipped)?;
+            }
         }
         Ok(())
     }
@@ -397,68 +433,104 @@ fn decode_unit(
     columns: &[Column],
     schema: &SchemaRef,
 ) -> Result<RecordBatch> {
-    let (row_numbers, arrays): (datafusion::arrow::array::Int64Array, Vec<Option<ArrayRef>>) =
-        match &l.units[u] {
-            Unit::Group { seg, group } => {
-                let ncols = seg.reader.schema().columns.len();
-                let want: Vec<usize> = columns
-                    .iter()
-                    .map(|c| c.index)
-                    .filter(|&i| i < ncols)
-                    .collect();
-                let g = seg
-                    .reader
-                    .read_group(&seg.chunks, *group, &want)
-                    .map_err(|e| corrupt(&l.table, e))?;
-                let mut arrays = Vec::with_capacity(columns.len());
-                for c in columns {
-                    arrays.push(match g.logical_array(c.index, c.pg.logical()) {
-                        Some(a) => Some(a.map_err(|e| corrupt(&l.table, e))?),
-                        None => None, // a column added after the segment
-                    });
-                }
-                (g.row_numbers().clone(), arrays)
+    let (rel, row_numbers, arrays): (
+        &LoadedRel,
+        datafusion::arrow::array::Int64Array,
+        Vec<Option<ArrayRef>>,
+    ) = match &l.units[u] {
+        Unit::Group { rel, seg, group } => {
+            let r = &l.rels[*rel];
+            // Each table column's column in this relation's segment
+            // (None: a column added after the segment was written).
+            let ncols = seg.reader.schema().columns.len();
+            let at: Vec<Option<usize>> = columns
+                .iter()
+                .map(|c| {
+                    r.columns
+                        .get(c.index)
+                        .copied()
+                        .flatten()
+                        .filter(|&i| i < ncols)
+                })
+                .collect();
+            let want: Vec<usize> = at.iter().flatten().copied().collect();
+            let g = seg
+                .reader
+                .read_group(&seg.chunks, *group, &want)
+                .map_err(|e| corrupt(&r.name, e))?;
+            let mut arrays = Vec::with_capacity(columns.len());
+            for (c, i) in columns.iter().zip(&at) {
+                arrays.push(match i.and_then(|i| g.logical_array(i, c.pg.logical())) {
+                    Some(a) => Some(a.map_err(|e| corrupt(&r.name, e))?),
+                    None => None,
+                });
             }
-            Unit::Rows { records } => {
-                let mut rows = Vec::with_capacity(records.len());
-                let mut numbers = Vec::with_capacity(records.len());
-                // A batch's records share one column count, but records may
-                // differ (columns added between writes): one prefix schema
-                // per count, not one per record.
-                let mut prefixes: Vec<Option<Schema>> = vec![None; l.schema.columns.len() + 1];
-                for (row, item) in records {
-                    let bad = || corrupt(&l.table, "write-store record is malformed");
-                    if item.len() < 2 {
-                        return Err(bad());
-                    }
-                    let n = u16::from_le_bytes([item[0], item[1]]) as usize;
-                    if n > l.schema.columns.len() {
-                        return Err(bad());
-                    }
-                    let prefix = prefixes[n].get_or_insert_with(|| Schema {
-                        columns: l.schema.columns[..n].to_vec(),
-                    });
-                    let mut values = Vec::new();
-                    decode_row(prefix, &item[2..], &mut values)
-                        .map_err(|e| corrupt(&l.table, e))?;
-                    rows.push(values);
-                    numbers.push(*row as i64);
+            (r, g.row_numbers().clone(), arrays)
+        }
+        Unit::Rows { rel, records } => {
+            let r = &l.rels[*rel];
+            let ncols = r.schema.columns.len();
+            let at: Vec<Option<usize>> = columns
+                .iter()
+                .map(|c| {
+                    r.columns
+                        .get(c.index)
+                        .copied()
+                        .flatten()
+                        .filter(|&i| i < ncols)
+                })
+                .collect();
+            let mut rows = Vec::with_capacity(records.len());
+            let mut numbers = Vec::with_capacity(records.len());
+            // A batch's records share one column count, but records may
+            // differ (columns added between writes): one prefix schema
+            // per count, not one per record.
+            let mut prefixes: Vec<Option<Schema>> = vec![None; ncols + 1];
+            for (row, item) in records {
+                let bad = || corrupt(&r.name, "write-store record is malformed");
+                if item.len() < 2 {
+                    return Err(bad());
                 }
-                let kinds: Vec<_> = columns
-                    .iter()
-                    .map(|c| l.schema.columns[c.index].kind)
-                    .collect();
-                let arrays = values_to_arrays(&kinds, &rows_projected(&rows, columns))
-                    .map_err(|e| corrupt(&l.table, e))?;
-                let mut logical = Vec::with_capacity(columns.len());
-                for (c, a) in columns.iter().zip(arrays) {
-                    logical.push(Some(
-                        to_logical(&a, c.pg.logical()).map_err(|e| corrupt(&l.table, e))?,
-                    ));
+                let n = u16::from_le_bytes([item[0], item[1]]) as usize;
+                if n > ncols {
+                    return Err(bad());
                 }
-                (numbers.into(), logical)
+                let prefix = prefixes[n].get_or_insert_with(|| Schema {
+                    columns: r.schema.columns[..n].to_vec(),
+                });
+                let mut values = Vec::new();
+                decode_row(prefix, &item[2..], &mut values).map_err(|e| corrupt(&r.name, e))?;
+                rows.push(values);
+                numbers.push(*row as i64);
             }
-        };
+            // Columns this relation lacks come out as NULLs below.
+            let present: Vec<(&Column, usize)> = columns
+                .iter()
+                .zip(&at)
+                .filter_map(|(c, i)| i.map(|i| (c, i)))
+                .collect();
+            let kinds: Vec<_> = present
+                .iter()
+                .map(|&(_, i)| r.schema.columns[i].kind)
+                .collect();
+            let positions: Vec<usize> = present.iter().map(|&(_, i)| i).collect();
+            let arrays = values_to_arrays(&kinds, &rows_projected(&rows, &positions))
+                .map_err(|e| corrupt(&r.name, e))?;
+            let mut converted = present.iter().zip(arrays).map(|(&(c, _), a)| {
+                to_logical(&a, c.pg.logical()).map_err(|e| corrupt(&r.name, e))
+            });
+            let mut logical = Vec::with_capacity(columns.len());
+            for i in &at {
+                logical.push(match i {
+                    Some(_) => Some(converted.next().transpose()?.ok_or_else(|| {
+                        DataFusionError::Internal("write-store column count".into())
+                    })?),
+                    None => None,
+                });
+            }
+            (r, numbers.into(), logical)
+        }
+    };
     let n = row_numbers.len();
     let mut out = Vec::with_capacity(columns.len());
     for (c, a) in columns.iter().zip(arrays) {
@@ -467,7 +539,7 @@ fn decode_unit(
             None => new_null_array(&c.pg.arrow(), n),
         });
     }
-    if let Some(keep) = live_positions(&row_numbers, &l.deleted) {
+    if let Some(keep) = live_positions(&row_numbers, &rel.deleted) {
         let idx = UInt32Array::from(keep);
         out = out
             .iter()
@@ -489,20 +561,16 @@ fn decode_unit(
     )?)
 }
 
-/// Write-store rows reduced to the projected columns, in projection order.
+/// Write-store rows reduced to the columns at `positions`, in that order.
 fn rows_projected<'a>(
     rows: &[Vec<omendb_columnar::Value<'a>>],
-    columns: &[Column],
+    positions: &[usize],
 ) -> Vec<Vec<omendb_columnar::Value<'a>>> {
     rows.iter()
         .map(|r| {
-            columns
+            positions
                 .iter()
-                .map(|c| {
-                    r.get(c.index)
-                        .copied()
-                        .unwrap_or(omendb_columnar::Value::Null)
-                })
+                .map(|&i| r.get(i).copied().unwrap_or(omendb_columnar::Value::Null))
                 .collect()
         })
         .collect()

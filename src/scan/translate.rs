@@ -18,7 +18,8 @@ use datafusion::logical_expr::{
 use pgrx::pg_sys;
 
 use super::expr::{func_name, list, unsupported, AggMap, Ctx, TExpr};
-use super::source::{field_name, Column as SourceColumn, OmenTable};
+use super::partitioned::Leaves;
+use super::source::{field_name, Column as SourceColumn, OmenTable, Rel as SourceRel};
 use super::types::Pg;
 
 /// Why a query stays in PostgreSQL.
@@ -109,6 +110,8 @@ pub struct Translator {
     /// At planning, parameters may be unknown (generic plans): they read as NULL.
     pub planning: bool,
     pub partitions: usize,
+    /// The leaf partitions the plan reads of each partitioned table.
+    pub leaves: Leaves,
     /// Every table scan created, in order.
     pub tables: Vec<Arc<OmenTable>>,
     pub case_test: Option<TExpr>,
@@ -151,11 +154,17 @@ pub fn cast_single_output(
 }
 
 impl Translator {
-    pub fn new(params: pg_sys::ParamListInfo, planning: bool, partitions: usize) -> Translator {
+    pub fn new(
+        params: pg_sys::ParamListInfo,
+        planning: bool,
+        partitions: usize,
+        leaves: Leaves,
+    ) -> Translator {
         Translator {
             params,
             planning,
             partitions,
+            leaves,
             tables: Vec::new(),
             case_test: None,
             conjunct: false,
@@ -579,7 +588,7 @@ impl Translator {
                     if !(*rte).tablesample.is_null() {
                         return unsupported("TABLESAMPLE");
                     }
-                    let table = self.table((*rte).relid)?;
+                    let table = self.table((*rte).relid, (*rte).inh)?;
                     let qualifier = self.alias("t");
                     let cols = table_columns((*rte).relid);
                     let name = table.name.clone();
@@ -681,44 +690,45 @@ impl Translator {
         }
     }
 
-    /// A scan of omen_columnar table `oid`.
-    fn table(&mut self, oid: pg_sys::Oid) -> R<Arc<OmenTable>> {
+    /// A scan of omen_columnar table `oid`, or of the omen_columnar leaf
+    /// partitions the plan keeps of partitioned table `oid`.
+    fn table(&mut self, oid: pg_sys::Oid, inh: bool) -> R<Arc<OmenTable>> {
         let rel = crate::pg::Relation::open(oid, pg_sys::NoLock as i32);
         // SAFETY: an open relation.
-        let (relkind, reltuples) = unsafe {
-            (
-                (*(*rel.raw()).rd_rel).relkind as u8,
-                (*(*rel.raw()).rd_rel).reltuples,
-            )
-        };
-        if relkind == pg_sys::RELKIND_PARTITIONED_TABLE {
-            return unsupported(format!("partitioned table {}", rel.name()));
-        }
-        // SAFETY: an open relation.
-        let (has_children, has_missing) = unsafe {
-            let d = (*rel.raw()).rd_att;
-            let missing = (*d)
-                .attrs
-                .as_slice((*d).natts as usize)
-                .iter()
-                .any(|a| a.atthasmissing);
-            ((*(*rel.raw()).rd_rel).relhassubclass, missing)
-        };
-        if has_children {
-            return unsupported(format!("table {} has inheritance children", rel.name()));
-        }
-        if has_missing {
-            // ADD COLUMN … DEFAULT: old rows read the stored default.
-            return unsupported(format!(
-                "table {} has columns added with a default",
-                rel.name()
-            ));
-        }
-        if relkind != pg_sys::RELKIND_RELATION || !crate::columnar::is_columnar(rel.raw()) {
-            return unsupported(format!(
-                "table {} is not an omen_columnar table",
-                rel.name()
-            ));
+        let relkind = unsafe { (*(*rel.raw()).rd_rel).relkind as u8 };
+        let mut rels = Vec::new();
+        let mut reltuples = 0.0f32;
+        let partitioned = relkind == pg_sys::RELKIND_PARTITIONED_TABLE;
+        if partitioned {
+            if !inh {
+                return unsupported(format!("ONLY on partitioned table {}", rel.name()));
+            }
+            let leaves = self.leaves.get(&oid.to_u32()).cloned().unwrap_or_default();
+            let bounds = super::partitioned::bounds(rel.raw()).unwrap_or_default();
+            for leaf in leaves {
+                let l =
+                    crate::pg::Relation::open(pg_sys::Oid::from(leaf.oid), pg_sys::NoLock as i32);
+                scannable(&l)?;
+                // SAFETY: an open relation.
+                reltuples += unsafe { (*(*l.raw()).rd_rel).reltuples }.max(0.0);
+                rels.push(SourceRel {
+                    oid: leaf.oid,
+                    columns: super::partitioned::column_map(rel.raw(), l.raw())
+                        .map_err(Unsupported)?,
+                    bound: bounds.get(&leaf.top).copied(),
+                });
+            }
+        } else {
+            scannable(&rel)?;
+            // SAFETY: an open relation.
+            let natts = unsafe { (*(*rel.raw()).rd_att).natts as usize };
+            // SAFETY: as above.
+            reltuples = unsafe { (*(*rel.raw()).rd_rel).reltuples }.max(0.0);
+            rels.push(SourceRel {
+                oid: oid.to_u32(),
+                columns: (0..natts).map(Some).collect(),
+                bound: None,
+            });
         }
         let mut columns = Vec::new();
         for (attno, pg) in table_columns(oid) {
@@ -732,9 +742,10 @@ impl Translator {
         columns.sort_by_key(|c| c.index);
         let t = Arc::new(OmenTable::new(
             rel.name(),
-            oid.to_u32(),
+            partitioned,
+            rels,
             columns,
-            reltuples.max(0.0) as usize,
+            reltuples as usize,
             self.partitions,
         ));
         self.tables.push(t.clone());
@@ -972,6 +983,42 @@ impl Translator {
             }
         })
     }
+}
+
+/// Whether the DataFusion scan can read relation `rel` (a table, or a
+/// leaf partition) exactly, or why not.
+fn scannable(rel: &crate::pg::Relation) -> R<()> {
+    // SAFETY: an open relation.
+    let (relkind, has_children, has_missing) = unsafe {
+        let d = (*rel.raw()).rd_att;
+        let missing = (*d)
+            .attrs
+            .as_slice((*d).natts as usize)
+            .iter()
+            .any(|a| a.atthasmissing);
+        (
+            (*(*rel.raw()).rd_rel).relkind as u8,
+            (*(*rel.raw()).rd_rel).relhassubclass,
+            missing,
+        )
+    };
+    if relkind != pg_sys::RELKIND_RELATION || !crate::columnar::is_columnar(rel.raw()) {
+        return unsupported(format!(
+            "table {} is not an omen_columnar table",
+            rel.name()
+        ));
+    }
+    if has_children {
+        return unsupported(format!("table {} has inheritance children", rel.name()));
+    }
+    if has_missing {
+        // ADD COLUMN … DEFAULT: old rows read the stored default.
+        return unsupported(format!(
+            "table {} has columns added with a default",
+            rel.name()
+        ));
+    }
+    Ok(())
 }
 
 /// The columns of table `oid`: attno -> type, or why it has none.

@@ -149,5 +149,72 @@ SELECT count(*) FROM (SELECT k, count(*) FROM wide GROUP BY k) s;
 RESET omendb.datafusion_memory_limit;
 SELECT count(*) FROM (SELECT k, count(*) FROM wide GROUP BY k) s;
 
+-- Partitioned tables whose partitions are all omen_columnar run in
+-- DataFusion: PostgreSQL prunes partitions at planning; with $n parameters
+-- the scan skips the partitions whose bounds exclude them at execution.
+-- Partitions may order their columns differently.
+CREATE TABLE ph (id int NOT NULL, g int, t text, d date);
+INSERT INTO ph SELECT i, i % 5, 'p' || (i % 11), date '2024-01-01' + i % 90 FROM generate_series(1, 3000) i;
+CREATE TABLE pc (id int NOT NULL, g int, t text, d date) PARTITION BY RANGE (d);
+CREATE TABLE pc_jan PARTITION OF pc FOR VALUES FROM (MINVALUE) TO ('2024-02-01') USING omen_columnar;
+CREATE TABLE pc_feb (gone int, d date, t text, g int, id int NOT NULL) USING omen_columnar;
+ALTER TABLE pc_feb DROP COLUMN gone;
+ALTER TABLE pc ATTACH PARTITION pc_feb FOR VALUES FROM ('2024-02-01') TO ('2024-03-01');
+CREATE TABLE pc_rest PARTITION OF pc DEFAULT USING omen_columnar;
+INSERT INTO pc SELECT * FROM ph;
+INSERT INTO pc VALUES (3001, 1, 'one', '2024-02-10');  -- write store
+INSERT INTO ph VALUES (3001, 1, 'one', '2024-02-10');
+DELETE FROM pc WHERE id % 10 = 3;
+DELETE FROM ph WHERE id % 10 = 3;
+ANALYZE ph, pc;
+EXPLAIN (COSTS OFF) SELECT g, count(*) FROM pc GROUP BY g ORDER BY g;
+EXPLAIN (COSTS OFF) SELECT count(*) FROM pc WHERE d >= '2024-02-05' AND d < '2024-02-20';
+SELECT same('SELECT g, count(*), min(t), max(d), sum(id) FROM p{T} GROUP BY g ORDER BY g');
+SELECT same('SELECT count(*), sum(id) FROM p{T} WHERE d >= ''2024-02-05'' AND d < ''2024-02-20''');
+SELECT same('SELECT a.g, count(*) FROM p{T} a JOIN p{T} b ON a.id = b.id + 31 WHERE a.d < ''2024-02-03'' GROUP BY 1 ORDER BY 1');
+CREATE FUNCTION scan_of(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE l text;
+BEGIN
+  FOR l IN EXECUTE 'EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ' || q LOOP
+    IF l ~ 'OmenColumnarScan' THEN
+      RETURN NEXT regexp_replace(regexp_replace(trim(l), ', metrics=.*$', ''), ', bytes=\d+', '');
+    END IF;
+  END LOOP;
+END $$;
+SET plan_cache_mode = force_generic_plan;
+PREPARE pp(date) AS SELECT count(*), sum(id) FROM pc WHERE d >= $1;
+SELECT scan_of('EXECUTE pp(''2024-02-15'')');
+EXECUTE pp('2024-02-15');
+SELECT count(*), sum(id) FROM ph WHERE d >= '2024-02-15';
+SELECT scan_of('EXECUTE pp(''2024-03-15'')');
+EXECUTE pp('2024-03-15');
+SELECT count(*), sum(id) FROM ph WHERE d >= '2024-03-15';
+RESET plan_cache_mode;
+-- LIST partitions, the NULL partition included.
+CREATE TABLE pl (k int, v text) PARTITION BY LIST (k);
+CREATE TABLE pl_odd PARTITION OF pl FOR VALUES IN (1, 3) USING omen_columnar;
+CREATE TABLE pl_null PARTITION OF pl FOR VALUES IN (2, NULL) USING omen_columnar;
+INSERT INTO pl SELECT (ARRAY[1, 2, 3, NULL])[1 + i % 4], 'v' || i FROM generate_series(1, 400) i;
+SET plan_cache_mode = force_generic_plan;
+PREPARE pk(int) AS SELECT count(*), min(v) FROM pl WHERE k = $1;
+SELECT scan_of('EXECUTE pk(3)');
+EXECUTE pk(3);
+SELECT scan_of('SELECT count(*), min(v) FROM pl WHERE k IS NULL');
+SELECT count(*), min(v) FROM pl WHERE k IS NULL;
+RESET plan_cache_mode;
+-- A heap partition the plan reads, or ONLY, keeps the query in PostgreSQL;
+-- pruned away, it does not.
+CREATE TABLE pl_heap PARTITION OF pl FOR VALUES IN (4);
+INSERT INTO pl VALUES (4, 'heap');
+EXPLAIN (COSTS OFF) SELECT count(*) FROM pl;
+EXPLAIN (COSTS OFF) SELECT count(*) FROM pl WHERE k = 1;
+SELECT count(*) FROM pl WHERE k = 1;
+SET omendb.datafusion = force;
+SELECT count(*) FROM pl;
+SELECT count(*) FROM ONLY pc;
+RESET omendb.datafusion;
+SELECT count(*) FROM pl;
+DROP TABLE pl, pc, ph;
+
 \c regression
 DROP DATABASE omendb_df;
