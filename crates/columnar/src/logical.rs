@@ -16,9 +16,10 @@ use std::sync::Arc;
 
 use arrow_array::builder::{
     BooleanBuilder, Decimal128Builder, FixedSizeBinaryBuilder, Float32Builder, Float64Builder,
-    Int16Builder, Int32Builder, Int64Builder, Int8Builder, LargeBinaryBuilder, StringBuilder,
+    Int16Builder, Int32Builder, Int64Builder, Int8Builder, LargeBinaryBuilder,
 };
-use arrow_array::{Array, ArrayRef, Decimal128Array, Int64Array, LargeBinaryArray};
+use arrow_array::{Array, ArrayRef, Decimal128Array, Int64Array, LargeBinaryArray, StringArray};
+use arrow_buffer::OffsetBuffer;
 
 use crate::schema::{err, ColumnKind, Error, Result, Value};
 
@@ -51,26 +52,8 @@ pub fn to_logical(stored: &ArrayRef, logical: Logical) -> Result<ArrayRef> {
     };
     Ok(match logical {
         Logical::Stored => stored.clone(),
-        Logical::Text | Logical::BpChar => {
-            let a = bytes()?;
-            let mut b = StringBuilder::with_capacity(a.len(), a.value_data().len());
-            for i in 0..a.len() {
-                if a.is_null(i) {
-                    b.append_null();
-                    continue;
-                }
-                let mut v = a.value(i);
-                if logical == Logical::BpChar {
-                    while let [rest @ .., b' '] = v {
-                        v = rest;
-                    }
-                }
-                let s = std::str::from_utf8(v)
-                    .map_err(|_| Error("a text value is not valid UTF-8".into()))?;
-                b.append_value(s);
-            }
-            Arc::new(b.finish())
-        }
+        Logical::Text => Arc::new(text(bytes()?, false)?),
+        Logical::BpChar => Arc::new(text(bytes()?, true)?),
         Logical::Numeric { precision, scale } => {
             let a = bytes()?;
             let mut b = Decimal128Builder::with_capacity(a.len());
@@ -87,6 +70,58 @@ pub fn to_logical(stored: &ArrayRef, logical: Logical) -> Result<ArrayRef> {
                     .map_err(|e| Error(format!("numeric({precision},{scale}): {e}")))?,
             )
         }
+    })
+}
+
+/// Byte values as a `Utf8` array, without trailing blanks if `trim`.
+/// UTF-8 is checked once over all the bytes (and at each value's start),
+/// not per value; untrimmed values share the byte buffer.
+fn text(a: &LargeBinaryArray, trim: bool) -> Result<StringArray> {
+    let offsets = a.value_offsets();
+    let data = a.values().as_slice();
+    let (first, last) = (offsets[0] as usize, offsets[offsets.len() - 1] as usize);
+    // A value starts on a character boundary if its first byte is not a
+    // continuation byte; with the whole range valid, so is every value.
+    let boundaries = offsets
+        .iter()
+        .all(|&o| data.get(o as usize).is_none_or(|&b| (b as i8) >= -0x40));
+    if !boundaries || std::str::from_utf8(&data[first..last]).is_err() {
+        return err("a text value is not valid UTF-8");
+    }
+    let too_large = || Error("text values of one row group exceed 2 GB".into());
+    if !trim {
+        let narrow: Vec<i32> = offsets
+            .iter()
+            .map(|&o| i32::try_from(o).map_err(|_| too_large()))
+            .collect::<Result<_>>()?;
+        // SAFETY: ascending offsets into the shared buffer, each at a
+        // character boundary of valid UTF-8 (checked above).
+        return Ok(unsafe {
+            StringArray::new_unchecked(
+                OffsetBuffer::new_unchecked(narrow.into()),
+                a.values().clone(),
+                a.nulls().cloned(),
+            )
+        });
+    }
+    let mut values: Vec<u8> = Vec::with_capacity(last - first);
+    let mut out: Vec<i32> = Vec::with_capacity(offsets.len());
+    out.push(0);
+    for w in offsets.windows(2) {
+        let mut v = &data[w[0] as usize..w[1] as usize];
+        while let [rest @ .., b' '] = v {
+            v = rest;
+        }
+        values.extend_from_slice(v);
+        out.push(i32::try_from(values.len()).map_err(|_| too_large())?);
+    }
+    // SAFETY: as above; removing ASCII blanks keeps each value UTF-8.
+    Ok(unsafe {
+        StringArray::new_unchecked(
+            OffsetBuffer::new_unchecked(out.into()),
+            values.into(),
+            a.nulls().cloned(),
+        )
     })
 }
 
@@ -341,6 +376,48 @@ pub fn live_positions(row_numbers: &Int64Array, deleted: &[u64]) -> Option<Vec<u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_values_become_text_once_checked() {
+        let input: Vec<Option<&[u8]>> = vec![
+            Some(b"ab   "),
+            None,
+            Some("h\u{e9}llo  ".as_bytes()),
+            Some(b"   "),
+            Some(b""),
+            Some(b"x y "),
+        ];
+        let a: ArrayRef = Arc::new(LargeBinaryArray::from(input.clone()));
+        for (logical, trim) in [(Logical::Text, false), (Logical::BpChar, true)] {
+            let t = to_logical(&a, logical).unwrap();
+            let t = t.as_any().downcast_ref::<StringArray>().unwrap();
+            assert!(t.to_data().validate_full().is_ok());
+            let want: Vec<Option<String>> = input
+                .iter()
+                .map(|v| {
+                    v.map(|b| {
+                        let s = std::str::from_utf8(b).unwrap();
+                        if trim { s.trim_end_matches(' ') } else { s }.to_string()
+                    })
+                })
+                .collect();
+            let got: Vec<Option<String>> = t.iter().map(|v| v.map(str::to_string)).collect();
+            assert_eq!(got, want);
+        }
+        // A slice (offsets not from 0) converts too.
+        let sliced = a.slice(2, 3);
+        let t = to_logical(&sliced, Logical::Text).unwrap();
+        assert_eq!(
+            t.as_any().downcast_ref::<StringArray>().unwrap().value(0),
+            "h\u{e9}llo  "
+        );
+        // Invalid UTF-8, also split inside a character, is an error.
+        let bad: ArrayRef = Arc::new(LargeBinaryArray::from(vec![Some(&b"\xff"[..])]));
+        assert!(to_logical(&bad, Logical::Text).is_err());
+        let e = "\u{e9}".as_bytes();
+        let split: ArrayRef = Arc::new(LargeBinaryArray::from(vec![Some(&e[..1]), Some(&e[1..])]));
+        assert!(to_logical(&split, Logical::BpChar).is_err());
+    }
 
     #[test]
     fn numeric_round_trips() {
