@@ -75,31 +75,36 @@ pub unsafe fn leaves_in_plan(stmt: *mut pg_sys::PlannedStmt) -> Leaves {
     }
 }
 
-/// Whether some leaf partition of partitioned table `oid` is an
-/// omen_columnar table: a cheap test before planning. Whether every leaf
-/// the plan keeps after pruning is one is decided when the query is
-/// translated.
+/// Whether partitioned table `oid` may have omen_columnar leaves: one of
+/// its partitions is an omen_columnar table or is itself partitioned. A
+/// cheap test before planning (only `oid`, which the query has locked, is
+/// examined; its partitions are not locked yet): whether every leaf the
+/// plan keeps is omen_columnar is decided when the query is translated.
 ///
 /// # Safety
 /// From the planner hook; `oid` is a partitioned table the query names.
 pub unsafe fn has_columnar_leaf(oid: pg_sys::Oid) -> bool {
-    // SAFETY: relcache lookups without locks (the planner locks the
-    // partitions it keeps); a relation that vanishes reads as not columnar.
+    // SAFETY: `oid` is locked; its partitions are looked up without locks,
+    // and one that vanishes meanwhile reads as not columnar.
     unsafe {
         let rel = pg_sys::RelationIdGetRelation(oid);
         if rel.is_null() {
             return false;
         }
-        let yes = match (*(*rel).rd_rel).relkind as u8 {
-            pg_sys::RELKIND_RELATION => crate::columnar::is_columnar(rel),
-            pg_sys::RELKIND_PARTITIONED_TABLE => {
-                let desc = pg_sys::RelationGetPartitionDesc(rel, true);
-                !desc.is_null()
-                    && (0..(*desc).nparts.max(0) as usize)
-                        .any(|i| has_columnar_leaf(*(*desc).oids.add(i)))
-            }
-            _ => false,
-        };
+        let desc = pg_sys::RelationGetPartitionDesc(rel, true);
+        let yes = !desc.is_null()
+            && (0..(*desc).nparts.max(0) as usize).any(|i| {
+                let part = pg_sys::RelationIdGetRelation(*(*desc).oids.add(i));
+                if part.is_null() {
+                    return false;
+                }
+                let yes = match (*(*part).rd_rel).relkind as u8 {
+                    pg_sys::RELKIND_RELATION => crate::columnar::is_columnar(part),
+                    kind => kind == pg_sys::RELKIND_PARTITIONED_TABLE,
+                };
+                pg_sys::RelationClose(part);
+                yes
+            });
         pg_sys::RelationClose(rel);
         yes
     }
@@ -128,7 +133,10 @@ pub fn column_map(
             }
             let found = l
                 .iter()
-                .position(|b| !b.attisdropped && b.attname.data == a.attname.data)
+                .position(|b| {
+                    !b.attisdropped
+                        && pgrx::name_data_to_str(&b.attname) == pgrx::name_data_to_str(&a.attname)
+                })
                 .ok_or_else(|| {
                     format!(
                         "partition {} has no column {}",
@@ -281,10 +289,15 @@ struct FormPartitionedTable {
 const _: () = assert!(std::mem::offset_of!(FormPartitionedTable, vl_len) == 12);
 const _: () = assert!(std::mem::offset_of!(FormPartitionedTable, first) == 36);
 
-/// The partition key of table `relid` when it is one plain column:
-/// (attribute number, type).
+/// `Anum_pg_partitioned_table_partclass` (catalog/pg_partitioned_table_d.h).
+const ANUM_PARTCLASS: i16 = 6;
+
+/// The partition key of table `relid` when it is one plain column ordered
+/// by its type's default btree operator class (so bounds order as the
+/// integers do): (attribute number, type).
 fn key_column(relid: pg_sys::Oid) -> Option<(i16, pg_sys::Oid)> {
-    // SAFETY: a syscache lookup, released before returning.
+    // SAFETY: a syscache lookup, released before returning; partclass is an
+    // oidvector (plain storage, never toasted) of partnatts entries.
     unsafe {
         let tuple = pg_sys::SearchSysCache1(
             pg_sys::SysCacheIdentifier::PARTRELID as i32,
@@ -295,8 +308,23 @@ fn key_column(relid: pg_sys::Oid) -> Option<(i16, pg_sys::Oid)> {
         }
         let form = &*(pg_sys::GETSTRUCT(tuple) as *const FormPartitionedTable);
         let attno = (form.partnatts == 1 && form.dim1 == 1).then_some(form.first);
+        let mut isnull = false;
+        let classes = pg_sys::SysCacheGetAttr(
+            pg_sys::SysCacheIdentifier::PARTRELID as i32,
+            tuple,
+            ANUM_PARTCLASS,
+            &mut isnull,
+        );
+        let class = if isnull {
+            None
+        } else {
+            let v = classes.cast_mut_ptr::<pg_sys::oidvector>();
+            ((*v).dim1 == 1).then(|| *(*v).values.as_ptr())
+        };
         pg_sys::ReleaseSysCache(tuple);
         let attno = attno.filter(|&a| a > 0)?;
-        Some((attno, pg_sys::get_atttype(relid, attno)))
+        let typid = pg_sys::get_atttype(relid, attno);
+        let default = pg_sys::GetDefaultOpClass(typid, pg_sys::BTREE_AM_OID);
+        (class? == default && default != pg_sys::InvalidOid).then_some((attno, typid))
     }
 }

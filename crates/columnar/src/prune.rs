@@ -38,7 +38,9 @@ impl Hints {
     pub fn may_match(&self, stats: &GroupStats) -> bool {
         self.filters.iter().all(|f| {
             let rows = stats.rows;
-            let nulls = stats.nulls.get(f.column).copied().unwrap_or(0);
+            // A column added after these rows were written has no
+            // statistics here: the rows hold NULL in it.
+            let nulls = stats.nulls.get(f.column).copied().unwrap_or(rows);
             let col = stats.columns.get(f.column).unwrap_or(&ColumnStats::None);
             match &f.test {
                 Test::IsNull => nulls > 0,
@@ -130,6 +132,20 @@ mod tests {
         ]);
         assert!(ge.may_match_column(1, 10, i64::MAX, false));
         assert!(!ge.may_match_column(1, 1, 9, false));
+    }
+
+    #[test]
+    fn a_column_added_after_the_rows_reads_as_null() {
+        // Statistics of rows written when the table had one column.
+        let stats = GroupStats {
+            rows: 10,
+            nulls: vec![0],
+            columns: vec![ColumnStats::Int { min: 1, max: 10 }],
+        };
+        assert!(hints(&[(1, Test::IsNull)]).may_match(&stats));
+        assert!(!hints(&[(1, Test::IsNotNull)]).may_match(&stats));
+        assert!(!hints(&[(1, Test::Cmp(3, Bound::Int(5)))]).may_match(&stats));
+        assert!(hints(&[(0, Test::Cmp(3, Bound::Int(5)))]).may_match(&stats));
     }
 
     #[test]
