@@ -11,6 +11,7 @@
 
 use pgrx::prelude::*;
 
+mod alloc;
 mod columnar;
 mod error;
 mod guc;

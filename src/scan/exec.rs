@@ -398,6 +398,7 @@ unsafe extern "C-unwind" fn exec(
 unsafe extern "C-unwind" fn end(node: *mut pg_sys::CustomScanState) {
     // SAFETY: our node; the state is dropped once (here or by the callback).
     unsafe { free_state(node as *mut std::ffi::c_void) }
+    crate::alloc::release_free_memory();
 }
 
 #[pg_guard]
