@@ -229,6 +229,8 @@ unsafe extern "C-unwind" fn free_state(arg: *mut std::ffi::c_void) {
         if !(*n).state.is_null() {
             drop(Box::from_raw((*n).state));
             (*n).state = std::ptr::null_mut();
+            // After the end of the scan or an ERROR alike.
+            crate::alloc::release_free_memory();
         }
     }
 }
@@ -398,7 +400,6 @@ unsafe extern "C-unwind" fn exec(
 unsafe extern "C-unwind" fn end(node: *mut pg_sys::CustomScanState) {
     // SAFETY: our node; the state is dropped once (here or by the callback).
     unsafe { free_state(node as *mut std::ffi::c_void) }
-    crate::alloc::release_free_memory();
 }
 
 #[pg_guard]
