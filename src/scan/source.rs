@@ -89,6 +89,24 @@ pub struct LoadedRel {
     pub columns: Vec<Option<usize>>,
 }
 
+impl LoadedRel {
+    /// Where each of `columns` is among the relation's first `ncols`
+    /// columns (what one segment or record holds); None: not there (a
+    /// column added after it was written).
+    fn positions(&self, columns: &[Column], ncols: usize) -> Vec<Option<usize>> {
+        columns
+            .iter()
+            .map(|c| {
+                self.columns
+                    .get(c.index)
+                    .copied()
+                    .flatten()
+                    .filter(|&i| i < ncols)
+            })
+            .collect()
+    }
+}
+
 /// What the main thread copied for one scan of the table.
 pub struct Loaded {
     pub rels: Vec<LoadedRel>,
@@ -440,19 +458,7 @@ fn decode_unit(
     ) = match &l.units[u] {
         Unit::Group { rel, seg, group } => {
             let r = &l.rels[*rel];
-            // Each table column's column in this relation's segment
-            // (None: a column added after the segment was written).
-            let ncols = seg.reader.schema().columns.len();
-            let at: Vec<Option<usize>> = columns
-                .iter()
-                .map(|c| {
-                    r.columns
-                        .get(c.index)
-                        .copied()
-                        .flatten()
-                        .filter(|&i| i < ncols)
-                })
-                .collect();
+            let at = r.positions(columns, seg.reader.schema().columns.len());
             let want: Vec<usize> = at.iter().flatten().copied().collect();
             let g = seg
                 .reader
@@ -470,16 +476,7 @@ fn decode_unit(
         Unit::Rows { rel, records } => {
             let r = &l.rels[*rel];
             let ncols = r.schema.columns.len();
-            let at: Vec<Option<usize>> = columns
-                .iter()
-                .map(|c| {
-                    r.columns
-                        .get(c.index)
-                        .copied()
-                        .flatten()
-                        .filter(|&i| i < ncols)
-                })
-                .collect();
+            let at = r.positions(columns, ncols);
             let mut rows = Vec::with_capacity(records.len());
             let mut numbers = Vec::with_capacity(records.len());
             // A batch's records share one column count, but records may
