@@ -18,10 +18,10 @@ use futures::StreamExt;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
-use super::source::{OmenTable, Wanted};
+use super::source::{OmenScanExec, OmenTable, Wanted};
 use super::translate::{Translator, Unsupported};
 use super::values::OutColumn;
-use super::{functions, load, runtime, settings};
+use super::{dynamic, functions, load, runtime, settings};
 
 /// A translated, optimized and physically planned query.
 pub struct Planned {
@@ -31,12 +31,21 @@ pub struct Planned {
     pub ctx: SessionContext,
 }
 
-fn session() -> SessionContext {
+/// A DataFusion session with the backend's settings. `dynamic_filters`:
+/// hash joins and top-k sorts pass filters down to the scans (see
+/// `source::Dynamic`); aggregates never do (DataFusion 52 derives theirs
+/// from only some of a query's aggregates, unsound row by row).
+fn session(dynamic_filters: bool) -> SessionContext {
     let (_, threads) = runtime::get();
-    let config = SessionConfig::new()
+    let mut config = SessionConfig::new()
         .with_target_partitions(*threads)
         .with_batch_size(8192)
         .with_information_schema(false);
+    let optimizer = &mut config.options_mut().optimizer;
+    optimizer.enable_dynamic_filter_pushdown = dynamic_filters;
+    optimizer.enable_join_dynamic_filter_pushdown = dynamic_filters;
+    optimizer.enable_topk_dynamic_filter_pushdown = dynamic_filters;
+    optimizer.enable_aggregate_dynamic_filter_pushdown = false;
     let rt = RuntimeEnvBuilder::new()
         .with_memory_limit(settings::memory_limit(), 1.0)
         .with_disk_manager_builder(
@@ -64,7 +73,7 @@ pub unsafe fn plan(
     let leaves = unsafe { super::partitioned::leaves_in_plan(stmt) };
     let mut t = Translator::new(params, snapshot.is_none(), *threads, leaves);
     let (logical, outputs) = unsafe { t.query(q, &[], false)? };
-    let ctx = session();
+    let mut ctx = session(true);
     let state = ctx.state();
     let optimized = state.optimize(&logical)?;
     if let Some(snap) = snapshot {
@@ -73,12 +82,67 @@ pub unsafe fn plan(
             *table.loaded.lock().expect("not poisoned") = Some(Arc::new(loaded));
         }
     }
-    let physical = runtime::wait(state.create_physical_plan(&optimized))?;
+    let mut physical = runtime::wait(state.create_physical_plan(&optimized))?;
+    if dynamic::unique_names(&physical) {
+        physical = dynamic::collect_left_filters_only(physical)?;
+        physical = keep_useful_dynamic_filters(physical, false)?;
+    } else {
+        // DataFusion routes pushed-down filters by column name: with two
+        // columns of one name in a node, a filter could reach the wrong one.
+        ctx = session(false);
+        physical = runtime::wait(ctx.state().create_physical_plan(&optimized))?;
+    }
     Ok(Planned {
         physical,
         outputs,
         ctx,
     })
+}
+
+/// Scans keep their dynamic filters only where a dropped row saves more
+/// than the filter costs: where a FilterExec takes their rows, or where
+/// they feed a hash join's build side (a smaller build side makes that
+/// join's own dynamic filter sharper: TPC-H Q21's nation -> supplier ->
+/// lineitem chain), through repartitioning, projection and batching.
+/// Where rows go straight into a join's probe, the filter would repeat the
+/// join's own probe (measured: TPC-H Q08, Q09 15-25% slower).
+fn keep_useful_dynamic_filters(
+    plan: Arc<dyn ExecutionPlan>,
+    keep: bool,
+) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+    use datafusion::physical_plan::joins::HashJoinExec;
+    if let Some(scan) = plan.as_any().downcast_ref::<OmenScanExec>() {
+        return Ok(match scan.without_dynamic() {
+            Some(plain) if !keep => plain,
+            _ => plan,
+        });
+    }
+    let children: Vec<Arc<dyn ExecutionPlan>> = plan.children().into_iter().cloned().collect();
+    if children.is_empty() {
+        return Ok(plan);
+    }
+    let is_join = plan.as_any().downcast_ref::<HashJoinExec>().is_some();
+    let keep_child = |i: usize| match plan.name() {
+        "FilterExec" => true,
+        "CooperativeExec"
+        | "RepartitionExec"
+        | "CoalesceBatchesExec"
+        | "CoalescePartitionsExec"
+        | "ProjectionExec" => keep,
+        _ => is_join && i == 0,
+    };
+    let mut changed = false;
+    let mut next = Vec::with_capacity(children.len());
+    for (i, c) in children.into_iter().enumerate() {
+        let n = keep_useful_dynamic_filters(c.clone(), keep_child(i))?;
+        changed |= !Arc::ptr_eq(&n, &c);
+        next.push(n);
+    }
+    if changed {
+        plan.with_new_children(next)
+    } else {
+        Ok(plan)
+    }
 }
 
 /// For each table: the union of the columns its scans read, and the prune

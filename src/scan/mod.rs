@@ -9,9 +9,11 @@
 //!   buffers through the columnar engine (`crate::columnar::{snapshot, rows}`);
 //! - `partitioned`: the leaf partitions a plan reads, their column maps;
 //! - `source`: the TableProvider that decodes those bytes on DataFusion's threads;
+//! - `dynamic`: DataFusion's join filters in the scans, where they pay;
 //! - `exec`: the executor node; `runtime`: DataFusion's threads;
 //! - `settings`: `omendb.datafusion*`.
 
+mod dynamic;
 mod exec;
 mod expr;
 mod functions;

@@ -16,13 +16,19 @@ use datafusion::arrow::array::{new_null_array, ArrayRef, RecordBatch, UInt32Arra
 use datafusion::arrow::compute::take;
 use datafusion::arrow::datatypes::{Field, Schema as ArrowSchema, SchemaRef};
 use datafusion::catalog::Session;
+use datafusion::common::config::ConfigOptions;
 use datafusion::common::stats::Precision;
 use datafusion::common::{DataFusionError, Result, ScalarValue, Statistics};
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown};
+use datafusion::physical_expr::expressions::DynamicFilterPhysicalExpr;
 use datafusion::physical_expr::EquivalenceProperties;
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::filter_pushdown::{
+    ChildPushdownResult, FilterPushdownPhase, FilterPushdownPropagation,
+};
 use datafusion::physical_plan::metrics::{
     BaselineMetrics, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
 };
@@ -149,13 +155,16 @@ impl fmt::Debug for OmenTable {
     }
 }
 
-/// Field name of table column `index` (0-based).
-pub fn field_name(index: usize) -> String {
-    format!("c{}", index + 1)
+/// Field name of table column `index` (0-based) in the scan named
+/// `scan` (its range-table alias, unique in the query). Names must differ
+/// between scans: DataFusion routes pushed-down filters by column name.
+pub fn field_name(scan: &str, index: usize) -> String {
+    format!("{scan}_c{}", index + 1)
 }
 
 impl OmenTable {
     pub fn new(
+        scan: &str,
         name: String,
         partitioned: bool,
         rels: Vec<Rel>,
@@ -165,7 +174,7 @@ impl OmenTable {
     ) -> OmenTable {
         let fields: Vec<Field> = columns
             .iter()
-            .map(|c| Field::new(field_name(c.index), c.pg.arrow(), true))
+            .map(|c| Field::new(field_name(scan, c.index), c.pg.arrow(), true))
             .collect();
         OmenTable {
             name,
@@ -305,6 +314,7 @@ impl TableProvider for OmenTable {
             schema,
             loaded,
             filters: filters.iter().map(|f| f.to_string()).collect(),
+            dynamic: Vec::new(),
             rows,
             props,
             metrics: ExecutionPlanMetricsSet::new(),
@@ -321,6 +331,10 @@ pub struct OmenScanExec {
     schema: SchemaRef,
     loaded: Option<Arc<Loaded>>,
     filters: Vec<String>,
+    /// Filters a hash join derives from its build side once that is read
+    /// (DataFusion's dynamic filters): applied to each decoded batch, so
+    /// probe rows that cannot match leave the scan at once.
+    dynamic: Vec<Arc<dyn PhysicalExpr>>,
     rows: usize,
     props: PlanProperties,
     metrics: ExecutionPlanMetricsSet,
@@ -334,7 +348,12 @@ impl fmt::Debug for OmenScanExec {
 
 impl DisplayAs for OmenScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        let cols: Vec<String> = self.columns.iter().map(|c| field_name(c.index)).collect();
+        let cols: Vec<String> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         write!(f, "OmenColumnarScan: table={}", self.table)?;
         if let Some(n) = self.partitions {
             write!(f, ", partitions={n}")?;
@@ -354,6 +373,27 @@ impl DisplayAs for OmenScanExec {
             }
         }
         Ok(())
+    }
+}
+
+impl OmenScanExec {
+    /// This scan without dynamic filters, if it has any.
+    pub fn without_dynamic(&self) -> Option<Arc<dyn ExecutionPlan>> {
+        if self.dynamic.is_empty() {
+            return None;
+        }
+        Some(Arc::new(OmenScanExec {
+            table: self.table.clone(),
+            partitions: self.partitions,
+            columns: self.columns.clone(),
+            schema: self.schema.clone(),
+            loaded: self.loaded.clone(),
+            filters: self.filters.clone(),
+            dynamic: Vec::new(),
+            rows: self.rows,
+            props: self.props.clone(),
+            metrics: ExecutionPlanMetricsSet::new(),
+        }))
     }
 }
 
@@ -402,9 +442,21 @@ impl ExecutionPlan for OmenScanExec {
         let s2 = schema.clone();
         let baseline = BaselineMetrics::new(&self.metrics, partition);
         let decoded = MetricBuilder::new(&self.metrics).counter("bytes_decoded", partition);
+        let mut dynamic = super::dynamic::Dynamic {
+            filters: self
+                .dynamic
+                .iter()
+                .map(|e| super::dynamic::DynamicFilter {
+                    expr: e.clone(),
+                    seen: 0,
+                    kept: 0,
+                })
+                .collect(),
+            dropped: MetricBuilder::new(&self.metrics).counter("rows_dropped_dynamic", partition),
+        };
         let stream = futures::stream::iter(units).map(move |u| {
             let timer = baseline.elapsed_compute().timer();
-            let b = decode_unit(&loaded, u, &columns, &s2);
+            let b = decode_unit(&loaded, u, &columns, &s2).and_then(|b| dynamic.apply(b));
             timer.done();
             if let Ok(b) = &b {
                 baseline.record_output(b.num_rows());
@@ -417,6 +469,46 @@ impl ExecutionPlan for OmenScanExec {
 
     fn metrics(&self) -> Option<MetricsSet> {
         Some(self.metrics.clone_inner())
+    }
+
+    /// Keep the dynamic filters pushed down to us (DataFusion's physical
+    /// optimizer offers every filter above the scan). Every filter is
+    /// reported as not pushed down: an ordinary one stays in the FilterExec
+    /// above, and a dynamic one is only a shortcut the join does not rely on.
+    fn handle_child_pushdown_result(
+        &self,
+        _phase: FilterPushdownPhase,
+        child: ChildPushdownResult,
+        _config: &ConfigOptions,
+    ) -> Result<FilterPushdownPropagation<Arc<dyn ExecutionPlan>>> {
+        let dynamic: Vec<Arc<dyn PhysicalExpr>> = child
+            .parent_filters
+            .iter()
+            .map(|f| f.filter.clone())
+            .filter(|f| {
+                f.as_any()
+                    .downcast_ref::<DynamicFilterPhysicalExpr>()
+                    .is_some()
+            })
+            .collect();
+        let out = FilterPushdownPropagation::all_unsupported(child);
+        if dynamic.is_empty() {
+            return Ok(out);
+        }
+        let mut all = self.dynamic.clone();
+        all.extend(dynamic);
+        Ok(out.with_updated_node(Arc::new(OmenScanExec {
+            table: self.table.clone(),
+            partitions: self.partitions,
+            columns: self.columns.clone(),
+            schema: self.schema.clone(),
+            loaded: self.loaded.clone(),
+            filters: self.filters.clone(),
+            dynamic: all,
+            rows: self.rows,
+            props: self.props.clone(),
+            metrics: ExecutionPlanMetricsSet::new(),
+        })))
     }
 
     fn partition_statistics(&self, partition: Option<usize>) -> Result<Statistics> {

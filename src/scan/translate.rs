@@ -77,7 +77,10 @@ impl Level {
             }) => match cols.get(&attno) {
                 Some(Ok(pg)) => Ok((
                     ColumnRef::Column(
-                        Column::new(Some(qualifier.as_str()), field_name(attno as usize - 1)),
+                        Column::new(
+                            Some(qualifier.as_str()),
+                            field_name(qualifier, attno as usize - 1),
+                        ),
                         *pg,
                     ),
                     Some(*pg),
@@ -588,8 +591,8 @@ impl Translator {
                     if !(*rte).tablesample.is_null() {
                         return unsupported("TABLESAMPLE");
                     }
-                    let table = self.table((*rte).relid, (*rte).inh)?;
                     let qualifier = self.alias("t");
+                    let table = self.table((*rte).relid, (*rte).inh, &qualifier)?;
                     let cols = table_columns((*rte).relid);
                     let name = table.name.clone();
                     let plan = LogicalPlanBuilder::scan(
@@ -692,7 +695,7 @@ impl Translator {
 
     /// A scan of omen_columnar table `oid`, or of the omen_columnar leaf
     /// partitions the plan keeps of partitioned table `oid`.
-    fn table(&mut self, oid: pg_sys::Oid, inh: bool) -> R<Arc<OmenTable>> {
+    fn table(&mut self, oid: pg_sys::Oid, inh: bool, scan: &str) -> R<Arc<OmenTable>> {
         let rel = crate::pg::Relation::open(oid, pg_sys::NoLock as i32);
         // SAFETY: an open relation.
         let relkind = unsafe { (*(*rel.raw()).rd_rel).relkind as u8 };
@@ -741,6 +744,7 @@ impl Translator {
         }
         columns.sort_by_key(|c| c.index);
         let t = Arc::new(OmenTable::new(
+            scan,
             rel.name(),
             partitioned,
             rels,
