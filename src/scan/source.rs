@@ -377,23 +377,25 @@ impl DisplayAs for OmenScanExec {
 }
 
 impl OmenScanExec {
-    /// This scan without dynamic filters, if it has any.
-    pub fn without_dynamic(&self) -> Option<Arc<dyn ExecutionPlan>> {
-        if self.dynamic.is_empty() {
-            return None;
-        }
-        Some(Arc::new(OmenScanExec {
+    /// This scan with dynamic filters `dynamic` (fresh metrics).
+    fn with_dynamic(&self, dynamic: Vec<Arc<dyn PhysicalExpr>>) -> Arc<dyn ExecutionPlan> {
+        Arc::new(OmenScanExec {
             table: self.table.clone(),
             partitions: self.partitions,
             columns: self.columns.clone(),
             schema: self.schema.clone(),
             loaded: self.loaded.clone(),
             filters: self.filters.clone(),
-            dynamic: Vec::new(),
+            dynamic,
             rows: self.rows,
             props: self.props.clone(),
             metrics: ExecutionPlanMetricsSet::new(),
-        }))
+        })
+    }
+
+    /// This scan without dynamic filters, if it has any.
+    pub fn without_dynamic(&self) -> Option<Arc<dyn ExecutionPlan>> {
+        (!self.dynamic.is_empty()).then(|| self.with_dynamic(Vec::new()))
     }
 }
 
@@ -497,18 +499,7 @@ impl ExecutionPlan for OmenScanExec {
         }
         let mut all = self.dynamic.clone();
         all.extend(dynamic);
-        Ok(out.with_updated_node(Arc::new(OmenScanExec {
-            table: self.table.clone(),
-            partitions: self.partitions,
-            columns: self.columns.clone(),
-            schema: self.schema.clone(),
-            loaded: self.loaded.clone(),
-            filters: self.filters.clone(),
-            dynamic: all,
-            rows: self.rows,
-            props: self.props.clone(),
-            metrics: ExecutionPlanMetricsSet::new(),
-        })))
+        Ok(out.with_updated_node(self.with_dynamic(all)))
     }
 
     fn partition_statistics(&self, partition: Option<usize>) -> Result<Statistics> {
