@@ -14,9 +14,11 @@
 //! - ExecutorEnd: rows the statement buffered for columnar tables are written
 //!   first (columnar/pending.rs);
 //! - object_access: a dropped columnar table's storage is forgotten
-//!   (columnar/ddl.rs).
+//!   (columnar/ddl.rs);
+//! - shmem_request / shmem_startup (preloaded only): the shared structs of
+//!   pg/shmem.rs are reserved and attached (background compaction's state).
 
-use crate::columnar::{ddl, pending, pushdown};
+use crate::columnar::{autocompact_state, ddl, pending, pushdown};
 use crate::index::speculative;
 use crate::scan::planner;
 use pgrx::pg_sys;
@@ -27,6 +29,8 @@ static mut PREV_SET_REL_PATHLIST: pg_sys::set_rel_pathlist_hook_type = None;
 static mut PREV_EXECUTOR_START: pg_sys::ExecutorStart_hook_type = None;
 static mut PREV_EXECUTOR_END: pg_sys::ExecutorEnd_hook_type = None;
 static mut PREV_OBJECT_ACCESS: pg_sys::object_access_hook_type = None;
+static mut PREV_SHMEM_REQUEST: pg_sys::shmem_request_hook_type = None;
+static mut PREV_SHMEM_STARTUP: pg_sys::shmem_startup_hook_type = None;
 
 #[pg_guard]
 unsafe extern "C-unwind" fn planner_hook(
@@ -104,6 +108,28 @@ unsafe extern "C-unwind" fn object_access_hook(
     }
 }
 
+#[pg_guard]
+unsafe extern "C-unwind" fn shmem_request_hook() {
+    // SAFETY: chaining first; requests are allowed inside this hook.
+    unsafe {
+        if let Some(prev) = PREV_SHMEM_REQUEST {
+            prev();
+        }
+    }
+    autocompact_state::SHARED.request();
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn shmem_startup_hook() {
+    // SAFETY: chaining first, as every shmem_startup_hook does.
+    unsafe {
+        if let Some(prev) = PREV_SHMEM_STARTUP {
+            prev();
+        }
+    }
+    autocompact_state::SHARED.attach();
+}
+
 /// Install every hook (from `_PG_init`, once per process).
 pub(crate) fn init() {
     // SAFETY: hook registration in _PG_init, single-threaded.
@@ -118,5 +144,11 @@ pub(crate) fn init() {
         pg_sys::ExecutorEnd_hook = Some(executor_end_hook);
         PREV_OBJECT_ACCESS = pg_sys::object_access_hook;
         pg_sys::object_access_hook = Some(object_access_hook);
+        if crate::loading::preloaded() {
+            PREV_SHMEM_REQUEST = pg_sys::shmem_request_hook;
+            pg_sys::shmem_request_hook = Some(shmem_request_hook);
+            PREV_SHMEM_STARTUP = pg_sys::shmem_startup_hook;
+            pg_sys::shmem_startup_hook = Some(shmem_startup_hook);
+        }
     }
 }

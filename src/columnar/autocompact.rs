@@ -6,19 +6,23 @@
 //! whose lock another compaction, VACUUM or DDL holds. The launcher never
 //! touches a database itself, so at most two processes run at a time.
 
+use super::autocompact_state as state;
 use pgrx::bgworkers::{
     BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags,
 };
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 static ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// Seconds between rounds.
 static NAPTIME: GucSetting<i32> = GucSetting::<i32>::new(10);
 static MIN_SEGMENTS: GucSetting<i32> = GucSetting::<i32>::new(64);
 static DELETED_FRACTION: GucSetting<f64> = GucSetting::<f64>::new(0.1);
+/// Milliseconds slept each time the cost limit is reached (0: no throttling).
+static COST_DELAY: GucSetting<f64> = GucSetting::<f64>::new(2.0);
+static COST_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(200);
 
 const LAUNCHER_TYPE: &str = "omendb autocompact launcher";
 const WORKER_TYPE: &str = "omendb autocompact worker";
@@ -62,6 +66,26 @@ pub(super) fn init() {
         GucContext::Sighup,
         GucFlags::default(),
     );
+    GucRegistry::define_float_guc(
+        c"omendb.autocompact_cost_delay",
+        c"Sleep of background compaction each time it has spent omendb.autocompact_cost_limit, in milliseconds.",
+        c"Pages are costed as VACUUM costs them (vacuum_cost_page_hit, _miss, _dirty); 0 turns throttling off.",
+        &COST_DELAY,
+        0.0,
+        100.0,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"omendb.autocompact_cost_limit",
+        c"Cost of page accesses after which background compaction sleeps.",
+        c"See omendb.autocompact_cost_delay.",
+        &COST_LIMIT,
+        1,
+        10_000,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
     if crate::loading::preloaded() {
         BackgroundWorkerBuilder::new(LAUNCHER_TYPE)
             .set_type(LAUNCHER_TYPE)
@@ -76,6 +100,22 @@ pub(super) fn init() {
     }
 }
 
+/// After VACUUM of `rel`: if the table is due, ask the launcher to visit
+/// this database now rather than at its next round (VACUUM's own
+/// transaction may not write the catalog rows a compaction needs).
+pub(super) fn after_vacuum(rel: pg_sys::Relation) {
+    // SAFETY: rd_rel of an open relation.
+    let temp = unsafe { (*(*rel).rd_rel).relpersistence } as u8 == pg_sys::RELPERSISTENCE_TEMP;
+    if temp || !ENABLED.get() || !state::SHARED.available() {
+        return;
+    }
+    let (min, fraction) = (MIN_SEGMENTS.get() as usize, DELETED_FRACTION.get());
+    if super::compact::is_due(rel, min, fraction) {
+        // SAFETY: this backend's database.
+        state::request(unsafe { pg_sys::MyDatabaseId });
+    }
+}
+
 fn reload_config_if_asked() {
     if BackgroundWorker::sighup_received() {
         // SAFETY: the standard SIGHUP handling of a background worker.
@@ -83,28 +123,47 @@ fn reload_config_if_asked() {
     }
 }
 
-/// The launcher's main loop.
+/// The launcher's main loop: a round over every database each naptime, and
+/// in between, a visit to each database whose VACUUM found a table due.
 #[pg_guard]
 #[no_mangle]
 pub extern "C-unwind" fn omendb_autocompact_launcher(_arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     // No database: pg_database is a shared catalog.
     BackgroundWorker::connect_worker_to_spi(None, None);
+    // SAFETY: this process's pid.
+    state::set_launcher(unsafe { pg_sys::MyProcPid });
+    let mut next_round = Instant::now() + naptime();
     loop {
-        let nap = Duration::from_secs(NAPTIME.get().max(1) as u64);
-        if !BackgroundWorker::wait_latch(Some(nap)) {
-            return;
+        let wait = if state::requested() {
+            Duration::from_millis(1)
+        } else {
+            next_round.saturating_duration_since(Instant::now())
+        };
+        if !BackgroundWorker::wait_latch(Some(wait.max(Duration::from_millis(1)))) {
+            break;
         }
         reload_config_if_asked();
+        let asked = state::take_requests();
         if !ENABLED.get() {
+            next_round = Instant::now() + naptime();
             continue;
         }
-        for db in databases() {
-            if !run_worker(db) {
-                return;
-            }
+        let visit = if Instant::now() >= next_round {
+            next_round = Instant::now() + naptime();
+            databases()
+        } else {
+            asked
+        };
+        if !visit.into_iter().all(run_worker) {
+            break;
         }
     }
+    state::set_launcher(0);
+}
+
+fn naptime() -> Duration {
+    Duration::from_secs(NAPTIME.get().max(1) as u64)
 }
 
 /// Run `f` on every row of catalog `relid` (a struct of type `T`), in a
@@ -199,6 +258,16 @@ pub extern "C-unwind" fn omendb_autocompact_worker(arg: pg_sys::Datum) {
     }
     let db = pg_sys::Oid::from(arg.value() as u32);
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(db), None);
+    // Throttled as autovacuum is: buffer accesses add to VacuumCostBalance,
+    // compaction's loops call vacuum_delay_point.
+    // SAFETY: this process's own cost-accounting globals.
+    unsafe {
+        let delay = COST_DELAY.get();
+        pg_sys::VacuumCostActive = delay > 0.0;
+        pg_sys::VacuumCostDelay = delay;
+        pg_sys::VacuumCostLimit = COST_LIMIT.get();
+        pg_sys::VacuumCostBalance = 0;
+    }
     for table in columnar_tables() {
         pgrx::check_for_interrupts!();
         compact_one(table);
@@ -265,12 +334,14 @@ fn compact_one(oid: pg_sys::Oid) {
                 pg_sys::PopActiveSnapshot();
                 pg_sys::CommitTransactionCommand();
                 if let Some((name, r)) = done {
+                    state::record(oid, true, &r);
                     log!(
-                        "omendb: automatic compaction of table \"{name}\": {} segments replaced by {}, {} rows purged, {} blocks freed",
+                        "omendb: automatic compaction of table \"{name}\": {} segments replaced by {}, {} rows purged, {} blocks freed, {} free blocks at the end left for VACUUM to truncate",
                         r.replaced,
                         r.written,
                         r.purged,
-                        r.blocks_freed
+                        r.blocks_freed,
+                        r.tail_released
                     );
                 }
             }

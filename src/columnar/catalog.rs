@@ -501,6 +501,9 @@ pub struct Entry {
     pub state: State,
     /// The transaction that deleted it, if any.
     pub xmax: Option<pg_sys::TransactionId>,
+    /// False when the inserting transaction aborted: nothing ever read the
+    /// segment, so its pages belong to no one.
+    pub inserted: bool,
 }
 
 /// Every catalog row of `storage`'s segments still in the table, whatever
@@ -521,6 +524,7 @@ pub fn segment_entries(storage: u64) -> Vec<Entry> {
                 tid: unsafe { (*tup).t_self },
                 state: state_of(tup),
                 xmax: xmax_of(tup),
+                inserted: xact_status(xmin_of(tup)) != Xact::Aborted,
             });
         },
     );

@@ -15,7 +15,7 @@
 use super::catalog::{self, Entry, Kind, Segment, State};
 use super::pending::{self, RowBuf, SEGMENT_MAX_BYTES, SEGMENT_MAX_ROWS};
 use super::rows::{Cursor, Step, Table};
-use super::{datum, storage, vacuum};
+use super::{datum, space, storage, vacuum};
 use omendb_columnar::encode_row;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -34,6 +34,8 @@ pub(super) struct Report {
     pub written: i64,
     pub purged: i64,
     pub blocks_freed: i64,
+    /// Free pages at the end of the file, for VACUUM to truncate.
+    pub tail_released: i64,
 }
 
 /// Segments to rewrite as one, and the purgeable rows among them.
@@ -151,8 +153,12 @@ fn read_group(table: &Table, group: &Group, purge: &HashSet<u64>) -> RowBuf {
                     None => false,
                 })
             };
-            // SAFETY: nothing allocated in row_cx outlives this point.
-            unsafe { row_cx.reset() };
+            // SAFETY: nothing allocated in row_cx outlives this point; the
+            // delay point sleeps only when background throttling is on.
+            unsafe {
+                row_cx.reset();
+                pg_sys::vacuum_delay_point();
+            }
             if !more {
                 break;
             }
@@ -228,18 +234,49 @@ pub(super) fn compact_if_due(
 ) -> Option<Report> {
     pending::flush_relation(rel);
     let s = survey(rel)?;
-    due(&s, min_segments, deleted_fraction).then(|| rewrite(rel, s))
+    let storage_id = s.storage_id;
+    let mut report = if due(&s, min_segments, deleted_fraction) {
+        rewrite(rel, s)
+    } else if space::untidy(rel, storage_id, &s.entries, s.ws_tail) {
+        Report::default()
+    } else {
+        return None;
+    };
+    tidy(rel, storage_id, &mut report);
+    Some(report)
+}
+
+/// Whether automatic compaction would do something to `rel` now.
+pub(super) fn is_due(rel: pg_sys::Relation, min_segments: usize, deleted_fraction: f64) -> bool {
+    survey(rel).is_some_and(|s| {
+        due(&s, min_segments, deleted_fraction)
+            || space::untidy(rel, s.storage_id, &s.entries, s.ws_tail)
+    })
 }
 
 fn compact(rel: pg_sys::Relation) -> Report {
     pending::flush_relation(rel);
-    match survey(rel) {
-        Some(s) => rewrite(rel, s),
-        None => Report::default(),
-    }
+    let Some(s) = survey(rel) else {
+        return Report::default();
+    };
+    let storage_id = s.storage_id;
+    let mut report = rewrite(rel, s);
+    tidy(rel, storage_id, &mut report);
+    report
 }
 
-/// Rewrite the groups worth rewriting of the surveyed table.
+/// After a rewrite: pages no one owns become free, adjacent free extents
+/// merge, and free pages at the end of the file are left for VACUUM to
+/// truncate (see `space`).
+fn tidy(rel: pg_sys::Relation, storage_id: u64, report: &mut Report) {
+    let _sync = storage::ChangeLock::exclusive(rel);
+    let entries = catalog::segment_entries(storage_id);
+    let ws_tail = storage::meta(rel).map(|m| m.ws_tail);
+    let t = space::tidy(rel, storage_id, &entries, ws_tail);
+    report.blocks_freed += t.reclaimed as i64;
+    report.tail_released += t.tail as i64;
+}
+
 fn rewrite(rel: pg_sys::Relation, survey: Survey) -> Report {
     let mut report = Report::default();
     let Survey {
@@ -282,6 +319,8 @@ fn rewrite(rel: pg_sys::Relation, survey: Survey) -> Report {
         }
         report.replaced += g.entries.len() as i64;
         pgrx::check_for_interrupts!();
+        // SAFETY: sleeps only when the background worker's throttling is on.
+        unsafe { pg_sys::vacuum_delay_point() };
     }
     let purged: Vec<_> = purge
         .iter()
@@ -302,53 +341,8 @@ fn rewrite(rel: pg_sys::Relation, survey: Survey) -> Report {
         }
     }
     freed.retain(|b| !kept.contains(b));
-    report.blocks_freed = release(storage_id, freed) as i64;
+    report.blocks_freed = space::release(storage_id, freed) as i64;
     report
-}
-
-/// Record `blocks` as free extents (runs of adjacent blocks); returns how many.
-fn release(storage_id: u64, mut blocks: Vec<u32>) -> usize {
-    blocks.sort_unstable();
-    blocks.dedup();
-    let mut i = 0;
-    while i < blocks.len() {
-        let mut j = i + 1;
-        while j < blocks.len() && blocks[j] == blocks[j - 1] + 1 {
-            j += 1;
-        }
-        catalog::insert_free(storage_id, blocks[i], (j - i) as u32);
-        i = j;
-    }
-    blocks.len()
-}
-
-/// Take `n` contiguous free blocks of `storage_id` for a segment this
-/// transaction writes, if a reusable extent is large enough: its row is
-/// committed, not taken, and no catalog row of the segments it held is left.
-/// The smallest such extent is used; the rest of it stays free.
-pub fn take_free(storage_id: u64, n: u32) -> Option<u32> {
-    let mut extents: Vec<_> = catalog::free_extents(storage_id, &raw mut pg_sys::SnapshotAnyData)
-        .into_iter()
-        .filter(|x| x.state == State::Live && x.block_count >= n)
-        .collect();
-    if extents.is_empty() {
-        return None;
-    }
-    let replacers: HashSet<pg_sys::TransactionId> = catalog::segment_entries(storage_id)
-        .iter()
-        .filter_map(|e| e.xmax)
-        .collect();
-    extents.retain(|x| !replacers.contains(&x.freed_by));
-    extents.sort_by_key(|x| x.block_count);
-    for x in extents {
-        if catalog::claim_free(x.tid) {
-            if x.block_count > n {
-                catalog::insert_free(storage_id, x.first_block + n, x.block_count - n);
-            }
-            return Some(x.first_block);
-        }
-    }
-    None
 }
 
 #[pg_extern(sql = "
@@ -379,5 +373,6 @@ fn columnar_compact(
     );
     let rel = open.0;
     let r = compact(rel);
+    super::autocompact_state::record(tbl, false, &r);
     TableIterator::once((r.replaced, r.written, r.purged, r.blocks_freed))
 }

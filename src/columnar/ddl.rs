@@ -480,6 +480,9 @@ pub(crate) unsafe fn object_access(
             return;
         }
         let rel = pg_sys::relation_open(object_id, pg_sys::NoLock as i32);
+        if super::is_columnar(rel) {
+            super::autocompact_state::forget(object_id);
+        }
         if super::is_columnar(rel) && catalog::available() {
             // Lenient: a damaged table must still be droppable.
             if let Some(m) = storage::meta_if_valid(rel) {

@@ -15,9 +15,11 @@
 //! `pending` (rows inserted by the running statement), `rows` (reading
 //! segments under a snapshot), `scan`, `fetch`, `modify` (delete, update,
 //! lock), `ddl` (new storage, truncate, copy, index build), `vacuum`,
-//! `compact` (merging segments, purging deleted rows, reusing pages), `stats`.
+//! `compact` (merging segments, purging deleted rows), `space` (free pages:
+//! reuse, reclaiming what aborted writers left, truncation), `stats`.
 
 mod autocompact;
+pub(crate) mod autocompact_state;
 pub(crate) mod catalog;
 mod compact;
 mod datum;
@@ -31,6 +33,7 @@ pub(crate) mod pushdown;
 pub(crate) mod rows;
 mod scan;
 pub(crate) mod snapshot;
+mod space;
 pub(crate) mod stats;
 mod storage;
 mod vacuum;

@@ -337,7 +337,10 @@ pub fn write_rows(
     } else {
         let (encoded, version) = encode_segment(rel, schema, buf, run);
         seg.format_version = version;
-        let reuse = super::compact::take_free(storage_id, storage::pages_for(encoded.len()));
+        // Compaction counts pages no catalog row names as unowned: ours
+        // must be in the catalog before it looks.
+        let _sync = storage::ChangeLock::shared(rel);
+        let reuse = super::space::take_free(storage_id, storage::pages_for(encoded.len()));
         (seg.first_block, seg.block_count) = storage::write_segment(rel, &encoded, reuse);
         seg.kind = Kind::Parquet;
         seg.byte_length = encoded.len() as u64;

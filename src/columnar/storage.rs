@@ -597,6 +597,32 @@ pub fn write_store_blocks(rel: pg_sys::Relation, first_block: u32, pages: u32) -
     out
 }
 
+/// The blocks of a write-store segment that compaction replaced, as far as
+/// its chain still runs through write-store pages: the segment's catalog
+/// row is there for old snapshots, which may still read those pages.
+/// Never an ERROR: a chain that leaves the file or meets another kind of
+/// page ends there.
+pub fn replaced_write_store_blocks(
+    rel: pg_sys::Relation,
+    first_block: u32,
+    pages: u32,
+) -> Vec<u32> {
+    let n = nblocks(rel);
+    let mut out = Vec::new();
+    let mut blk = first_block;
+    while (out.len() as u32) < pages && blk != 0 && blk < n {
+        let b = Locked::read(rel, blk, pg_sys::BUFFER_LOCK_SHARE);
+        let p = b.page();
+        let kind = u16::from_le_bytes(rd(p, SPECIAL_OFF + 4, 2).try_into().expect("2"));
+        if u32_at(p, SPECIAL_OFF) != MAGIC || kind != PageKind::WriteStore as u16 {
+            break;
+        }
+        out.push(blk);
+        blk = next_of(p);
+    }
+    out
+}
+
 /// Visit the write-store rows on `pages` chained pages from `first_block`.
 pub fn read_write_store(
     rel: pg_sys::Relation,

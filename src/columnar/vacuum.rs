@@ -2,7 +2,8 @@
 //! removed, and relfrozenxid advances (the table's pages hold no xids; its
 //! catalog rows are vacuumed with the catalog tables). Merging segments and
 //! purging deleted rows needs catalog writes, which lazy VACUUM's
-//! transaction must not make; `omendb.columnar_compact` does it.
+//! transaction must not make; `omendb.columnar_compact` does it. Pages no
+//! one owns at the end of the file are truncated (`space::truncate_tail`).
 
 use super::snapshot::visible;
 use super::{catalog, pending, storage, tid_to_row};
@@ -33,6 +34,27 @@ pub unsafe extern "C-unwind" fn relation_vacuum(
     // SAFETY: params is VACUUM's.
     let verbose = !params.is_null() && unsafe { (*params).options } & pg_sys::VACOPT_VERBOSE != 0;
     let nindexes = remove_index_entries(rel, &dead, live as f64, bstrategy, verbose);
+    // Pages no one owns at the end of the file go back to the operating
+    // system, unless VACUUM (TRUNCATE false) or the table's vacuum_truncate
+    // option says no (PostgreSQL resolved the two into `truncate`).
+    // SAFETY: params is VACUUM's.
+    let may_truncate = params.is_null()
+        || unsafe { (*params).truncate } != pg_sys::VacOptValue::VACOPTVALUE_DISABLED;
+    if may_truncate {
+        let given = super::space::truncate_tail(rel);
+        if given > 0 {
+            let msg = format!(
+                "table \"{}\": truncated {given} pages no segment uses",
+                super::relation_name(rel)
+            );
+            if verbose {
+                info!("{msg}");
+            } else {
+                debug1!("{msg}");
+            }
+        }
+    }
+    super::autocompact::after_vacuum(rel);
     // SAFETY: as heap's lazy vacuum updates pg_class.
     unsafe {
         let mut fz = false;

@@ -5,6 +5,7 @@ use pgrx::pg_sys;
 pub mod hooks;
 pub mod privilege;
 pub mod report;
+pub mod shmem;
 
 /// The name of an open relation, for messages.
 pub fn relation_name(rel: pg_sys::Relation) -> String {
@@ -48,5 +49,36 @@ impl Drop for Relation {
     fn drop(&mut self) {
         // SAFETY: opened by `open`; the lock stays until transaction end.
         unsafe { pg_sys::relation_close(self.rel, pg_sys::NoLock as i32) }
+    }
+}
+
+/// Run `f` in an internal subtransaction (what PL/pgSQL's exception blocks
+/// use), so that what it writes carries a transaction id of its own. An
+/// ERROR in `f` rolls the subtransaction back and passes on.
+pub fn in_subtransaction<R>(f: impl FnOnce() -> R) -> R {
+    use pgrx::PgTryBuilder;
+    // SAFETY: the begin/release pairing of PostgreSQL's internal
+    // subtransactions, restoring the caller's memory context and resource
+    // owner afterwards as pl_exec.c does.
+    unsafe {
+        let cx = pg_sys::CurrentMemoryContext;
+        let owner = pg_sys::CurrentResourceOwner;
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::MemoryContextSwitchTo(cx);
+        let restore = || {
+            pg_sys::MemoryContextSwitchTo(cx);
+            pg_sys::CurrentResourceOwner = owner;
+        };
+        let r = PgTryBuilder::new(std::panic::AssertUnwindSafe(f))
+            .catch_others(|e| {
+                restore();
+                pg_sys::RollbackAndReleaseCurrentSubTransaction();
+                restore();
+                e.rethrow()
+            })
+            .execute();
+        pg_sys::ReleaseCurrentSubTransaction();
+        restore();
+        r
     }
 }

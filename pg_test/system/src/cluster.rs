@@ -42,6 +42,8 @@ pub struct ClusterOptions {
     pub autocompact: bool,
     /// Extra `postgresql.conf` lines.
     pub extra_conf: Vec<String>,
+    /// initdb --data-checksums: PostgreSQL verifies every page it reads.
+    pub data_checksums: bool,
 }
 
 impl Default for ClusterOptions {
@@ -51,6 +53,7 @@ impl Default for ClusterOptions {
             wal_consistency_checking: true,
             autocompact: false,
             extra_conf: Vec::new(),
+            data_checksums: false,
         }
     }
 }
@@ -104,6 +107,9 @@ impl Cluster {
             "--locale=C.UTF-8",
             "--no-sync",
         ]);
+        if opts.data_checksums {
+            initdb.arg("--data-checksums");
+        }
         run(initdb)?;
         let cluster = Cluster {
             name: name.to_string(),

@@ -206,3 +206,142 @@ fn background_compaction_bounds_segments_and_purges() -> Result<()> {
     }
     Ok(())
 }
+
+/// VACUUM of a table that is due wakes the launcher (its naptime here is an
+/// hour), the compaction shows in `omendb.columnar_compactions`, and a
+/// throttled worker is seen sleeping in VACUUM's wait event.
+#[test]
+fn vacuum_wakes_the_worker_which_is_throttled_and_counted() -> Result<()> {
+    let opts = ClusterOptions {
+        autocompact: true,
+        extra_conf: vec![
+            "omendb.autocompact_naptime = 3600".into(),
+            "omendb.autocompact_min_segments = 16".into(),
+            "log_min_messages = log".into(),
+        ],
+        ..Default::default()
+    };
+    let cluster = Cluster::start_new("autocompact-wake", &opts)?;
+    cluster.sql(
+        "CREATE EXTENSION omendb;
+         CREATE TABLE w (id bigint NOT NULL, v text) USING omen_columnar;
+         CREATE TABLE w_heap (id bigint NOT NULL, v text);",
+    )?;
+    let mut c = cluster.connect()?;
+    for i in 0..40i64 {
+        for t in ["w", "w_heap"] {
+            c.execute(
+                &format!("INSERT INTO {t} VALUES ($1::bigint, 'row ' || $1::bigint)"),
+                &[&i],
+            )?;
+        }
+    }
+    c.batch_execute("DELETE FROM w WHERE id % 5 = 0; DELETE FROM w_heap WHERE id % 5 = 0")?;
+    let segments = |c: &mut postgres::Client| -> Result<i64> {
+        Ok(
+            c.query_one("SELECT segments FROM omendb.columnar_stats('w')", &[])?
+                .get(0),
+        )
+    };
+    assert_eq!(segments(&mut c)?, 40);
+    // No round for an hour, and nothing asked: the table stays as it is.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(segments(&mut c)?, 40, "compacted without being asked");
+    assert_eq!(
+        cluster.sql("SELECT count(*) FROM omendb.columnar_compactions")?,
+        ["0"]
+    );
+    c.batch_execute("VACUUM w")?;
+    // Compacted, and counted (the worker records after it commits).
+    let woken = wait_for(Duration::from_secs(20), || {
+        Ok(segments(&mut c)? <= 2
+            && cluster.sql("SELECT count(*) FROM omendb.columnar_compactions")? == ["1"])
+    })?;
+    assert!(
+        woken,
+        "VACUUM did not wake the worker: {} segments",
+        segments(&mut c)?
+    );
+    let row = c.query_one(
+        "SELECT relname::text, manual_compactions, automatic_compactions, segments_replaced,
+                rows_purged, last_compaction > now() - interval '1 minute'
+         FROM omendb.columnar_compactions",
+        &[],
+    )?;
+    assert_eq!(row.get::<_, String>(0), "w");
+    assert_eq!(row.get::<_, i64>(1), 0);
+    assert!(row.get::<_, i64>(2) >= 1);
+    assert!(
+        row.get::<_, i64>(3) >= 40,
+        "{} segments replaced",
+        row.get::<_, i64>(3)
+    );
+    assert_eq!(row.get::<_, i64>(4), 8);
+    assert!(row.get::<_, bool>(5));
+    let q = "SELECT id, v FROM {} ORDER BY id";
+    let rows = |c: &mut postgres::Client, t: &str| -> Result<Vec<(i64, String)>> {
+        Ok(c.query(&q.replace("{}", t), &[])?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    };
+    assert_eq!(rows(&mut c, "w")?, rows(&mut c, "w_heap")?);
+    c.batch_execute("SELECT * FROM omendb.columnar_compact('w')")?;
+    let manual: i64 = c
+        .query_one(
+            "SELECT manual_compactions FROM omendb.columnar_compactions WHERE relname = 'w'",
+            &[],
+        )?
+        .get(0);
+    assert_eq!(manual, 1);
+
+    // Throttled to a crawl, a compaction of a larger table is seen
+    // sleeping in VACUUM's wait event; set back, it finishes.
+    cluster.sql("ALTER SYSTEM SET omendb.autocompact_cost_delay = 50")?;
+    cluster.sql("ALTER SYSTEM SET omendb.autocompact_cost_limit = 1")?;
+    cluster.sql("SELECT pg_reload_conf()")?;
+    c.batch_execute(
+        "CREATE TABLE big (id bigint NOT NULL, v text) USING omen_columnar;
+         INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 200000) g;
+         DELETE FROM big WHERE id % 2 = 0;",
+    )?;
+    c.batch_execute("VACUUM big")?;
+    let slept = wait_for(Duration::from_secs(30), || {
+        Ok(cluster.sql(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE backend_type = 'omendb autocompact worker' AND wait_event = 'VacuumDelay'",
+        )? == ["1"])
+    })?;
+    assert!(slept, "no throttled worker seen:\n{}", cluster.log_tail(20));
+    // The running worker keeps its settings; it is stopped, and the next
+    // one (woken by the next VACUUM) runs at full speed.
+    cluster.sql("ALTER SYSTEM RESET omendb.autocompact_cost_delay")?;
+    cluster.sql("ALTER SYSTEM RESET omendb.autocompact_cost_limit")?;
+    cluster.sql("SELECT pg_reload_conf()")?;
+    cluster.sql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE backend_type = 'omendb autocompact worker'",
+    )?;
+    std::thread::sleep(Duration::from_secs(1));
+    let purged = wait_for(Duration::from_secs(30), || {
+        c.batch_execute("VACUUM big")?;
+        let d: i64 = c
+            .query_one("SELECT deleted_rows FROM omendb.columnar_stats('big')", &[])?
+            .get(0);
+        Ok(d == 0)
+    })?;
+    assert!(purged, "big not compacted after throttling was lifted");
+    let (n, s): (i64, i64) = {
+        let r = c.query_one("SELECT count(*), sum(id)::bigint FROM big", &[])?;
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(
+        (n, s),
+        (100_000, (1..=200_000i64).filter(|i| i % 2 == 1).sum())
+    );
+    assert_eq!(
+        cluster.sql("SELECT count(*) > 0 FROM omendb.columnar_verify('big')")?,
+        ["t"]
+    );
+    Ok(())
+}
