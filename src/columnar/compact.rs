@@ -180,7 +180,9 @@ struct Survey {
     ws_tail: Option<u32>,
 }
 
-fn survey(rel: pg_sys::Relation) -> Option<Survey> {
+/// None for a table without storage, or, unless `wait`, when a writer
+/// holds the change lock.
+fn survey(rel: pg_sys::Relation, wait: bool) -> Option<Survey> {
     let storage_id = storage::meta(rel)?.storage_id;
     // SAFETY: horizon lookup for an open relation.
     let horizon = unsafe { pg_sys::GetOldestNonRemovableTransactionId(rel) };
@@ -191,7 +193,11 @@ fn survey(rel: pg_sys::Relation) -> Option<Survey> {
     let mut dead: Vec<u64> = deletions.keys().copied().collect();
     dead.sort_unstable();
     let (entries, ws_tail) = {
-        let _sync = storage::ChangeLock::exclusive(rel);
+        let _sync = if wait {
+            storage::ChangeLock::exclusive(rel)
+        } else {
+            storage::ChangeLock::try_exclusive(rel)?
+        };
         let entries = catalog::segment_entries(storage_id);
         let tail = storage::meta(rel).map(|m| m.ws_tail);
         (entries, tail)
@@ -233,7 +239,7 @@ pub(super) fn compact_if_due(
     deleted_fraction: f64,
 ) -> Option<Report> {
     pending::flush_relation(rel);
-    let s = survey(rel)?;
+    let s = survey(rel, true)?;
     let storage_id = s.storage_id;
     let mut report = if due(&s, min_segments, deleted_fraction) {
         rewrite(rel, s)
@@ -246,9 +252,10 @@ pub(super) fn compact_if_due(
     Some(report)
 }
 
-/// Whether automatic compaction would do something to `rel` now.
+/// Whether automatic compaction would do something to `rel` now (false
+/// when a writer holds the change lock: VACUUM does not wait for it).
 pub(super) fn is_due(rel: pg_sys::Relation, min_segments: usize, deleted_fraction: f64) -> bool {
-    survey(rel).is_some_and(|s| {
+    survey(rel, false).is_some_and(|s| {
         due(&s, min_segments, deleted_fraction)
             || space::untidy(rel, s.storage_id, &s.entries, s.ws_tail)
     })
@@ -256,7 +263,7 @@ pub(super) fn is_due(rel: pg_sys::Relation, min_segments: usize, deleted_fractio
 
 fn compact(rel: pg_sys::Relation) -> Report {
     pending::flush_relation(rel);
-    let Some(s) = survey(rel) else {
+    let Some(s) = survey(rel, true) else {
         return Report::default();
     };
     let storage_id = s.storage_id;

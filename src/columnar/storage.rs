@@ -391,6 +391,25 @@ impl ChangeLock {
     pub fn exclusive(rel: pg_sys::Relation) -> ChangeLock {
         ChangeLock::take(rel, pg_sys::ExclusiveLock)
     }
+    /// Exclusive if no one holds the lock now; None instead of waiting.
+    pub fn try_exclusive(rel: pg_sys::Relation) -> Option<ChangeLock> {
+        let mode = pg_sys::ExclusiveLock;
+        // SAFETY: the tag LockDatabaseObject builds (SET_LOCKTAG_OBJECT);
+        // an open relation; released on drop or at abort.
+        let got = unsafe {
+            let tag = pg_sys::LOCKTAG {
+                locktag_field1: pg_sys::MyDatabaseId.to_u32(),
+                locktag_field2: pg_sys::RelationRelationId.to_u32(),
+                locktag_field3: (*rel).rd_id.to_u32(),
+                locktag_field4: CHANGE_LOCK_SUBID,
+                locktag_type: pg_sys::LockTagType::LOCKTAG_OBJECT as u8,
+                locktag_lockmethodid: pg_sys::DEFAULT_LOCKMETHOD as u8,
+            };
+            pg_sys::LockAcquire(&tag, mode as i32, false, true)
+        };
+        (got != pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL)
+            .then_some(ChangeLock { rel, mode })
+    }
     fn take(rel: pg_sys::Relation, mode: u32) -> ChangeLock {
         // SAFETY: an open relation; released on drop or at abort.
         unsafe {

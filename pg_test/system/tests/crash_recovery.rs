@@ -209,9 +209,9 @@ fn columnar_keeps_committed_rows_across_crashes() -> Result<()> {
             Some(Maintenance {
                 statements: &[
                     "DELETE FROM ledger_t WHERE id < 0 AND id < (SELECT min(id) FROM ledger_t) + 500",
+                    "VACUUM ledger_t",
                     "SELECT omendb.columnar_compact('ledger_t')",
                     "VACUUM omendb.columnar_segment, omendb.columnar_deleted",
-                    "VACUUM ledger_t",
                 ],
                 allowed: &[],
             }),
