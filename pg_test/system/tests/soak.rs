@@ -60,9 +60,7 @@ fn writer(
     let mut c = cluster.connect()?;
     Ok(std::thread::spawn(move || {
         let mut n = 0i64;
-        let mut step = |c: &mut postgres::Client,
-                        n: i64|
-         -> std::result::Result<(), postgres::Error> {
+        let step = |c: &mut postgres::Client, n: i64| -> std::result::Result<(), postgres::Error> {
             let id = n * WRITERS + k;
             // One snapshot for both tables: under READ COMMITTED the second
             // statement could see a row the first did not.
