@@ -760,6 +760,46 @@ fn delete_tids(table: &str, tids: &[pg_sys::ItemPointerData]) {
     }
 }
 
+/// Prune the dead row versions on the catalog pages holding segment rows
+/// `tids`, as a read does opportunistically on a full page: compaction
+/// asks for it so that pages of replaced segments become reusable as soon
+/// as no snapshot can read them, not only after autovacuum. The prune
+/// record makes a standby cancel (or wait for) snapshots that could still
+/// see the rows before it replays. A page whose cleanup lock is not free
+/// at once is left for later.
+pub fn prune_segment_rows(tids: &[pg_sys::ItemPointerData]) {
+    let heap = Open::table(SEGMENT_TABLE, pg_sys::RowExclusiveLock);
+    let mut blocks: Vec<u32> = tids
+        .iter()
+        .map(|t| ((t.ip_blkid.bi_hi as u32) << 16) | t.ip_blkid.bi_lo as u32)
+        .collect();
+    blocks.sort_unstable();
+    blocks.dedup();
+    // SAFETY: heap_page_prune_opt's protocol on an open catalog: a pinned
+    // buffer, pruned only under its cleanup lock, unlocked and released.
+    unsafe {
+        let vistest = pg_sys::GlobalVisTestFor(heap.0);
+        for blk in blocks {
+            let buf = pg_sys::ReadBuffer(heap.0, blk);
+            if pg_sys::ConditionalLockBufferForCleanup(buf) {
+                let mut dead = 0;
+                pg_sys::heap_page_prune(
+                    heap.0,
+                    buf,
+                    pg_sys::InvalidTransactionId,
+                    vistest,
+                    pg_sys::InvalidTransactionId,
+                    0,
+                    &mut dead,
+                    std::ptr::null_mut(),
+                );
+                pg_sys::LockBuffer(buf, pg_sys::BUFFER_LOCK_UNLOCK as i32);
+            }
+            pg_sys::ReleaseBuffer(buf);
+        }
+    }
+}
+
 pub fn delete_segments(tids: &[pg_sys::ItemPointerData]) {
     delete_tids(SEGMENT_TABLE, tids);
 }

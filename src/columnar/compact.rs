@@ -277,6 +277,16 @@ fn compact(rel: pg_sys::Relation) -> Report {
 /// truncate (see `space`).
 fn tidy(rel: pg_sys::Relation, storage_id: u64, report: &mut Report) {
     let _sync = storage::ChangeLock::exclusive(rel);
+    // Replaced segments' rows that no snapshot needs go now, so the pages
+    // they gate are reusable without waiting for autovacuum.
+    let dead: Vec<_> = catalog::segment_entries(storage_id)
+        .iter()
+        .filter(|e| e.state == State::Dead)
+        .map(|e| e.tid)
+        .collect();
+    if !dead.is_empty() {
+        catalog::prune_segment_rows(&dead);
+    }
     let entries = catalog::segment_entries(storage_id);
     let ws_tail = storage::meta(rel).map(|m| m.ws_tail);
     let t = space::tidy(rel, storage_id, &entries, ws_tail);

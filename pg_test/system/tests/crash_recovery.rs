@@ -1,6 +1,7 @@
 //! Crashes during concurrent inserts: every committed row survives, no
-//! rolled-back row appears, and the indexes pass their checkers after
-//! recovery. Run for stock btree (proving the harness), for alex, whose
+//! rolled-back row appears, the indexes pass their checkers after
+//! recovery, and a streaming standby that followed through every crash
+//! returns the same rows by sequential and index scan. Run for stock btree (proving the harness), for alex, whose
 //! concurrent inserts force page splits while VACUUM merges emptied pages and
 //! the server is killed, and for
 //! omen_columnar, compacted (and purged of deleted padding rows) throughout.
@@ -58,6 +59,9 @@ fn crash_rounds(
         "CREATE EXTENSION amcheck; CREATE EXTENSION omendb;
          CREATE TABLE ledger_t (id bigint NOT NULL, payload text NOT NULL) {using}; {setup}"
     ))?;
+    // A streaming standby follows through every crash; after each recovery
+    // it must have replayed to the primary's position and hold its rows.
+    let standby = cluster.start_standby(&format!("{name}-standby"))?;
     let mut ledger = Ledger::default();
     let rounds: i64 = std::env::var("OMENDB_CRASH_ROUNDS")
         .ok()
@@ -113,6 +117,18 @@ fn crash_rounds(
                 .sql(sql)
                 .map_err(|e| format!("round {round}: {sql}: {e}"))?;
         }
+        standby.wait_for_replay(cluster.current_wal_lsn()?, Duration::from_secs(120))?;
+        let on_standby = ids_via_seqscan(&standby)?;
+        assert!(
+            on_standby == by_heap,
+            "round {round}: the standby has {} rows, the primary {}",
+            on_standby.len(),
+            by_heap.len()
+        );
+        assert!(
+            ids_via_index(&standby, index)? == by_heap,
+            "round {round}: the standby's index scan differs from the primary"
+        );
     }
     eprintln!(
         "{name}: {rounds} crashes, {} committed, {} rolled back, {} in doubt",
