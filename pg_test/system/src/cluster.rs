@@ -312,6 +312,16 @@ impl Cluster {
     pub fn start_standby_with(&self, name: &str, extra_conf: &[String]) -> Result<Cluster> {
         let data_dir = unique_dir(name)?;
         make_postgres_dir(&data_dir)?;
+        // A physical slot keeps the primary from removing WAL the standby has
+        // not received: under crash rounds with wal_consistency_checking the
+        // standby can fall further behind than wal_keep_size.
+        let slot: String = data_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .collect();
         let mut bb = pg_command("pg_basebackup");
         bb.arg("-D").arg(&data_dir).args([
             "-h",
@@ -325,6 +335,9 @@ impl Cluster {
             "stream",
             "-c",
             "fast",
+            "-C",
+            "-S",
+            &slot,
         ]);
         run(bb)?;
         let standby = Cluster {

@@ -117,7 +117,7 @@ fn crash_rounds(
                 .sql(sql)
                 .map_err(|e| format!("round {round}: {sql}: {e}"))?;
         }
-        standby.wait_for_replay(cluster.current_wal_lsn()?, Duration::from_secs(120))?;
+        standby.wait_for_replay(cluster.current_wal_lsn()?, Duration::from_secs(300))?;
         let on_standby = ids_via_seqscan(&standby)?;
         assert!(
             on_standby == by_heap,
