@@ -2,7 +2,7 @@
 //! server, like autovacuum's) wakes every `omendb.autocompact_naptime`,
 //! lists the databases, and starts one worker per database in turn; the
 //! worker compacts each omen_columnar table that is due
-//! ([`super::compact::compact_if_due`]), each in its own transaction, skipping tables
+//! ([`super::compact::compact`]), each in its own transaction, skipping tables
 //! whose lock another compaction, VACUUM or DDL holds. The launcher never
 //! touches a database itself, so at most two processes run at a time.
 
@@ -318,8 +318,11 @@ fn compact_one(oid: pg_sys::Oid) {
             if !super::is_columnar(rel.raw()) {
                 return Ok(None);
             }
-            let (min, fraction) = (MIN_SEGMENTS.get() as usize, DELETED_FRACTION.get());
-            Ok(super::compact::compact_if_due(rel.raw(), min, fraction).map(|r| (rel.name(), r)))
+            let when = super::compact::When::Due {
+                min_segments: MIN_SEGMENTS.get() as usize,
+                deleted_fraction: DELETED_FRACTION.get(),
+            };
+            Ok(super::compact::compact(rel.raw(), when).map(|r| (rel.name(), r)))
         })
         .catch_others(|e| {
             Err(match e {

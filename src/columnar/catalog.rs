@@ -848,12 +848,41 @@ pub fn free_extents(storage: u64, snapshot: pg_sys::Snapshot) -> Vec<FreeExtent>
                 block_count: values[2].value() as u32,
                 // SAFETY: a scanned tuple.
                 tid: unsafe { (*tup).t_self },
-                state: state_of(tup),
+                state: free_state(tup),
                 freed_by: xmin_of(tup),
             });
         },
     );
     out
+}
+
+/// A free extent row's state as this transaction must see it, which for
+/// its own changes differs from other transactions' view:
+/// - one it took is Dead: the pages are where it put them (a segment, a
+///   merged extent, the rest of a split one);
+/// - one it inserted and has not taken is Live: compaction's tidy lists
+///   pages no snapshot can read, and the rewrite after it may write into
+///   them. (Extents a compaction frees itself are gated by its replaced
+///   segments' rows instead, see `space::is_reusable`.)
+fn free_state(tup: pg_sys::HeapTuple) -> State {
+    // SAFETY: header of a scanned tuple; transaction-status lookups.
+    let (multi, ours) = unsafe {
+        (
+            (*(*tup).t_data).t_infomask as u32 & pg_sys::HEAP_XMAX_IS_MULTI != 0,
+            |x: pg_sys::TransactionId| pg_sys::TransactionIdIsCurrentTransactionId(x),
+        )
+    };
+    let xmax = xmax_of(tup).filter(|_| !multi);
+    if xmax.is_some_and(ours) {
+        return State::Dead;
+    }
+    let state = state_of(tup);
+    let untaken = xmax.is_none_or(|x| matches!(xact_status(x), Xact::Aborted));
+    if state == State::Busy && ours(xmin_of(tup)) && untaken {
+        State::Live
+    } else {
+        state
+    }
 }
 
 /// Take a free extent for this transaction: deletes its row unless another

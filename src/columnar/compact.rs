@@ -15,7 +15,7 @@
 use super::catalog::{self, Entry, Kind, Segment, State};
 use super::pending::{self, RowBuf, SEGMENT_MAX_BYTES, SEGMENT_MAX_ROWS};
 use super::rows::{Cursor, Step, Table};
-use super::{datum, space, storage, vacuum};
+use super::{datum, purge, space, storage};
 use omendb_columnar::encode_row;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -231,25 +231,47 @@ fn due(s: &Survey, min_segments: usize, deleted_fraction: f64) -> bool {
     merged >= min_segments || (purge > 0 && purge as f64 >= deleted_fraction * rows as f64)
 }
 
-/// Compact `rel` if it is due (one survey for the check and the rewrite);
-/// None when it is not. The caller holds ShareUpdateExclusiveLock.
-pub(super) fn compact_if_due(
-    rel: pg_sys::Relation,
-    min_segments: usize,
-    deleted_fraction: f64,
-) -> Option<Report> {
+/// When [`compact`] rewrites segments.
+#[derive(Clone, Copy)]
+pub(super) enum When {
+    /// `omendb.columnar_compact`: every run worth rewriting.
+    Always,
+    /// Background compaction: only if at least `min_segments` segments
+    /// would be merged, or the purgeable rows are at least
+    /// `deleted_fraction` of the table's rows.
+    Due {
+        min_segments: usize,
+        deleted_fraction: f64,
+    },
+}
+
+/// Compact `rel` if `when` says so, and tidy its free space. Before a
+/// rewrite, a tidy that keeps the end of the file listed: extents earlier
+/// compactions freed become reusable once their segments' rows are pruned,
+/// and merge, so the rewrite writes into them instead of extending the
+/// file. None when there was nothing to do. The caller holds
+/// ShareUpdateExclusiveLock.
+pub(super) fn compact(rel: pg_sys::Relation, when: When) -> Option<Report> {
     pending::flush_relation(rel);
     let s = survey(rel, true)?;
     let storage_id = s.storage_id;
-    let mut report = if due(&s, min_segments, deleted_fraction) {
-        rewrite(rel, s)
-    } else if space::untidy(rel, storage_id, &s.entries, s.ws_tail) {
-        Report::default()
-    } else {
-        return None;
+    let rewrite_now = match when {
+        When::Always => true,
+        When::Due {
+            min_segments,
+            deleted_fraction,
+        } => due(&s, min_segments, deleted_fraction),
     };
-    tidy(rel, storage_id, &mut report);
-    Some(report)
+    let mut report = Report::default();
+    if rewrite_now {
+        let mut before = Report::default();
+        tidy(rel, storage_id, &mut before, space::Tail::Keep);
+        report = rewrite(rel, s);
+        report.blocks_freed += before.blocks_freed;
+    }
+    tidy(rel, storage_id, &mut report, space::Tail::Release);
+    let idle = !rewrite_now && report.blocks_freed == 0 && report.tail_released == 0;
+    (!idle).then_some(report)
 }
 
 /// Whether automatic compaction would do something to `rel` now (false
@@ -261,35 +283,14 @@ pub(super) fn is_due(rel: pg_sys::Relation, min_segments: usize, deleted_fractio
     })
 }
 
-fn compact(rel: pg_sys::Relation) -> Report {
-    pending::flush_relation(rel);
-    let Some(s) = survey(rel, true) else {
-        return Report::default();
-    };
-    let storage_id = s.storage_id;
-    let mut report = rewrite(rel, s);
-    tidy(rel, storage_id, &mut report);
-    report
-}
-
-/// After a rewrite: pages no one owns become free, adjacent free extents
-/// merge, and free pages at the end of the file are left for VACUUM to
-/// truncate (see `space`).
-fn tidy(rel: pg_sys::Relation, storage_id: u64, report: &mut Report) {
+/// Pages no one owns become free, adjacent free extents merge, and free
+/// pages at the end of the file are left for VACUUM to truncate (see
+/// `space`).
+fn tidy(rel: pg_sys::Relation, storage_id: u64, report: &mut Report, tail: space::Tail) {
     let _sync = storage::ChangeLock::exclusive(rel);
-    // Replaced segments' rows that no snapshot needs go now, so the pages
-    // they gate are reusable without waiting for autovacuum.
-    let dead: Vec<_> = catalog::segment_entries(storage_id)
-        .iter()
-        .filter(|e| e.state == State::Dead)
-        .map(|e| e.tid)
-        .collect();
-    if !dead.is_empty() {
-        catalog::prune_segment_rows(&dead);
-    }
-    let entries = catalog::segment_entries(storage_id);
+    let entries = space::prune_replaced(storage_id, catalog::segment_entries(storage_id));
     let ws_tail = storage::meta(rel).map(|m| m.ws_tail);
-    let t = space::tidy(rel, storage_id, &entries, ws_tail);
+    let t = space::tidy(rel, storage_id, &entries, ws_tail, tail);
     report.blocks_freed += t.reclaimed as i64;
     report.tail_released += t.tail as i64;
 }
@@ -315,8 +316,8 @@ fn rewrite(rel: pg_sys::Relation, survey: Survey) -> Report {
         .flat_map(|e| dead_in(&e.segment, &dead).iter().copied())
         .collect();
     if !purge.is_empty() {
-        let live = vacuum::live_rows(rel) as f64;
-        vacuum::remove_index_entries(rel, &purge, live, std::ptr::null_mut(), false);
+        let live = purge::live_rows(rel) as f64;
+        purge::remove_index_entries(rel, &purge, live, std::ptr::null_mut(), false);
     }
     let table = Table::new(rel);
     // SAFETY: plain xact-state lookup; our catalog rows carry this command.
@@ -389,7 +390,7 @@ fn columnar_compact(
         "omendb.columnar_compact",
     );
     let rel = open.0;
-    let r = compact(rel);
+    let r = compact(rel, When::Always).unwrap_or_default();
     super::autocompact_state::record(tbl, false, &r);
     TableIterator::once((r.replaced, r.written, r.purged, r.blocks_freed))
 }

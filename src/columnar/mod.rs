@@ -15,7 +15,8 @@
 //! `pending` (rows inserted by the running statement), `rows` (reading
 //! segments under a snapshot), `scan`, `fetch`, `modify` (delete, update,
 //! lock), `ddl` (new storage, truncate, copy, index build), `vacuum`,
-//! `compact` (merging segments, purging deleted rows), `space` (free pages:
+//! `compact` (merging segments, purging deleted rows; `purge` removes their
+//! index entries, for VACUUM too), `space` (free pages:
 //! reuse, reclaiming what aborted writers left, truncation), `stats`.
 
 mod autocompact;
@@ -29,6 +30,7 @@ mod group;
 mod handler;
 mod modify;
 pub(crate) mod pending;
+mod purge;
 pub(crate) mod pushdown;
 pub(crate) mod rows;
 mod scan;

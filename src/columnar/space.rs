@@ -12,10 +12,13 @@
 //!
 //! - A free extent is *reusable* once no snapshot can read what it held:
 //!   its row is committed and no catalog row of a segment it held is left
-//!   (those rows carry the freeing transaction as xmax).
+//!   (those rows carry the freeing transaction as xmax). Compaction and
+//!   writers looking for free pages prune those rows as soon as no
+//!   snapshot needs them ([`prune_replaced`]).
 //! - Compaction ([`tidy`]) records unowned pages inside the file as free,
 //!   merges adjacent reusable extents, and drops the rows of reusable
-//!   extents at the end of the file, so that
+//!   extents at the end of the file (except in the tidy before a rewrite,
+//!   which may write there), so that
 //! - VACUUM ([`truncate_tail`]) can give the unowned tail back to the
 //!   operating system, under the AccessExclusiveLock heap's VACUUM takes for
 //!   the same purpose (never waited for), which standbys replay before the
@@ -36,6 +39,24 @@ fn replacers(entries: &[Entry]) -> HashSet<pg_sys::TransactionId> {
 
 fn is_reusable(x: &FreeExtent, replacers: &HashSet<pg_sys::TransactionId>) -> bool {
     x.state == State::Live && !replacers.contains(&x.freed_by)
+}
+
+/// `entries` (the segment rows of `storage_id`) without the rows of
+/// replaced segments that no snapshot needs any more: they are pruned now,
+/// as a read prunes a full heap page, so the extents they gate are
+/// reusable at once rather than after autovacuum. The prune record makes a
+/// standby cancel (or wait for) snapshots that could still read them.
+pub fn prune_replaced(storage_id: u64, entries: Vec<Entry>) -> Vec<Entry> {
+    let dead: Vec<_> = entries
+        .iter()
+        .filter(|e| e.state == State::Dead)
+        .map(|e| e.tid)
+        .collect();
+    if dead.is_empty() {
+        return entries;
+    }
+    catalog::prune_segment_rows(&dead);
+    catalog::segment_entries(storage_id)
 }
 
 /// Record `blocks` as free extents (runs of adjacent blocks); returns how many.
@@ -73,8 +94,15 @@ pub fn take_free(storage_id: u64, n: u32) -> Option<u32> {
     if extents.is_empty() {
         return None;
     }
-    let replacers = replacers(&catalog::segment_entries(storage_id));
-    extents.retain(|x| is_reusable(x, &replacers));
+    let mut entries = catalog::segment_entries(storage_id);
+    let mut gates = replacers(&entries);
+    // Extents freed by a compaction that has committed since become
+    // reusable once its replaced rows are pruned: try that first.
+    if extents.iter().any(|x| gates.contains(&x.freed_by)) {
+        entries = prune_replaced(storage_id, entries);
+        gates = replacers(&entries);
+    }
+    extents.retain(|x| is_reusable(x, &gates));
     extents.sort_by_key(|x| x.block_count);
     for x in extents {
         if catalog::claim_free(x.tid) {
@@ -151,17 +179,29 @@ struct Run<'a> {
     count: u32,
     /// The reusable extents inside it.
     rows: Vec<&'a FreeExtent>,
-    /// It ends at the end of the file: its rows go, VACUUM truncates it.
+    /// It ends at the end of the file and [`Tail::Release`] was asked:
+    /// its rows go, VACUUM truncates it.
     at_end: bool,
 }
 
-/// The runs [`tidy`] would change: not those one extent already lists, not
-/// unlisted ones at the end of the file (VACUUM's to truncate).
+/// What [`tidy`] does with reusable pages at the end of the file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Tail {
+    /// List them as one free extent: a rewrite follows that may use them
+    /// (else it would extend the file past them).
+    Keep,
+    /// Unlist them, for VACUUM to truncate.
+    Release,
+}
+
+/// The runs [`tidy`] would change: not those one extent already lists, nor,
+/// with [`Tail::Release`], unlisted ones at the end of the file.
 fn plan<'a>(
     rel: pg_sys::Relation,
     entries: &[Entry],
     free: &'a [FreeExtent],
     ws_tail: Option<u32>,
+    tail: Tail,
 ) -> Vec<Run<'a>> {
     let nblocks = storage::nblocks(rel);
     if nblocks <= 1 {
@@ -190,7 +230,7 @@ fn plan<'a>(
                 .filter(|x| x.first_block >= first && x.first_block < first + count)
                 .copied()
                 .collect(),
-            at_end: first + count == nblocks,
+            at_end: tail == Tail::Release && first + count == nblocks,
         })
         .filter(|r| {
             let listed: u32 = r.rows.iter().map(|x| x.block_count).sum();
@@ -211,16 +251,22 @@ pub fn tidy(
     storage_id: u64,
     entries: &[Entry],
     ws_tail: Option<u32>,
+    tail: Tail,
 ) -> Tidied {
     let free = catalog::free_extents(storage_id, &raw mut pg_sys::SnapshotAnyData);
-    let runs = plan(rel, entries, &free, ws_tail);
+    let runs = plan(rel, entries, &free, ws_tail, tail);
     if runs.is_empty() {
         return Tidied::default();
     }
     // The rows go in with a transaction id of their own: a compaction's
     // xid gates the extents it freed (see `is_reusable`), and these hold
     // nothing any snapshot can read.
-    crate::pg::in_subtransaction(|| apply(storage_id, runs))
+    let done = crate::pg::in_subtransaction(|| apply(storage_id, runs));
+    // The rows are visible to (and can be taken by) this transaction's
+    // later commands: the rewrite that follows a tidy.
+    // SAFETY: between commands of this transaction.
+    unsafe { pg_sys::CommandCounterIncrement() };
+    done
 }
 
 fn apply(storage_id: u64, runs: Vec<Run>) -> Tidied {
@@ -261,7 +307,7 @@ pub fn untidy(
     ws_tail: Option<u32>,
 ) -> bool {
     let free = catalog::free_extents(storage_id, &raw mut pg_sys::SnapshotAnyData);
-    !plan(rel, entries, &free, ws_tail).is_empty()
+    !plan(rel, entries, &free, ws_tail, Tail::Release).is_empty()
 }
 
 /// VACUUM: truncate the unowned pages at the end of the file, if no other

@@ -67,6 +67,39 @@ fn header(p: Page) -> *mut pg_sys::PageHeaderData {
     p as *mut pg_sys::PageHeaderData
 }
 
+/// The special area at the end of every page.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Special {
+    magic: u32,
+    kind: u16,
+    version: u16,
+    /// Write-store pages: the next page of the chain.
+    next: u32,
+    reserved: u32,
+}
+const _: () = assert!(std::mem::size_of::<Special>() == SPECIAL_SIZE);
+
+impl Special {
+    /// The special area of `p` (which may hold anything).
+    fn of(p: Page) -> Special {
+        // SAFETY: the last SPECIAL_SIZE bytes of a pinned BLCKSZ page.
+        unsafe { std::ptr::read_unaligned(p.add(SPECIAL_OFF) as *const Special) }
+    }
+    fn write(self, p: Page) {
+        // SAFETY: as above, on a page image we may modify.
+        unsafe { std::ptr::write_unaligned(p.add(SPECIAL_OFF) as *mut Special, self) }
+    }
+    /// Whether `p` is an omen_columnar page (any version) of `kind`; never
+    /// an ERROR.
+    fn is(p: Page, kind: PageKind) -> bool {
+        // SAFETY: header of a pinned page.
+        let special = unsafe { (*header(p)).pd_special } as usize;
+        let s = Special::of(p);
+        special == SPECIAL_OFF && s.magic == MAGIC && s.kind == kind as u16
+    }
+}
+
 /// Initialise `p` as an empty page of `kind`.
 fn init_page(p: Page, kind: PageKind) {
     // SAFETY: p is a page image we own.
@@ -74,24 +107,35 @@ fn init_page(p: Page, kind: PageKind) {
         std::ptr::write_bytes(p, 0, BLCKSZ);
         pg_sys::PageInit(p as pg_sys::Page, BLCKSZ, SPECIAL_SIZE);
     }
-    wr(p, SPECIAL_OFF, &MAGIC.to_le_bytes());
-    wr(p, SPECIAL_OFF + 4, &(kind as u16).to_le_bytes());
-    wr(p, SPECIAL_OFF + 6, &PAGE_FORMAT_VERSION.to_le_bytes());
-    set_next(p, pg_sys::InvalidBlockNumber);
+    Special {
+        magic: MAGIC,
+        kind: kind as u16,
+        version: PAGE_FORMAT_VERSION,
+        next: pg_sys::InvalidBlockNumber,
+        reserved: 0,
+    }
+    .write(p);
 }
 
 fn next_of(p: Page) -> u32 {
-    u32_at(p, SPECIAL_OFF + 8)
+    Special::of(p).next
 }
 fn set_next(p: Page, blk: u32) {
-    wr(p, SPECIAL_OFF + 8, &blk.to_le_bytes());
+    Special {
+        next: blk,
+        ..Special::of(p)
+    }
+    .write(p);
 }
 
 /// Check that block `blk`'s page is ours and of `kind`.
 fn check_page(rel: pg_sys::Relation, blk: u32, p: Page, kind: PageKind) {
-    let magic = u32_at(p, SPECIAL_OFF);
-    let k = u16::from_le_bytes(rd(p, SPECIAL_OFF + 4, 2).try_into().expect("2"));
-    let v = u16::from_le_bytes(rd(p, SPECIAL_OFF + 6, 2).try_into().expect("2"));
+    let Special {
+        magic,
+        kind: k,
+        version: v,
+        ..
+    } = Special::of(p);
     // SAFETY: header of a pinned page.
     let special = unsafe { (*header(p)).pd_special } as usize;
     if magic != MAGIC || special != SPECIAL_OFF {
@@ -248,12 +292,7 @@ pub fn meta_if_valid(rel: pg_sys::Relation) -> Option<Meta> {
     }
     let b = Locked::read(rel, 0, pg_sys::BUFFER_LOCK_SHARE);
     let p = b.page();
-    // SAFETY: header of a locked page.
-    let special = unsafe { (*header(p)).pd_special } as usize;
-    let ok = special == SPECIAL_OFF
-        && u32_at(p, SPECIAL_OFF) == MAGIC
-        && rd(p, SPECIAL_OFF + 4, 2) == (PageKind::Meta as u16).to_le_bytes()
-        && u32_at(p, HEADER) == PAGE_FORMAT_VERSION as u32;
+    let ok = Special::is(p, PageKind::Meta) && u32_at(p, HEADER) == PAGE_FORMAT_VERSION as u32;
     ok.then(|| decode_meta(rel, p))
 }
 
@@ -632,8 +671,7 @@ pub fn replaced_write_store_blocks(
     while (out.len() as u32) < pages && blk != 0 && blk < n {
         let b = Locked::read(rel, blk, pg_sys::BUFFER_LOCK_SHARE);
         let p = b.page();
-        let kind = u16::from_le_bytes(rd(p, SPECIAL_OFF + 4, 2).try_into().expect("2"));
-        if u32_at(p, SPECIAL_OFF) != MAGIC || kind != PageKind::WriteStore as u16 {
+        if !Special::is(p, PageKind::WriteStore) {
             break;
         }
         out.push(blk);

@@ -37,10 +37,11 @@ FROM omendb.columnar_compact('sp');
 SELECT free_pages > 10 AS has_free FROM omendb.columnar_stats('sp');
 -- Found once: a second compaction has nothing to add.
 SELECT blocks_freed FROM omendb.columnar_compact('sp');
--- The compaction freed the first write-store page (it merged the two
--- one-row segments); once their old catalog rows are pruned, that page
--- joins its free neighbours: one extent from the aborted INSERT's pages to
--- the write-store tail.
+-- The first compaction merged the two one-row write-store segments into
+-- a one-page segment, written into a page it had just found unowned (it
+-- lists free pages before it writes); once the replaced rows are pruned,
+-- the write-store pages it freed join their free neighbours: two extents,
+-- one on either side of that page.
 VACUUM omendb.columnar_segment;
 SELECT blocks_freed FROM omendb.columnar_compact('sp');
 SELECT count(*) - :free_rows_before AS new_free_rows FROM omendb.columnar_free;

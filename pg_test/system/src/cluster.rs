@@ -30,6 +30,9 @@ impl fmt::Display for Lsn {
     }
 }
 
+/// What a server log says when a backend crashed or the server panicked.
+pub const CRASH_MARKERS: &[&str] = &["terminated by signal", "PANIC"];
+
 /// How to configure a new cluster.
 #[derive(Clone, Debug)]
 pub struct ClusterOptions {
@@ -173,6 +176,21 @@ impl Cluster {
         let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
         let all: Vec<&str> = log.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// An error, with the log's tail, if the server log contains any of
+    /// `bad` (see [`CRASH_MARKERS`]).
+    pub fn check_log(&self, bad: &[&str]) -> Result<()> {
+        let log = std::fs::read_to_string(self.log_path())?;
+        match bad.iter().find(|b| log.contains(**b)) {
+            Some(b) => Err(format!(
+                "{}: server log has {b:?}:\n{}",
+                self.name,
+                self.log_tail(60)
+            )
+            .into()),
+            None => Ok(()),
+        }
     }
 
     /// Start (running crash recovery if the last stop was a crash) and wait
@@ -320,7 +338,13 @@ impl Cluster {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default()
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
             .collect();
         let mut bb = pg_command("pg_basebackup");
         bb.arg("-D").arg(&data_dir).args([

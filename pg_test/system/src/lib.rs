@@ -15,7 +15,7 @@ mod plan;
 mod process;
 
 pub use background::Background;
-pub use cluster::{Cluster, ClusterOptions, Lsn};
+pub use cluster::{Cluster, ClusterOptions, Lsn, CRASH_MARKERS};
 pub use ledger::{InsertWorkload, Ledger};
 pub use plan::query_with_plan;
 pub use process::{pg_command, run};

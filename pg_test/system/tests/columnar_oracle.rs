@@ -259,13 +259,15 @@ fn single_session_dml_matches_heap() -> Result<()> {
             // rows lets the next segments reuse their pages.
             c.batch_execute("SELECT omendb.columnar_compact('oc')")?;
             c.batch_execute("VACUUM omendb.columnar_segment")?;
-            c.query("SELECT * FROM omendb.columnar_verify('oc')", &[])?;
+            c.query("SELECT * FROM omendb.columnar_verify('oc')", &[])
+                .map_err(|e| format!("{label} + compaction: {e}"))?;
             compare(&mut c, &format!("{label} + compaction"))?;
         }
         if step % 10 == 9 {
             c.batch_execute("VACUUM oc")?;
             c.batch_execute("ANALYZE oc")?;
-            c.query("SELECT * FROM omendb.columnar_verify('oc')", &[])?;
+            c.query("SELECT * FROM omendb.columnar_verify('oc')", &[])
+                .map_err(|e| format!("{label} + VACUUM: {e}"))?;
             compare(&mut c, &format!("{label} + VACUUM"))?;
         }
     }

@@ -13,7 +13,7 @@
 //! `OMENDB_CORRUPTION_CASES` sets the damaged variants per target and kind
 //! (default 2, the long campaign in the README uses more).
 
-use omendb_systest::{Cluster, ClusterOptions, Result};
+use omendb_systest::{Cluster, ClusterOptions, Result, CRASH_MARKERS};
 use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
@@ -265,16 +265,9 @@ fn campaign(checksums: bool) -> Result<()> {
                     "{case}: the postmaster changed"
                 );
                 cluster.stop()?;
-                let log = std::fs::read_to_string(cluster.data_dir().join("server.log"))?;
-                for bad in ["terminated by signal", "PANIC"] {
-                    if log.contains(bad) {
-                        return Err(format!(
-                            "{case}: server log has {bad:?}:\n{}",
-                            cluster.log_tail(40)
-                        )
-                        .into());
-                    }
-                }
+                cluster
+                    .check_log(CRASH_MARKERS)
+                    .map_err(|e| format!("{case}: {e}"))?;
                 std::fs::write(path, &saved[fi])?;
                 tried += 1;
             }

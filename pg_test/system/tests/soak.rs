@@ -9,7 +9,7 @@
 //! bounded; at the end the tables are equal, verify passes, and the server
 //! log has no crash.
 
-use omendb_systest::{Cluster, ClusterOptions, Result};
+use omendb_systest::{Cluster, ClusterOptions, Result, CRASH_MARKERS};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -252,18 +252,7 @@ fn mixed_load_with_background_compaction_stays_correct_and_bounded() -> Result<(
     let segments: i64 = c
         .query_one("SELECT segments FROM omendb.columnar_stats('s_c')", &[])?
         .get(0);
-    let log = std::fs::read_to_string(cluster.data_dir().join("server.log"))?;
-    for bad in [
-        "terminated by signal",
-        "PANIC",
-        "automatic compaction of the table",
-    ] {
-        assert!(
-            !log.contains(bad),
-            "server log has {bad:?}:\n{}",
-            cluster.log_tail(40)
-        );
-    }
+    cluster.check_log(&[CRASH_MARKERS, &["automatic compaction of the table"]].concat())?;
     assert!(compactions > 0, "no background compaction in {seconds} s");
     eprintln!(
         "soak: {seconds} s, {WRITERS} writers + {READERS} readers: {} write transactions, {} snapshot comparisons, \
