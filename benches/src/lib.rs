@@ -15,6 +15,7 @@ pub mod alex_vs_btree;
 pub mod columnar_vs_heap;
 pub mod pgbench;
 pub mod plot;
+pub mod streaming;
 pub mod tpch;
 pub mod workloads;
 pub mod ycsb;

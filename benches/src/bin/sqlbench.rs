@@ -7,7 +7,11 @@
 //! `tpch` (TPC-H 22 queries: heap, omen_columnar with and without DataFusion,
 //! DuckDB; needs --tpch-data DIR of tpchgen-cli CSVs), `ycsb` (YCSB A-F, unique
 //! btree vs unique alex, --rows records, --insert-seconds per pgbench run,
-//! --clients 1,2,8, --workloads A,B) or `harness` (btree vs hash).
+//! --clients 1,2,8, --workloads A,B), `streaming` (single-row inserts into
+//! an omen_columnar table and a heap twin for --load-seconds, default 600,
+//! from --clients clients, default 2, with background compaction; then point
+//! and GROUP BY queries as left and after a full compaction) or `harness`
+//! (btree vs hash).
 //! DSN defaults to the demo cluster that scripts/run.sh starts.
 
 use omendb_bench::{alex_vs_btree as ab, pgbench, run, workloads, Workload};
@@ -28,6 +32,8 @@ struct Args {
     threads: usize,
     duckdb: bool,
     clients: Vec<u32>,
+    clients_given: bool,
+    load_seconds: u32,
     workloads: Vec<String>,
 }
 
@@ -47,6 +53,8 @@ fn parse() -> Args {
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         duckdb: true,
         clients: vec![1, 2, 8],
+        clients_given: false,
+        load_seconds: 600,
         workloads: omendb_bench::ycsb::WORKLOADS
             .iter()
             .map(|w| w.name.to_string())
@@ -63,8 +71,12 @@ fn parse() -> Args {
                 .unwrap_or_else(|_| usage(&format!("{arg} takes a number")))
         };
         match arg.as_str() {
-            "alex" | "harness" | "columnar" | "tpch" | "ycsb" => a.suite = arg.clone(),
+            "alex" | "harness" | "columnar" | "tpch" | "ycsb" | "streaming" => {
+                a.suite = arg.clone()
+            }
+            "--load-seconds" => a.load_seconds = num(value()) as u32,
             "--clients" => {
+                a.clients_given = true;
                 a.clients = value()
                     .split(',')
                     .map(|c| {
@@ -99,6 +111,7 @@ fn main() {
         "columnar" => columnar_suite(&a),
         "tpch" => tpch_suite(&a),
         "ycsb" => ycsb_suite(&a),
+        "streaming" => streaming_suite(&a),
         _ => alex_suite(&a),
     };
     if let Err(e) = result {
@@ -124,6 +137,20 @@ fn tpch_suite(a: &Args) -> Result<(), String> {
     };
     let table = tpch::run(&o).map_err(|e| e.to_string())?;
     println!("{table}");
+    Ok(())
+}
+
+fn streaming_suite(a: &Args) -> Result<(), String> {
+    use omendb_bench::streaming;
+    let o = streaming::Options {
+        dsn: a.dsn.clone(),
+        seconds: a.load_seconds,
+        clients: if a.clients_given { a.clients[0] } else { 2 },
+        probe_seconds: a.insert_seconds,
+        runs: a.runs,
+    };
+    let report = streaming::run(&o).map_err(|e| e.to_string())?;
+    println!("{report}");
     Ok(())
 }
 
@@ -356,7 +383,7 @@ fn columnar_suite(a: &Args) -> Result<(), String> {
 
 fn usage(msg: &str) -> ! {
     eprintln!(
-        "sqlbench: {msg}\nusage: sqlbench [alex|columnar|tpch|ycsb|harness] [--lineitem FILE.csv] [--dsn DSN] [--runs N] [--rows N] [--probes N] [--dists a,b] [--insert-seconds N]"
+        "sqlbench: {msg}\nusage: sqlbench [alex|columnar|tpch|ycsb|streaming|harness] [--lineitem FILE.csv] [--dsn DSN] [--runs N] [--rows N] [--probes N] [--dists a,b] [--insert-seconds N] [--load-seconds N] [--clients N,..]"
     );
     std::process::exit(2);
 }
