@@ -268,9 +268,16 @@ pub extern "C-unwind" fn omendb_autocompact_worker(arg: pg_sys::Datum) {
         pg_sys::VacuumCostLimit = COST_LIMIT.get();
         pg_sys::VacuumCostBalance = 0;
     }
+    let mut backlog = false;
     for table in columnar_tables() {
         pgrx::check_for_interrupts!();
-        compact_one(table);
+        backlog |= compact_one(table);
+    }
+    // A table fed faster than one naptime's worth of segments: come back
+    // as soon as this round ends, so segments stay bounded by what arrives
+    // during one compaction rather than during a naptime.
+    if backlog {
+        state::request(db);
     }
 }
 
@@ -299,7 +306,9 @@ fn columnar_tables() -> Vec<pg_sys::Oid> {
 
 /// Compact `oid` in its own transaction if it is due and its lock is free.
 /// An ERROR (a corrupt table, say) is logged and the worker goes on.
-fn compact_one(oid: pg_sys::Oid) {
+/// Returns whether it merged more segments than the due threshold (a
+/// backlog: the table is fed faster than the naptime).
+fn compact_one(oid: pg_sys::Oid) -> bool {
     use pgrx::pg_sys::panic::CaughtError;
     // SAFETY: a transaction of this worker; the relation is locked before
     // it is opened, and opened only if it still exists.
@@ -336,6 +345,9 @@ fn compact_one(oid: pg_sys::Oid) {
             Ok(done) => {
                 pg_sys::PopActiveSnapshot();
                 pg_sys::CommitTransactionCommand();
+                let backlog = done
+                    .as_ref()
+                    .is_some_and(|(_, r)| r.replaced > 2 * MIN_SEGMENTS.get() as i64);
                 if let Some((name, r)) = done {
                     state::record(oid, true, &r);
                     log!(
@@ -347,6 +359,7 @@ fn compact_one(oid: pg_sys::Oid) {
                         r.tail_released
                     );
                 }
+                backlog
             }
             Err(message) => {
                 pg_sys::AbortCurrentTransaction();
@@ -354,6 +367,7 @@ fn compact_one(oid: pg_sys::Oid) {
                     "omendb: automatic compaction of the table with OID {} failed: {message}",
                     oid.to_u32()
                 );
+                false
             }
         }
     }

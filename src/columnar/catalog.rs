@@ -860,10 +860,12 @@ pub fn free_extents(storage: u64, snapshot: pg_sys::Snapshot) -> Vec<FreeExtent>
 /// its own changes differs from other transactions' view:
 /// - one it took is Dead: the pages are where it put them (a segment, a
 ///   merged extent, the rest of a split one);
-/// - one it inserted and has not taken is Live: compaction's tidy lists
-///   pages no snapshot can read, and the rewrite after it may write into
-///   them. (Extents a compaction frees itself are gated by its replaced
-///   segments' rows instead, see `space::is_reusable`.)
+/// - one an earlier command of it inserted and it has not taken is Live:
+///   compaction's tidy lists pages no snapshot can read, and the rewrite
+///   after it may write into them. (Extents a compaction frees itself are
+///   gated by its replaced segments' rows instead, see
+///   `space::is_reusable`; rows of the current command stay Busy, as
+///   heap_delete cannot take them.)
 fn free_state(tup: pg_sys::HeapTuple) -> State {
     // SAFETY: header of a scanned tuple; transaction-status lookups.
     let (multi, ours) = unsafe {
@@ -878,7 +880,11 @@ fn free_state(tup: pg_sys::HeapTuple) -> State {
     }
     let state = state_of(tup);
     let untaken = xmax.is_none_or(|x| matches!(xact_status(x), Xact::Aborted));
-    if state == State::Busy && ours(xmin_of(tup)) && untaken {
+    // SAFETY: the tuple was inserted by this transaction (checked first).
+    let earlier = || unsafe {
+        pg_sys::HeapTupleHeaderGetCmin((*tup).t_data) < pg_sys::GetCurrentCommandId(false)
+    };
+    if state == State::Busy && ours(xmin_of(tup)) && untaken && earlier() {
         State::Live
     } else {
         state

@@ -9,8 +9,8 @@
 //! btree vs unique alex, --rows records, --insert-seconds per pgbench run,
 //! --clients 1,2,8, --workloads A,B), `streaming` (single-row inserts into
 //! an omen_columnar table and a heap twin for --load-seconds, default 600,
-//! from --clients clients, default 2, with background compaction; then point
-//! and GROUP BY queries as left and after a full compaction) or `harness`
+//! from --clients clients, default 2, with background compaction; point and
+//! GROUP BY queries timed during the load and after a full compaction) or `harness`
 //! (btree vs hash).
 //! DSN defaults to the demo cluster that scripts/run.sh starts.
 
@@ -146,7 +146,6 @@ fn streaming_suite(a: &Args) -> Result<(), String> {
         dsn: a.dsn.clone(),
         seconds: a.load_seconds,
         clients: if a.clients_given { a.clients[0] } else { 2 },
-        probe_seconds: a.insert_seconds,
         runs: a.runs,
     };
     let report = streaming::run(&o).map_err(|e| e.to_string())?;
