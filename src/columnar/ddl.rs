@@ -217,6 +217,11 @@ pub unsafe extern "C-unwind" fn index_build_range_scan(
 ) -> f64 {
     let Some(callback) = callback else { return 0.0 };
     pending::flush_relation(table_rel);
+    // Heap's build scan counts as a sequential scan; a caller's scan was
+    // counted when it began.
+    if scan.is_null() {
+        crate::pg::pgstat::count_scan(table_rel);
+    }
     // SAFETY: index build state handed in by PostgreSQL.
     unsafe {
         let concurrent = (*index_info).ii_Concurrent;

@@ -1,6 +1,7 @@
 //! The table access method routine and its SQL objects.
 
 use super::{ddl, fetch, modify, pending, scan, tid_to_row, vacuum};
+use crate::pg::pgstat;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
@@ -31,6 +32,7 @@ unsafe extern "C-unwind" fn tuple_insert(
     _bistate: *mut pg_sys::BulkInsertStateData,
 ) {
     pending::insert(rel, &[slot], cid);
+    pgstat::count_inserts(rel, 1);
 }
 
 #[pg_guard]
@@ -45,6 +47,7 @@ unsafe extern "C-unwind" fn multi_insert(
     // SAFETY: the executor passes nslots valid slots.
     let slots = unsafe { std::slice::from_raw_parts(slots, nslots as usize) };
     pending::insert(rel, slots, cid);
+    pgstat::count_inserts(rel, slots.len());
 }
 
 /// INSERT ... ON CONFLICT: a speculative row is an ordinary pending row;
@@ -59,6 +62,7 @@ unsafe extern "C-unwind" fn tuple_insert_speculative(
     _spec_token: u32,
 ) {
     pending::insert(rel, &[slot], cid);
+    pgstat::count_inserts(rel, 1);
 }
 
 #[pg_guard]

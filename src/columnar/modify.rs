@@ -174,7 +174,11 @@ pub unsafe extern "C-unwind" fn tuple_delete(
     tmfd: *mut pg_sys::TM_FailureData,
     _changing_part: bool,
 ) -> pg_sys::TM_Result::Type {
-    delete_row(rel, tid, cid, wait, tmfd, false)
+    let r = delete_row(rel, tid, cid, wait, tmfd, false);
+    if r == pg_sys::TM_Result::TM_Ok {
+        crate::pg::pgstat::count_delete(rel);
+    }
+    r
 }
 
 #[pg_guard]
@@ -195,6 +199,7 @@ pub unsafe extern "C-unwind" fn tuple_update(
         return r;
     }
     pending::insert(rel, &[slot], cid);
+    crate::pg::pgstat::count_update(rel);
     // SAFETY: out-parameters of the executor.
     unsafe {
         *lockmode = pg_sys::LockTupleMode::LockTupleExclusive;

@@ -159,6 +159,9 @@ pub unsafe extern "C-unwind" fn scan_begin(
     flags: u32,
 ) -> pg_sys::TableScanDesc {
     let st = Box::new(ScanState::new(rel, snapshot, pushdown::take()));
+    if flags & pg_sys::ScanOptions::SO_TYPE_SEQSCAN as u32 != 0 {
+        crate::pg::pgstat::count_scan(rel);
+    }
     // SAFETY: palloc0 of our descriptor; freed in scan_end.
     unsafe {
         let d = pg_sys::palloc0(std::mem::size_of::<ScanDesc>()) as *mut ScanDesc;
@@ -236,6 +239,7 @@ pub unsafe extern "C-unwind" fn scan_getnextslot(
                 (*slot).tts_tid = row_to_tid(r);
                 (*slot).tts_tableOid = (*rel).rd_id;
             }
+            crate::pg::pgstat::count_returned(rel, 1);
             true
         }
         None => {

@@ -72,4 +72,5 @@ pub unsafe extern "C-unwind" fn relation_vacuum(
             false,
         );
     }
+    crate::pg::pgstat::report_vacuum(rel, live);
 }

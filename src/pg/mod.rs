@@ -3,6 +3,7 @@
 use pgrx::pg_sys;
 
 pub mod hooks;
+pub mod pgstat;
 pub mod privilege;
 pub mod report;
 pub mod shmem;

@@ -117,6 +117,7 @@ fn background_compaction_bounds_segments_and_purges() -> Result<()> {
             "omendb.autocompact_naptime = 1".into(),
             "omendb.autocompact_min_segments = 16".into(),
             "log_min_messages = log".into(),
+            "autovacuum_naptime = 1".into(),
         ],
         ..Default::default()
     };
@@ -174,6 +175,26 @@ fn background_compaction_bounds_segments_and_purges() -> Result<()> {
     assert_eq!(
         cluster.sql("SELECT count(*) > 0 FROM omendb.columnar_verify('s_c')")?,
         ["t"]
+    );
+    // The table counts its changes in pg_stat_user_tables, so autovacuum
+    // ANALYZEs it unasked, and a key lookup then probes the index instead
+    // of scanning (without statistics the planner guesses 0.5% of the rows).
+    let analyzed = wait_for(Duration::from_secs(60), || {
+        Ok(cluster.sql(
+            "SELECT last_autoanalyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = 's_c'",
+        )? == ["t"])
+    })?;
+    assert!(
+        analyzed,
+        "autovacuum never analyzed s_c: {:?}",
+        cluster.sql(
+            "SELECT n_tup_ins, n_mod_since_analyze FROM pg_stat_user_tables WHERE relname = 's_c'"
+        )?
+    );
+    let plan = cluster.sql("EXPLAIN (COSTS OFF) SELECT * FROM s_c WHERE id = 12345")?;
+    assert!(
+        plan.first().is_some_and(|l| l.contains("Index Scan using s_c_id")),
+        "key lookup after autoanalyze: {plan:?}"
     );
 
     // Phase 2: off by reload: segments pile up again.
