@@ -123,8 +123,41 @@ fn reload_config_if_asked() {
     }
 }
 
+/// How often a busy database is visited (see [`Hot`]), and for how long
+/// after its last request (at most a naptime).
+const HOT_CADENCE: Duration = Duration::from_secs(1);
+const HOT_FOR: Duration = Duration::from_secs(10);
+
+/// Databases that asked for a visit (VACUUM found a table due, or a worker
+/// found a backlog): each is visited every [`HOT_CADENCE`] for [`HOT_FOR`]
+/// after its last request, so a table fed faster than the naptime is not
+/// left alone for a whole naptime after one quiet round.
+#[derive(Default)]
+struct Hot(Vec<(pg_sys::Oid, Instant, Instant)>);
+
+impl Hot {
+    /// `db` asked at `now`: visited now, and hot for a while.
+    fn asked(&mut self, db: pg_sys::Oid, now: Instant) {
+        self.0.retain(|(d, _, _)| *d != db);
+        self.0.push((db, now + HOT_FOR.min(naptime()), now));
+    }
+    /// The hot databases due for a visit at `now` (and when each is next).
+    fn due(&mut self, now: Instant) -> Vec<pg_sys::Oid> {
+        self.0.retain(|(_, until, _)| *until > now);
+        let mut out = Vec::new();
+        for (db, _, next) in self.0.iter_mut().filter(|(_, _, next)| *next <= now) {
+            *next = now + HOT_CADENCE;
+            out.push(*db);
+        }
+        out
+    }
+    fn next_visit(&self) -> Option<Instant> {
+        self.0.iter().map(|(_, _, next)| *next).min()
+    }
+}
+
 /// The launcher's main loop: a round over every database each naptime, and
-/// in between, a visit to each database whose VACUUM found a table due.
+/// in between, visits to the databases that asked (see [`Hot`]).
 #[pg_guard]
 #[no_mangle]
 pub extern "C-unwind" fn omendb_autocompact_launcher(_arg: pg_sys::Datum) {
@@ -134,11 +167,13 @@ pub extern "C-unwind" fn omendb_autocompact_launcher(_arg: pg_sys::Datum) {
     // SAFETY: this process's pid.
     state::set_launcher(unsafe { pg_sys::MyProcPid });
     let mut next_round = Instant::now() + naptime();
+    let mut hot = Hot::default();
     loop {
         let wait = if state::requested() {
             Duration::from_millis(1)
         } else {
-            next_round.saturating_duration_since(Instant::now())
+            let next = hot.next_visit().map_or(next_round, |h| h.min(next_round));
+            next.saturating_duration_since(Instant::now())
         };
         if !BackgroundWorker::wait_latch(Some(wait.max(Duration::from_millis(1)))) {
             break;
@@ -147,13 +182,19 @@ pub extern "C-unwind" fn omendb_autocompact_launcher(_arg: pg_sys::Datum) {
         let asked = state::take_requests();
         if !ENABLED.get() {
             next_round = Instant::now() + naptime();
+            hot = Hot::default();
             continue;
         }
-        let visit = if Instant::now() >= next_round {
-            next_round = Instant::now() + naptime();
+        let now = Instant::now();
+        for db in asked {
+            hot.asked(db, now);
+        }
+        let due = hot.due(now);
+        let visit = if now >= next_round {
+            next_round = now + naptime();
             databases()
         } else {
-            asked
+            due
         };
         if !visit.into_iter().all(run_worker) {
             break;
@@ -273,9 +314,9 @@ pub extern "C-unwind" fn omendb_autocompact_worker(arg: pg_sys::Datum) {
         pgrx::check_for_interrupts!();
         backlog |= compact_one(table);
     }
-    // A table fed faster than one naptime's worth of segments: come back
-    // as soon as this round ends, so segments stay bounded by what arrives
-    // during one compaction rather than during a naptime.
+    // A table fed faster than the naptime: come back as soon as this round
+    // ends, and every HOT_CADENCE for a while after (see `Hot`), so
+    // segments stay bounded by what arrives in about a second.
     if backlog {
         state::request(db);
     }
@@ -306,7 +347,7 @@ fn columnar_tables() -> Vec<pg_sys::Oid> {
 
 /// Compact `oid` in its own transaction if it is due and its lock is free.
 /// An ERROR (a corrupt table, say) is logged and the worker goes on.
-/// Returns whether it merged more segments than the due threshold (a
+/// Returns whether it merged at least the due threshold of segments (a
 /// backlog: the table is fed faster than the naptime).
 fn compact_one(oid: pg_sys::Oid) -> bool {
     use pgrx::pg_sys::panic::CaughtError;
@@ -347,7 +388,7 @@ fn compact_one(oid: pg_sys::Oid) -> bool {
                 pg_sys::CommitTransactionCommand();
                 let backlog = done
                     .as_ref()
-                    .is_some_and(|(_, r)| r.replaced > 2 * MIN_SEGMENTS.get() as i64);
+                    .is_some_and(|(_, r)| r.replaced >= MIN_SEGMENTS.get() as i64);
                 if let Some((name, r)) = done {
                     state::record(oid, true, &r);
                     log!(
