@@ -12,6 +12,14 @@ pub(crate) fn error_with_hint(code: PgSqlErrorCode, message: String, hint: Strin
     unreachable!("ereport(ERROR) returned")
 }
 
+/// `ereport(ERROR)` with a detail. Never returns.
+pub(crate) fn error_with_detail(code: PgSqlErrorCode, message: String, detail: String) -> ! {
+    ErrorReport::new(code, message, "omendb")
+        .set_detail(detail)
+        .report(PgLogLevel::ERROR);
+    unreachable!("ereport(ERROR) returned")
+}
+
 /// `ereport(ERROR)`. Never returns.
 pub(crate) fn error(code: PgSqlErrorCode, message: String) -> ! {
     ErrorReport::new(code, message, "omendb").report(PgLogLevel::ERROR);

@@ -77,6 +77,7 @@ unsafe extern "C-unwind" fn set_rel_pathlist_hook(
 unsafe extern "C-unwind" fn executor_start_hook(query: *mut pg_sys::QueryDesc, eflags: i32) {
     // SAFETY: chaining (nothing in scope needs dropping), then the parts
     // that read the initialised executor state.
+    crate::alloc::statement_start();
     unsafe {
         crate::pg::hooks::executor_start(PREV_EXECUTOR_START, query, eflags);
         speculative::after_executor_start(query, eflags);

@@ -337,6 +337,7 @@ fn rewrite(rel: pg_sys::Relation, survey: Survey) -> Report {
         }
         report.replaced += g.entries.len() as i64;
         pgrx::check_for_interrupts!();
+        crate::alloc::check();
         // SAFETY: sleeps only when the background worker's throttling is on.
         unsafe { pg_sys::vacuum_delay_point() };
     }

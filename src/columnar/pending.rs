@@ -278,6 +278,8 @@ fn write(mut b: Batch) {
     }
     // SAFETY: opened above.
     unsafe { pg_sys::table_close(rel, pg_sys::NoLock as i32) };
+    // An INSERT or COPY stops here if an allocation failed (crate::alloc).
+    crate::alloc::check();
 }
 
 /// Whether rows `run` of `buf` (`bytes` of records) go to the write store

@@ -81,6 +81,7 @@ impl ScanState {
     ) -> Option<u64> {
         loop {
             if self.cursor.is_none() {
+                crate::alloc::check();
                 let i = next_segment(self)?;
                 self.cursor = match &self.hints {
                     Some(h) => Cursor::open_filtered(&self.table, &self.segments[i], h),

@@ -213,14 +213,27 @@ pub fn raise(e: DataFusionError) -> ! {
     let root = e.find_root();
     if matches!(root, DataFusionError::ResourcesExhausted(_)) {
         debug1!("omendb: DataFusion: {root}");
-        crate::error::error_with_hint(
-            PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY,
-            format!(
-                "omendb's DataFusion scan needs more memory than omendb.datafusion_memory_limit ({} MB) allows",
-                settings::memory_limit() / (1024 * 1024)
-            ),
-            "Raise omendb.datafusion_memory_limit, or set omendb.datafusion = off for this query.".into(),
-        );
+        let (cap, set) = (settings::memory_limit(), settings::configured_memory_limit());
+        let mb = |b: usize| b / (1024 * 1024);
+        let (message, hint) = if cap < set {
+            (
+                format!(
+                    "omendb's DataFusion scan needs more memory than the {} MB this backend can spare (a third of what the operating system can still give it; omendb.datafusion_memory_limit would allow {} MB)",
+                    mb(cap),
+                    mb(set)
+                ),
+                "The server is short of memory: run the query when less is in use, or set omendb.datafusion = off for it.",
+            )
+        } else {
+            (
+                format!(
+                    "omendb's DataFusion scan needs more memory than omendb.datafusion_memory_limit ({} MB) allows",
+                    mb(cap)
+                ),
+                "Raise omendb.datafusion_memory_limit, or set omendb.datafusion = off for this query.",
+            )
+        };
+        crate::error::error_with_hint(PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY, message, hint.into());
     }
     crate::error::error(
         PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,

@@ -69,6 +69,9 @@ pub fn wait<F: Future>(fut: F) -> F::Output {
         let step = rt.block_on(async {
             tokio::time::timeout(Duration::from_millis(50), fut.as_mut()).await
         });
+        // A failed allocation (served from the reserve) stops the query
+        // here, as an interrupt does.
+        crate::alloc::check();
         match step {
             Ok(out) => return out,
             Err(_) => {

@@ -69,8 +69,20 @@ pub fn mode() -> Mode {
     MODE.get()
 }
 
-/// The memory cap in bytes.
+/// The memory cap in bytes: the setting, but never more than a third of
+/// what this process can still get from the operating system (see
+/// [`crate::alloc::headroom`]). DataFusion accounts memory as it grows and refuses
+/// growth past the cap with an ERROR; an allocation the operating system
+/// refuses would abort the backend instead (Rust cannot unwind from a
+/// failed allocation), so the cap leaves room for a hash table to double
+/// while its old copy is alive.
 pub fn memory_limit() -> usize {
+    let set = configured_memory_limit();
+    crate::alloc::headroom().map_or(set, |h| set.min(h / 3))
+}
+
+/// `omendb.datafusion_memory_limit` in bytes.
+pub fn configured_memory_limit() -> usize {
     let mb = MEMORY_LIMIT.get();
     if mb > 0 {
         mb as usize * 1024 * 1024
