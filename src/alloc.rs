@@ -50,6 +50,23 @@ impl Allocator {
                 .is_ok()
     }
 
+    /// Make a request of `size` bytes with `call`, failing it if it is the
+    /// injected failure, and retrying it through [`Self::failed`] if it
+    /// returns null.
+    #[inline]
+    fn serve(size: usize, mut call: impl FnMut() -> *mut u8) -> *mut u8 {
+        let p = if Self::injected(size) {
+            std::ptr::null_mut()
+        } else {
+            call()
+        };
+        if p.is_null() {
+            Self::failed(size, call)
+        } else {
+            p
+        }
+    }
+
     /// A request of `size` bytes failed: note it, give back the reserve and
     /// retry, then give back mimalloc's cached pages and retry once more.
     /// Allocates nothing itself.
@@ -75,33 +92,15 @@ impl Allocator {
 // (or the injected one) leads to `failed`, which retries the same call.
 unsafe impl GlobalAlloc for Allocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let m = &mimalloc::MiMalloc;
         // SAFETY: the caller's contract, passed on.
-        let p = if Self::injected(layout.size()) {
-            std::ptr::null_mut()
-        } else {
-            unsafe { m.alloc(layout) }
-        };
-        if p.is_null() {
-            Self::failed(layout.size(), || unsafe { m.alloc(layout) })
-        } else {
-            p
-        }
+        Self::serve(layout.size(), || unsafe { mimalloc::MiMalloc.alloc(layout) })
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let m = &mimalloc::MiMalloc;
         // SAFETY: the caller's contract, passed on.
-        let p = if Self::injected(layout.size()) {
-            std::ptr::null_mut()
-        } else {
-            unsafe { m.alloc_zeroed(layout) }
-        };
-        if p.is_null() {
-            Self::failed(layout.size(), || unsafe { m.alloc_zeroed(layout) })
-        } else {
-            p
-        }
+        Self::serve(layout.size(), || unsafe {
+            mimalloc::MiMalloc.alloc_zeroed(layout)
+        })
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -110,19 +109,11 @@ unsafe impl GlobalAlloc for Allocator {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let m = &mimalloc::MiMalloc;
         // SAFETY: the caller's contract, passed on; a failed realloc leaves
         // `ptr` as it was, so retrying it is sound.
-        let p = if Self::injected(new_size) {
-            std::ptr::null_mut()
-        } else {
-            unsafe { m.realloc(ptr, layout, new_size) }
-        };
-        if p.is_null() {
-            Self::failed(new_size, || unsafe { m.realloc(ptr, layout, new_size) })
-        } else {
-            p
-        }
+        Self::serve(new_size, || unsafe {
+            mimalloc::MiMalloc.realloc(ptr, layout, new_size)
+        })
     }
 }
 
