@@ -6,6 +6,9 @@
 //! point queries by key and a `GROUP BY sensor_id` are timed on both
 //! tables; after the load, a full manual compaction, and the same probes
 //! again: the ratio says what background compaction leaves on the table.
+//! A control separates that from the load's share of the CPU: a compacted
+//! omen_columnar copy of 1M readings that nobody writes, probed alike
+//! during the load and after it.
 //!
 //! Needs a server with omendb preloaded and `omendb.autocompact = on`.
 
@@ -25,6 +28,9 @@ pub struct Options {
 
 const COLUMNAR: &str = "stream_c";
 const HEAP: &str = "stream_h";
+/// The control: compacted before the load, never written during it.
+const RESTING: &str = "stream_r";
+const RESTING_ROWS: i64 = 1_000_000;
 const AGGREGATE: &str = "SELECT sensor_id, avg(temperature), count(*) FROM {T} GROUP BY sensor_id";
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -39,14 +45,20 @@ fn setup(c: &mut Client) -> Result<(), Error> {
     }
     c.batch_execute(&format!(
         "CREATE EXTENSION IF NOT EXISTS omendb;
-         DROP TABLE IF EXISTS {COLUMNAR}, {HEAP};
+         DROP TABLE IF EXISTS {COLUMNAR}, {HEAP}, {RESTING};
          DROP SEQUENCE IF EXISTS stream_ts;
          CREATE SEQUENCE stream_ts;
          CREATE TABLE {COLUMNAR} (ts bigint NOT NULL, sensor_id bigint, temperature double precision, status text) USING omen_columnar;
          CREATE INDEX {COLUMNAR}_ts ON {COLUMNAR} (ts);
          CREATE TABLE {HEAP} (ts bigint NOT NULL, sensor_id bigint, temperature double precision, status text);
-         CREATE INDEX {HEAP}_ts ON {HEAP} (ts);"
+         CREATE INDEX {HEAP}_ts ON {HEAP} (ts);
+         CREATE TABLE {RESTING} (ts bigint NOT NULL, sensor_id bigint, temperature double precision, status text) USING omen_columnar;
+         INSERT INTO {RESTING} SELECT g, g % 100 + 1, (g % 100 + 1) * 0.25, 'ok' FROM generate_series(1, {RESTING_ROWS}) g;
+         CREATE INDEX {RESTING}_ts ON {RESTING} (ts);
+         SELECT * FROM omendb.columnar_compact('{RESTING}');"
     ))?;
+    // Its own statement: VACUUM cannot run in the batch's transaction.
+    c.batch_execute(&format!("VACUUM ANALYZE {RESTING}"))?;
     Ok(())
 }
 
@@ -95,19 +107,39 @@ impl Probes {
     }
 }
 
-/// Probes of both tables and the columnar table's segments, every 5 s
+/// What the sampler saw during the load.
+#[derive(Default)]
+struct During {
+    segments: Vec<(i64, i64)>,
+    columnar: Probes,
+    heap: Probes,
+    resting: Probes,
+}
+
+/// Probes of the three tables and the columnar table's segments, every 5 s
 /// until `stop`.
-fn sample(dsn: &str, stop: &AtomicBool) -> Result<(Vec<(i64, i64)>, Probes, Probes), Error> {
+fn sample(dsn: &str, stop: &AtomicBool) -> Result<During, Error> {
     let mut c = Client::connect(dsn, NoTls)?;
-    let (mut segs, mut col, mut heap) = (Vec::new(), Probes::default(), Probes::default());
+    let mut d = During::default();
     let mut seed = 0x9E37_79B9_7F4A_7C15u64;
     while !stop.load(Ordering::Relaxed) {
-        segs.push(segments(&mut c)?);
-        col.add(probe(&mut c, COLUMNAR, &mut seed)?);
-        heap.add(probe(&mut c, HEAP, &mut seed)?);
+        d.segments.push(segments(&mut c)?);
+        d.columnar.add(probe(&mut c, COLUMNAR, &mut seed)?);
+        d.heap.add(probe(&mut c, HEAP, &mut seed)?);
+        d.resting.add(probe(&mut c, RESTING, &mut seed)?);
         std::thread::sleep(Duration::from_secs(5));
     }
-    Ok((segs, col, heap))
+    Ok(d)
+}
+
+fn median_ms(v: &[Duration]) -> f64 {
+    crate::median(v).as_secs_f64() * 1000.0
+}
+
+fn p90_ms(v: &[Duration]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort();
+    v.get(v.len() * 9 / 10).copied().unwrap_or_default().as_secs_f64() * 1000.0
 }
 
 /// Run the benchmark; returns a markdown report.
@@ -129,7 +161,12 @@ pub fn run(o: &Options) -> Result<String, Error> {
     eprintln!("streaming: {} clients for {} s", o.clients, o.seconds);
     let load_tps = pgbench::tps(&o.dsn, &load, o.clients, o.seconds);
     stop.store(true, Ordering::Relaxed);
-    let (samples, during, heap_during) = sampler.join().map_err(|_| "sampler panicked")??;
+    let During {
+        segments: samples,
+        columnar: during,
+        heap: heap_during,
+        resting: resting_during,
+    } = sampler.join().map_err(|_| "sampler panicked")??;
     let load_tps = load_tps?;
     let rows: i64 = c
         .query_one(&format!("SELECT count(*) FROM {COLUMNAR}"), &[])?
@@ -146,20 +183,14 @@ pub fn run(o: &Options) -> Result<String, Error> {
     c.batch_execute(&format!("VACUUM {COLUMNAR}"))?;
     let full = segments(&mut c)?;
     eprintln!("probing after a full compaction ({} segments)", full.0);
-    let mut after = Probes::default();
+    let (mut after, mut resting_after) = (Probes::default(), Probes::default());
     let mut seed = 0x2545_F491_4F6C_DD1Du64;
     for _ in 0..o.runs.max(1) * 4 {
         after.add(probe(&mut c, COLUMNAR, &mut seed)?);
+        resting_after.add(probe(&mut c, RESTING, &mut seed)?);
     }
     let max_segments = samples.iter().map(|s| s.0).max().unwrap_or(0);
     let max_ws = samples.iter().map(|s| s.1).max().unwrap_or(0);
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let med = |v: &[Duration]| ms(crate::median(v));
-    let p90 = |v: &[Duration]| {
-        let mut v = v.to_vec();
-        v.sort();
-        ms(v.get(v.len() * 9 / 10).copied().unwrap_or_default())
-    };
     let mut out = String::new();
     out.push_str(&format!(
         "{} clients, {} s of single-row inserts (one reading per transaction, into both tables): \
@@ -173,39 +204,32 @@ pub fn run(o: &Options) -> Result<String, Error> {
         during.aggregates.len(),
         after.aggregates.len()
     ));
-    out.push_str("| measure, ms | omen_columnar during the load | after full compaction | during / after | heap during the load |\n");
-    out.push_str("|---|---:|---:|---:|---:|\n");
-    for (what, d, a, h) in [
-        (
-            "point query by key, median",
-            med(&during.points),
-            med(&after.points),
-            med(&heap_during.points),
-        ),
-        (
-            "point query by key, p90",
-            p90(&during.points),
-            p90(&after.points),
-            p90(&heap_during.points),
-        ),
-        (
-            "GROUP BY sensor_id, median",
-            med(&during.aggregates),
-            med(&after.aggregates),
-            med(&heap_during.aggregates),
-        ),
-        (
-            "GROUP BY sensor_id, p90",
-            p90(&during.aggregates),
-            p90(&after.aggregates),
-            p90(&heap_during.aggregates),
-        ),
-    ] {
+    out.push_str(
+        "| measure, ms | omen_columnar during the load | after full compaction | during / after \
+         | heap during the load | compacted copy during the load | after | during / after |\n",
+    );
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    type Stat = fn(&[Duration]) -> f64;
+    let stats: [(&str, bool, Stat); 4] = [
+        ("point query by key, median", true, median_ms),
+        ("point query by key, p90", true, p90_ms),
+        ("GROUP BY sensor_id, median", false, median_ms),
+        ("GROUP BY sensor_id, p90", false, p90_ms),
+    ];
+    for (what, points, stat) in stats {
+        let pick = |p: &Probes| stat(if points { &p.points } else { &p.aggregates });
+        let (d, a, h) = (pick(&during), pick(&after), pick(&heap_during));
+        let (rd, ra) = (pick(&resting_during), pick(&resting_after));
         out.push_str(&format!(
-            "| {what} | {d:.3} | {a:.3} | {:.2} | {h:.3} |\n",
-            d / a
+            "| {what} | {d:.3} | {a:.3} | {:.2} | {h:.3} | {rd:.3} | {ra:.3} | {:.2} |\n",
+            d / a,
+            rd / ra
         ));
     }
+    out.push_str(&format!(
+        "\nThe compacted copy ({RESTING_ROWS} readings, written before the load and never during it) \
+         measures what the load's share of the CPU alone does to the same queries.\n"
+    ));
     let series: Vec<String> = samples.iter().map(|s| s.0.to_string()).collect();
     out.push_str(&format!("\nSegments every 5 s: {}\n", series.join(" ")));
     Ok(out)
