@@ -93,7 +93,9 @@ impl Allocator {
 unsafe impl GlobalAlloc for Allocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller's contract, passed on.
-        Self::serve(layout.size(), || unsafe { mimalloc::MiMalloc.alloc(layout) })
+        Self::serve(layout.size(), || unsafe {
+            mimalloc::MiMalloc.alloc(layout)
+        })
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {

@@ -139,7 +139,11 @@ fn median_ms(v: &[Duration]) -> f64 {
 fn p90_ms(v: &[Duration]) -> f64 {
     let mut v = v.to_vec();
     v.sort();
-    v.get(v.len() * 9 / 10).copied().unwrap_or_default().as_secs_f64() * 1000.0
+    v.get(v.len() * 9 / 10)
+        .copied()
+        .unwrap_or_default()
+        .as_secs_f64()
+        * 1000.0
 }
 
 /// Run the benchmark; returns a markdown report.

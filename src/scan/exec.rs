@@ -213,7 +213,10 @@ pub fn raise(e: DataFusionError) -> ! {
     let root = e.find_root();
     if matches!(root, DataFusionError::ResourcesExhausted(_)) {
         debug1!("omendb: DataFusion: {root}");
-        let (cap, set) = (settings::memory_limit(), settings::configured_memory_limit());
+        let (cap, set) = (
+            settings::memory_limit(),
+            settings::configured_memory_limit(),
+        );
         let mb = |b: usize| b / (1024 * 1024);
         let (message, hint) = if cap < set {
             (

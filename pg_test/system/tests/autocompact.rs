@@ -193,7 +193,8 @@ fn background_compaction_bounds_segments_and_purges() -> Result<()> {
     );
     let plan = cluster.sql("EXPLAIN (COSTS OFF) SELECT * FROM s_c WHERE id = 12345")?;
     assert!(
-        plan.first().is_some_and(|l| l.contains("Index Scan using s_c_id")),
+        plan.first()
+            .is_some_and(|l| l.contains("Index Scan using s_c_id")),
         "key lookup after autoanalyze: {plan:?}"
     );
 

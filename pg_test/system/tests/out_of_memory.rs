@@ -34,8 +34,13 @@ impl MemoryCgroup {
             let mut parts = line.splitn(3, ':');
             let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
             let (parent, limit_file) = if controllers.split(',').any(|c| c == "memory") {
-                (format!("/sys/fs/cgroup/memory{path}"), "memory.limit_in_bytes")
-            } else if controllers.is_empty() && std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+                (
+                    format!("/sys/fs/cgroup/memory{path}"),
+                    "memory.limit_in_bytes",
+                )
+            } else if controllers.is_empty()
+                && std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+            {
                 // v2: the parent must hand the memory controller down.
                 let parent = format!("/sys/fs/cgroup{path}");
                 let _ = std::fs::write(format!("{parent}/cgroup.subtree_control"), "+memory");
@@ -48,7 +53,11 @@ impl MemoryCgroup {
             if std::fs::create_dir(&dir).is_err() {
                 continue;
             }
-            let cg = MemoryCgroup { dir, parent, limit_file };
+            let cg = MemoryCgroup {
+                dir,
+                parent,
+                limit_file,
+            };
             if std::fs::write(cg.dir.join(limit_file), limit.to_string()).is_ok() {
                 return Some(cg);
             }
@@ -57,19 +66,29 @@ impl MemoryCgroup {
     }
 
     fn enter(&self, pid: i32) -> Result<()> {
-        Ok(std::fs::write(self.dir.join("cgroup.procs"), pid.to_string())?)
+        Ok(std::fs::write(
+            self.dir.join("cgroup.procs"),
+            pid.to_string(),
+        )?)
     }
 }
 
 impl Drop for MemoryCgroup {
     fn drop(&mut self) {
-        // Move anything left back to the parent, then remove the group.
-        if let Ok(procs) = std::fs::read_to_string(self.dir.join("cgroup.procs")) {
-            for pid in procs.lines() {
-                let _ = std::fs::write(self.parent.join("cgroup.procs"), pid);
+        // Move everything back to the parent, then remove the group; the
+        // postmaster may fork (autovacuum) between the two, so try a while.
+        for _ in 0..50 {
+            if let Ok(procs) = std::fs::read_to_string(self.dir.join("cgroup.procs")) {
+                for pid in procs.lines() {
+                    let _ = std::fs::write(self.parent.join("cgroup.procs"), pid);
+                }
             }
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        let _ = std::fs::remove_dir(&self.dir);
+        eprintln!("out_of_memory: could not remove {}", self.dir.display());
     }
 }
 
