@@ -204,7 +204,7 @@ pub(crate) fn release_free_memory() {
 pub(crate) fn headroom() -> Option<usize> {
     let read = |p: &str| std::fs::read_to_string(p).ok();
     let mut room = read("/proc/self/cgroup").and_then(|c| cgroup_headroom(&c, &|p| read(p)));
-    let mut take = |r: usize| room = Some(room.map_or(r, |x| x.min(r)));
+    let mut take = |r: usize| least(&mut room, r);
     let meminfo = read("/proc/meminfo").unwrap_or_default();
     let field = |name: &str| stat_field(&meminfo, name).map(|kb| kb * 1024);
     let strict = read("/proc/sys/vm/overcommit_memory").is_some_and(|m| m.trim() == "2");
@@ -216,6 +216,11 @@ pub(crate) fn headroom() -> Option<usize> {
         take(avail);
     }
     room
+}
+
+/// `room` becomes the lesser of itself and `r`.
+fn least(room: &mut Option<usize>, r: usize) {
+    *room = Some(room.map_or(r, |x| x.min(r)));
 }
 
 /// The number after `name` on its line of a `/proc` or cgroup stat file.
@@ -264,8 +269,7 @@ fn cgroup_headroom(proc_cgroup: &str, read: &dyn Fn(&str) -> Option<String>) -> 
                     let cache: usize = at("memory.stat").map_or(0, |s| {
                         cache_fields.iter().filter_map(|f| stat_field(&s, f)).sum()
                     });
-                    let r = limit.saturating_sub(usage.saturating_sub(cache));
-                    room = Some(room.map_or(r, |x| x.min(r)));
+                    least(&mut room, limit.saturating_sub(usage.saturating_sub(cache)));
                 }
                 match dir.rfind('/') {
                     Some(i) => dir.truncate(i),
