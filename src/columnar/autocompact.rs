@@ -299,16 +299,6 @@ pub extern "C-unwind" fn omendb_autocompact_worker(arg: pg_sys::Datum) {
     }
     let db = pg_sys::Oid::from(arg.value() as u32);
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(db), None);
-    // Throttled as autovacuum is: buffer accesses add to VacuumCostBalance,
-    // compaction's loops call vacuum_delay_point.
-    // SAFETY: this process's own cost-accounting globals.
-    unsafe {
-        let delay = COST_DELAY.get();
-        pg_sys::VacuumCostActive = delay > 0.0;
-        pg_sys::VacuumCostDelay = delay;
-        pg_sys::VacuumCostLimit = COST_LIMIT.get();
-        pg_sys::VacuumCostBalance = 0;
-    }
     let mut backlog = false;
     for table in columnar_tables() {
         pgrx::check_for_interrupts!();
@@ -345,71 +335,171 @@ fn columnar_tables() -> Vec<pg_sys::Oid> {
     )
 }
 
-/// Compact `oid` in its own transaction if it is due and its lock is free.
+/// Compact `oid` in its own transaction if it is due and its lock is free,
+/// then ANALYZE it if it changed enough (see [`analyze_if_due`]).
 /// An ERROR (a corrupt table, say) is logged and the worker goes on.
 /// Returns whether it merged at least the due threshold of segments (a
 /// backlog: the table is fed faster than the naptime).
 fn compact_one(oid: pg_sys::Oid) -> bool {
+    throttle();
+    let outcome = in_transaction(|| {
+        let lock = pg_sys::ShareUpdateExclusiveLock as i32;
+        // SAFETY: inside the worker's transaction; locked before opened.
+        if !unsafe { pg_sys::ConditionalLockRelationOid(oid, lock) } {
+            return None;
+        }
+        let rel = crate::pg::Relation::try_open(oid, pg_sys::NoLock as i32)?;
+        if !super::is_columnar(rel.raw()) {
+            return None;
+        }
+        let when = super::compact::When::Due {
+            min_segments: MIN_SEGMENTS.get() as usize,
+            deleted_fraction: DELETED_FRACTION.get(),
+        };
+        super::compact::compact(rel.raw(), when).map(|r| (rel.name(), r))
+    });
+    match outcome {
+        Ok(Some((name, r))) => {
+            state::record(oid, true, &r);
+            log!(
+                "omendb: automatic compaction of table \"{name}\": {} segments replaced by {}, {} rows purged, {} blocks freed, {} free blocks at the end left for VACUUM to truncate",
+                r.replaced,
+                r.written,
+                r.purged,
+                r.blocks_freed,
+                r.tail_released
+            );
+            analyze_if_due(oid);
+            r.replaced >= MIN_SEGMENTS.get() as i64
+        }
+        Ok(None) => false,
+        Err(message) => {
+            warning!(
+                "omendb: automatic compaction of the table with OID {} failed: {message}",
+                oid.to_u32()
+            );
+            false
+        }
+    }
+}
+
+/// Throttle this worker as autovacuum is: buffer accesses add to
+/// VacuumCostBalance, compaction's loops call vacuum_delay_point. Set
+/// before every table, as ANALYZE turns the accounting off when it ends.
+fn throttle() {
+    // SAFETY: this process's own cost-accounting globals.
+    unsafe {
+        let delay = COST_DELAY.get();
+        pg_sys::VacuumCostActive = delay > 0.0;
+        pg_sys::VacuumCostDelay = delay;
+        pg_sys::VacuumCostLimit = COST_LIMIT.get();
+        pg_sys::VacuumCostBalance = 0;
+    }
+}
+
+/// Run `f` in a transaction of this worker, with a snapshot. An ERROR
+/// aborts the transaction and comes back as its message.
+fn in_transaction<R>(f: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R, String> {
     use pgrx::pg_sys::panic::CaughtError;
-    // SAFETY: a transaction of this worker; the relation is locked before
-    // it is opened, and opened only if it still exists.
+    // SAFETY: the worker is between transactions; each path ends the one
+    // started here.
     unsafe {
         pg_sys::SetCurrentStatementStartTimestamp();
         pg_sys::StartTransactionCommand();
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-        let outcome = PgTryBuilder::new(|| {
-            let lock = pg_sys::ShareUpdateExclusiveLock as i32;
-            if !pg_sys::ConditionalLockRelationOid(oid, lock) {
-                return Ok(None);
-            }
-            let Some(rel) = crate::pg::Relation::try_open(oid, pg_sys::NoLock as i32) else {
-                return Ok(None);
-            };
-            if !super::is_columnar(rel.raw()) {
-                return Ok(None);
-            }
-            let when = super::compact::When::Due {
-                min_segments: MIN_SEGMENTS.get() as usize,
-                deleted_fraction: DELETED_FRACTION.get(),
-            };
-            Ok(super::compact::compact(rel.raw(), when).map(|r| (rel.name(), r)))
-        })
-        .catch_others(|e| {
-            Err(match e {
-                CaughtError::PostgresError(r)
-                | CaughtError::ErrorReport(r)
-                | CaughtError::RustPanic { ereport: r, .. } => r.message().to_string(),
+        let outcome = PgTryBuilder::new(|| Ok(f()))
+            .catch_others(|e| {
+                Err(match e {
+                    CaughtError::PostgresError(r)
+                    | CaughtError::ErrorReport(r)
+                    | CaughtError::RustPanic { ereport: r, .. } => r.message().to_string(),
+                })
             })
-        })
-        .execute();
-        match outcome {
-            Ok(done) => {
-                pg_sys::PopActiveSnapshot();
-                pg_sys::CommitTransactionCommand();
-                let backlog = done
-                    .as_ref()
-                    .is_some_and(|(_, r)| r.replaced >= MIN_SEGMENTS.get() as i64);
-                if let Some((name, r)) = done {
-                    state::record(oid, true, &r);
-                    log!(
-                        "omendb: automatic compaction of table \"{name}\": {} segments replaced by {}, {} rows purged, {} blocks freed, {} free blocks at the end left for VACUUM to truncate",
-                        r.replaced,
-                        r.written,
-                        r.purged,
-                        r.blocks_freed,
-                        r.tail_released
-                    );
-                }
-                backlog
-            }
-            Err(message) => {
-                pg_sys::AbortCurrentTransaction();
-                warning!(
-                    "omendb: automatic compaction of the table with OID {} failed: {message}",
-                    oid.to_u32()
-                );
-                false
-            }
+            .execute();
+        if outcome.is_ok() {
+            pg_sys::PopActiveSnapshot();
+            pg_sys::CommitTransactionCommand();
+        } else {
+            pg_sys::AbortCurrentTransaction();
         }
+        outcome
     }
+}
+
+// autovacuum's settings (postmaster/autovacuum.h; not in pgrx's bindings).
+unsafe extern "C" {
+    static autovacuum_start_daemon: bool;
+    static autovacuum_anl_thresh: std::ffi::c_int;
+    static autovacuum_anl_scale: f64;
+}
+
+/// ANALYZE `oid` after a compaction if it changed as much since its last
+/// ANALYZE as makes autovacuum analyze a table. Autovacuum would, but it
+/// skips a table whose lock a compaction holds, and a table fed without
+/// pause is compacted every second: left to autovacuum, its statistics
+/// went stale for minutes and key lookups were planned as scans.
+fn analyze_if_due(oid: pg_sys::Oid) {
+    let outcome = in_transaction(|| {
+        let rel = crate::pg::Relation::try_open(oid, pg_sys::AccessShareLock as i32)?;
+        // SAFETY: an open relation's catalog row and options.
+        let name = unsafe {
+            if !analyze_due(rel.raw()) {
+                return None;
+            }
+            let class = &*(*rel.raw()).rd_rel;
+            let schema = pg_sys::get_namespace_name(class.relnamespace);
+            let quoted = pg_sys::quote_qualified_identifier(schema, class.relname.data.as_ptr());
+            std::ffi::CStr::from_ptr(quoted)
+                .to_string_lossy()
+                .into_owned()
+        };
+        drop(rel);
+        // SKIP_LOCKED: never wait for autovacuum or DDL.
+        let command = format!("ANALYZE (SKIP_LOCKED) {name}");
+        let text = std::ffi::CString::new(command.as_str()).ok()?;
+        // SAFETY: shows the command in pg_stat_activity while it runs.
+        unsafe {
+            pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_RUNNING, text.as_ptr())
+        };
+        let done = Spi::run(&command);
+        // SAFETY: as above.
+        unsafe {
+            pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_IDLE, std::ptr::null())
+        };
+        done.ok().map(|()| name)
+    });
+    match outcome {
+        Ok(Some(name)) => debug1!("omendb: analyzed table {name} after its compaction"),
+        Ok(None) => {}
+        Err(message) => warning!(
+            "omendb: automatic ANALYZE of the table with OID {} failed: {message}",
+            oid.to_u32()
+        ),
+    }
+}
+
+/// Autovacuum's rule: rows changed since the last ANALYZE above
+/// `analyze_threshold + analyze_scale_factor * reltuples`, the table's
+/// reloptions before the server's settings; never with autovacuum off.
+///
+/// SAFETY: `rel` is open, in a transaction.
+unsafe fn analyze_due(rel: pg_sys::Relation) -> bool {
+    // Table AMs get heap's reloptions (StdRdOptions) in PostgreSQL 15.
+    let options = (*rel).rd_options as *const pg_sys::StdRdOptions;
+    let table = (!options.is_null()).then(|| (*options).autovacuum);
+    if !autovacuum_start_daemon || table.is_some_and(|t| !t.enabled) {
+        return false;
+    }
+    let threshold = table
+        .map(|t| t.analyze_threshold)
+        .filter(|t| *t >= 0)
+        .unwrap_or(autovacuum_anl_thresh) as f64;
+    let scale = table
+        .map(|t| t.analyze_scale_factor)
+        .filter(|s| *s >= 0.0)
+        .unwrap_or(autovacuum_anl_scale);
+    // Never analyzed nor vacuumed: -1, counted as empty (as autovacuum does).
+    let tuples = ((*(*rel).rd_rel).reltuples as f64).max(0.0);
+    let stats = pg_sys::pgstat_fetch_stat_tabentry((*rel).rd_id);
+    !stats.is_null() && (*stats).changes_since_analyze as f64 > threshold + scale * tuples
 }

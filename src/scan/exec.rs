@@ -29,13 +29,16 @@ pub struct Planned {
     /// The types the output columns compute (char(n) padding, numeric scale).
     pub outputs: Vec<super::types::Pg>,
     pub ctx: SessionContext,
+    /// The memory cap given to DataFusion, in bytes (for the error that
+    /// names it: the headroom it was taken from moves).
+    pub memory_cap: usize,
 }
 
 /// A DataFusion session with the backend's settings. `dynamic_filters`:
 /// hash joins and top-k sorts pass filters down to the scans (see
 /// `source::Dynamic`); aggregates never do (DataFusion 52 derives theirs
 /// from only some of a query's aggregates, unsound row by row).
-fn session(dynamic_filters: bool) -> SessionContext {
+fn session(dynamic_filters: bool, memory_cap: usize) -> SessionContext {
     let (_, threads) = runtime::get();
     let mut config = SessionConfig::new()
         .with_target_partitions(*threads)
@@ -47,7 +50,7 @@ fn session(dynamic_filters: bool) -> SessionContext {
     optimizer.enable_topk_dynamic_filter_pushdown = dynamic_filters;
     optimizer.enable_aggregate_dynamic_filter_pushdown = false;
     let rt = RuntimeEnvBuilder::new()
-        .with_memory_limit(settings::memory_limit(), 1.0)
+        .with_memory_limit(memory_cap, 1.0)
         .with_disk_manager_builder(
             DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
         )
@@ -73,7 +76,8 @@ pub unsafe fn plan(
     let leaves = unsafe { super::partitioned::leaves_in_plan(stmt) };
     let mut t = Translator::new(params, snapshot.is_none(), *threads, leaves);
     let (logical, outputs) = unsafe { t.query(q, &[], false)? };
-    let mut ctx = session(true);
+    let memory_cap = settings::memory_limit();
+    let mut ctx = session(true, memory_cap);
     let state = ctx.state();
     let optimized = state.optimize(&logical)?;
     if let Some(snap) = snapshot {
@@ -89,13 +93,14 @@ pub unsafe fn plan(
     } else {
         // DataFusion routes pushed-down filters by column name: with two
         // columns of one name in a node, a filter could reach the wrong one.
-        ctx = session(false);
+        ctx = session(false, memory_cap);
         physical = runtime::wait(ctx.state().create_physical_plan(&optimized))?;
     }
     Ok(Planned {
         physical,
         outputs,
         ctx,
+        memory_cap,
     })
 }
 
@@ -197,8 +202,9 @@ fn wanted_by_table(plan: &LogicalPlan, tables: &[Arc<OmenTable>]) -> Vec<(Arc<Om
         .collect()
 }
 
-/// Raise the ERROR PostgreSQL would for a failed DataFusion execution.
-pub fn raise(e: DataFusionError) -> ! {
+/// Raise the ERROR PostgreSQL would for a failed DataFusion execution
+/// (`memory_cap`: what [`plan`] gave it).
+pub fn raise(e: DataFusionError, memory_cap: usize) -> ! {
     if let Some(pg) = functions::find_pg_error(&e) {
         let code = match pg.sqlstate {
             functions::OUT_OF_RANGE => PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
@@ -213,10 +219,7 @@ pub fn raise(e: DataFusionError) -> ! {
     let root = e.find_root();
     if matches!(root, DataFusionError::ResourcesExhausted(_)) {
         debug1!("omendb: DataFusion: {root}");
-        let (cap, set) = (
-            settings::memory_limit(),
-            settings::configured_memory_limit(),
-        );
+        let (cap, set) = (memory_cap, settings::configured_memory_limit());
         let mb = |b: usize| b / (1024 * 1024);
         let (message, hint) = if cap < set {
             (
@@ -399,7 +402,7 @@ unsafe fn start(node: *mut pg_sys::CustomScanState) {
         let _enter = rt.enter();
         let task = planned.ctx.task_ctx();
         let stream = datafusion::physical_plan::execute_stream(planned.physical.clone(), task)
-            .unwrap_or_else(|e| raise(e));
+            .unwrap_or_else(|e| raise(e, planned.memory_cap));
         st.planned = Some(planned);
         st.stream = Some(stream);
     }
@@ -458,7 +461,7 @@ unsafe extern "C-unwind" fn exec(
                     st.done = true;
                     return pg_sys::ExecClearTuple(slot);
                 }
-                Some(Err(e)) => raise(e),
+                Some(Err(e)) => raise(e, st.planned.as_ref().map_or(0, |p| p.memory_cap)),
                 Some(Ok(b)) => {
                     let mut cols = Vec::with_capacity(b.num_columns());
                     let outputs = &st.planned.as_ref().expect("planned").outputs;
