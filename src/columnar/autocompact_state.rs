@@ -1,6 +1,7 @@
 //! What background compaction shares between processes (omendb preloaded):
-//! the launcher's pid, databases whose VACUUM found a table due (the
-//! launcher visits them at once instead of at its next round), and, per
+//! the launcher's pid, databases asking for a visit (a VACUUM found a table
+//! due, a worker left a backlog, or inserts added write-store segments;
+//! the launcher visits them at once instead of at its next round), and, per
 //! table, what compactions did since the server started — the statistics
 //! behind `omendb.columnar_compactions`.
 
@@ -30,10 +31,33 @@ struct TableStats {
     released: i64,
 }
 
+/// Why a database asks for a visit.
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Ask {
+    /// Visit now (a VACUUM found a table due, a worker left a backlog).
+    Now,
+    /// Inserts added write-store segments: visit now unless the database
+    /// is already visited every second.
+    Nudge,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Request {
+    database: pg_sys::Oid,
+    ask: Ask,
+}
+
+const NO_REQUEST: Request = Request {
+    database: pg_sys::InvalidOid,
+    ask: Ask::Nudge,
+};
+
 #[repr(C)]
 pub(crate) struct State {
     launcher_pid: i32,
-    requests: [pg_sys::Oid; REQUESTS],
+    requests: [Request; REQUESTS],
     tables: [TableStats; TABLES],
 }
 
@@ -44,14 +68,25 @@ pub(super) fn set_launcher(pid: i32) {
     SHARED.write(|s| s.launcher_pid = pid);
 }
 
-/// Ask the launcher to visit `db` now (VACUUM found a table due).
-pub(super) fn request(db: pg_sys::Oid) {
+/// Ask the launcher to visit `db` (a `Now` outranks a `Nudge`).
+pub(super) fn request(db: pg_sys::Oid, ask: Ask) {
     let pid = SHARED
         .write(|s| {
-            if !s.requests.contains(&db) {
-                if let Some(slot) = s.requests.iter_mut().find(|r| **r == pg_sys::InvalidOid) {
-                    *slot = db;
+            let free = s
+                .requests
+                .iter()
+                .position(|r| r.database == pg_sys::InvalidOid);
+            match s.requests.iter().position(|r| r.database == db).or(free) {
+                Some(i) => {
+                    let now = ask == Ask::Now
+                        || (s.requests[i].database == db && s.requests[i].ask == Ask::Now);
+                    s.requests[i] = Request {
+                        database: db,
+                        ask: if now { Ask::Now } else { Ask::Nudge },
+                    };
                 }
+                // Full: the launcher is behind, its next round visits all.
+                None => {}
             }
             s.launcher_pid
         })
@@ -72,21 +107,21 @@ pub(super) fn request(db: pg_sys::Oid) {
 /// have been reset since it was set: waiting for a worker resets it).
 pub(super) fn requested() -> bool {
     SHARED
-        .read(|s| s.requests.iter().any(|r| *r != pg_sys::InvalidOid))
+        .read(|s| s.requests.iter().any(|r| r.database != pg_sys::InvalidOid))
         .unwrap_or(false)
 }
 
 /// The databases asked for since the last call, in order.
-pub(super) fn take_requests() -> Vec<pg_sys::Oid> {
+pub(super) fn take_requests() -> Vec<(pg_sys::Oid, Ask)> {
     SHARED
         .write(|s| {
-            let out: Vec<pg_sys::Oid> = s
+            let out = s
                 .requests
                 .iter()
-                .copied()
-                .filter(|r| *r != pg_sys::InvalidOid)
+                .filter(|r| r.database != pg_sys::InvalidOid)
+                .map(|r| (r.database, r.ask))
                 .collect();
-            s.requests = [pg_sys::InvalidOid; REQUESTS];
+            s.requests = [NO_REQUEST; REQUESTS];
             out
         })
         .unwrap_or_default()

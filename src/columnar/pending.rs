@@ -336,6 +336,7 @@ pub fn write_rows(
         let _sync = storage::ChangeLock::shared(rel);
         (seg.first_block, seg.block_count) = storage::append_write_store(rel, &rows);
         catalog::insert_segment(storage_id, &seg, cid);
+        super::autocompact::after_write_store_append(rel);
     } else {
         let (encoded, version) = encode_segment(rel, schema, buf, run);
         seg.format_version = version;

@@ -241,6 +241,69 @@ fn background_compaction_bounds_segments_and_purges() -> Result<()> {
     Ok(())
 }
 
+/// A session that adds `omendb.autocompact_min_segments` write-store
+/// segments nudges the launcher: a burst of single-row inserts is compacted
+/// within seconds, with no VACUUM and no round (the naptime is an hour).
+#[test]
+fn inserts_nudge_the_launcher() -> Result<()> {
+    let opts = ClusterOptions {
+        autocompact: true,
+        extra_conf: vec![
+            "omendb.autocompact_naptime = 3600".into(),
+            "omendb.autocompact_min_segments = 16".into(),
+        ],
+        ..Default::default()
+    };
+    let cluster = Cluster::start_new("autocompact-nudge", &opts)?;
+    cluster.sql(
+        "CREATE EXTENSION omendb;
+         CREATE TABLE n (id bigint NOT NULL, v text) USING omen_columnar;
+         CREATE TABLE n_heap (id bigint NOT NULL, v text);",
+    )?;
+    let mut c = cluster.connect()?;
+    let segments = |c: &mut postgres::Client| -> Result<i64> {
+        Ok(
+            c.query_one("SELECT segments FROM omendb.columnar_stats('n')", &[])?
+                .get(0),
+        )
+    };
+    // Fewer than min_segments: no nudge, nothing compacted.
+    for i in 0..10i64 {
+        for t in ["n", "n_heap"] {
+            c.execute(
+                &format!("INSERT INTO {t} VALUES ($1::bigint, 'row ' || $1::bigint)"),
+                &[&i],
+            )?;
+        }
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(segments(&mut c)?, 10, "compacted without being asked");
+    for i in 10..500i64 {
+        for t in ["n", "n_heap"] {
+            c.execute(
+                &format!("INSERT INTO {t} VALUES ($1::bigint, 'row ' || $1::bigint)"),
+                &[&i],
+            )?;
+        }
+    }
+    let compacted = wait_for(Duration::from_secs(20), || Ok(segments(&mut c)? < 16))?;
+    assert!(
+        compacted,
+        "500 single-row inserts, no compaction: {} segments",
+        segments(&mut c)?
+    );
+    let q = |t: &str| format!("SELECT id, v FROM {t} ORDER BY id");
+    let rows = |c: &mut postgres::Client, t: &str| -> Result<Vec<(i64, String)>> {
+        Ok(c.query(&q(t), &[])?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    };
+    assert_eq!(rows(&mut c, "n")?, rows(&mut c, "n_heap")?);
+    cluster.check_log(CRASH_MARKERS)?;
+    Ok(())
+}
+
 /// VACUUM of a table that is due wakes the launcher (its naptime here is an
 /// hour), the compaction shows in `omendb.columnar_compactions`, and a
 /// throttled worker is seen sleeping in VACUUM's wait event.
@@ -261,8 +324,10 @@ fn vacuum_wakes_the_worker_which_is_throttled_and_counted() -> Result<()> {
          CREATE TABLE w (id bigint NOT NULL, v text) USING omen_columnar;
          CREATE TABLE w_heap (id bigint NOT NULL, v text);",
     )?;
-    let mut c = cluster.connect()?;
+    // One session per row: a session that adds min_segments write-store
+    // segments nudges the launcher by itself (see the next test).
     for i in 0..40i64 {
+        let mut c = cluster.connect()?;
         for t in ["w", "w_heap"] {
             c.execute(
                 &format!("INSERT INTO {t} VALUES ($1::bigint, 'row ' || $1::bigint)"),
@@ -270,6 +335,7 @@ fn vacuum_wakes_the_worker_which_is_throttled_and_counted() -> Result<()> {
             )?;
         }
     }
+    let mut c = cluster.connect()?;
     c.batch_execute("DELETE FROM w WHERE id % 5 = 0; DELETE FROM w_heap WHERE id % 5 = 0")?;
     let segments = |c: &mut postgres::Client| -> Result<i64> {
         Ok(
