@@ -71,6 +71,10 @@ install_extension() {
     [ "${1:-release}" = release ] && profile_flag=(--release)
     log "building and installing omendb (${1:-release}) into $("$PG_CONFIG" --pkglibdir)"
     (cd "$REPO_DIR" && cargo pgrx install "${profile_flag[@]}" --pg-config "$PG_CONFIG")
+    # Earlier versions' scripts, as an installation that was upgraded keeps
+    # them: CREATE EXTENSION omendb VERSION '0.1.0' then UPDATE (the
+    # upgrade test). pgrx copies only the upgrade scripts (a--b--c.sql).
+    cp "$REPO_DIR"/sql/omendb--0.1.0.sql "$("$PG_CONFIG" --sharedir)/extension/"
 }
 
 # A directory the postgres user owns, recreated empty.

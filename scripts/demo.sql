@@ -1,6 +1,8 @@
 -- The demo database. Rerunnable: scripts/run.sh applies it on every run.
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS omendb;
+-- A demo database made by an earlier version: bring its catalog forward.
+ALTER EXTENSION omendb UPDATE;
 
 -- The sensors example: readings indexed by time with the alex learned index.
 CREATE TABLE IF NOT EXISTS sensor_readings (

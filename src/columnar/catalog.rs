@@ -14,7 +14,10 @@ extension_sql!(
 -- One row per segment of an omen_columnar table's storage. A segment covers
 -- row numbers first_row..last_row (row_count of them present); its bytes are
 -- block_count pages from first_block (Parquet, kind 'p') or rows in the
--- write-store page chain starting at first_block (kind 'w').
+-- write-store page chain starting at first_block (kind 'w'). segment_id
+-- names its contents for caches: never reused, unlike first_block (NULL for
+-- reservations, kind 'r', which hold no data, and in rows written before
+-- version 0.2.0 that old snapshots still see).
 CREATE TABLE omendb.columnar_segment (
     storage_id bigint NOT NULL,
     first_row bigint NOT NULL,
@@ -24,8 +27,10 @@ CREATE TABLE omendb.columnar_segment (
     first_block bigint NOT NULL,
     block_count bigint NOT NULL,
     byte_length bigint NOT NULL,
-    format_version integer NOT NULL
+    format_version integer NOT NULL,
+    segment_id bigint
 );
+CREATE SEQUENCE omendb.columnar_segment_seq;
 CREATE INDEX columnar_segment_rows ON omendb.columnar_segment (storage_id, first_row);
 -- One row per deleted row; the primary key makes two transactions deleting
 -- the same row conflict (the second waits for the first, like heap).
@@ -46,7 +51,7 @@ CREATE TABLE omendb.columnar_free (
 CREATE INDEX columnar_free_storage ON omendb.columnar_free (storage_id);
 CREATE SEQUENCE omendb.columnar_storage_seq;
 REVOKE ALL ON omendb.columnar_segment, omendb.columnar_deleted, omendb.columnar_free,
-    omendb.columnar_storage_seq FROM PUBLIC;
+    omendb.columnar_storage_seq, omendb.columnar_segment_seq FROM PUBLIC;
 "#,
     name = "columnar_catalog",
     requires = ["omendb_schema"]
@@ -71,6 +76,11 @@ pub struct Segment {
     pub block_count: u32,
     pub byte_length: u64,
     pub format_version: u32,
+    /// Never reused (`omendb.columnar_segment_seq`), so what is cached under
+    /// it can never be confused with another segment's contents. None for a
+    /// segment not yet in the catalog, and for catalog rows written before
+    /// the extension's 0.2.0 (or while its catalog is still 0.1.0's).
+    pub id: Option<u64>,
 }
 
 /// A deletion row as seen by a dirty read.
@@ -87,6 +97,9 @@ const DELETED_INDEX: &str = "columnar_deleted_pkey";
 const FREE_TABLE: &str = "columnar_free";
 const FREE_INDEX: &str = "columnar_free_storage";
 const STORAGE_SEQ: &str = "columnar_storage_seq";
+const SEGMENT_SEQ: &str = "columnar_segment_seq";
+/// Columns of omendb.columnar_segment; 0.1.0's catalog lacks the last.
+const SEGMENT_COLUMNS: usize = 10;
 
 unsafe extern "C-unwind" {
     fn nextval_internal(relid: pg_sys::Oid, check_permissions: bool) -> i64;
@@ -147,10 +160,23 @@ impl Drop for Open {
 /// A new storage id for a table's metapage: ids are never reused, so catalog
 /// rows of a dropped or truncated storage can never attach to another.
 pub fn new_storage_id() -> u64 {
+    next_value(STORAGE_SEQ)
+}
+
+/// The next value of catalog sequence `name`.
+fn next_value(name: &str) -> u64 {
     // SAFETY: the sequence exists (catalog_oid checks); no permission check,
-    // the id is internal.
-    let seq = catalog_oid(STORAGE_SEQ);
+    // the value is internal.
+    let seq = catalog_oid(name);
     unsafe { pg_sys::ffi::pg_guard_ffi_boundary(|| nextval_internal(seq, false) as u64) }
+}
+
+/// Whether omendb.columnar_segment has the segment_id column (0.2.0 on;
+/// before `ALTER EXTENSION omendb UPDATE`, a 0.1.0 catalog does not).
+pub fn has_segment_ids() -> bool {
+    let heap = Open::table(SEGMENT_TABLE, pg_sys::AccessShareLock);
+    // SAFETY: an open relation's descriptor.
+    unsafe { (*(*heap.0).rd_att).natts as usize >= SEGMENT_COLUMNS }
 }
 
 fn int8_key(key: &mut pg_sys::ScanKeyData, attno: i16, strategy: u16, proc_: u32, value: u64) {
@@ -319,12 +345,13 @@ fn state_of(tup: pg_sys::HeapTuple) -> State {
 fn insert(
     table: &str,
     values: &mut [pg_sys::Datum],
+    nulls: &mut [bool],
     cid: pg_sys::CommandId,
 ) -> pg_sys::ItemPointerData {
     let heap = Open::table(table, pg_sys::RowExclusiveLock);
-    let mut nulls = vec![false; values.len()];
     // SAFETY: values match the catalog's descriptor (the callers build them
-    // in column order); the tuple is ours until freed.
+    // in column order); the tuple is ours until freed. Indexed columns are
+    // never NULL.
     unsafe {
         let desc = (*heap.0).rd_att;
         let tup = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
@@ -370,6 +397,8 @@ fn insert(
     }
 }
 
+/// Add `seg`'s catalog row, with a new segment id unless it is a
+/// reservation (which holds no data) or the catalog is still 0.1.0's.
 pub fn insert_segment(
     storage: u64,
     seg: &Segment,
@@ -380,7 +409,7 @@ pub fn insert_segment(
         Kind::WriteStore => b'w',
         Kind::Reserved => b'r',
     };
-    let mut values = [
+    let mut values = vec![
         pg_sys::Datum::from(storage as i64),
         pg_sys::Datum::from(seg.first_row as i64),
         pg_sys::Datum::from(seg.last_row as i64),
@@ -391,7 +420,13 @@ pub fn insert_segment(
         pg_sys::Datum::from(seg.byte_length as i64),
         pg_sys::Datum::from(seg.format_version as i32),
     ];
-    insert(SEGMENT_TABLE, &mut values, cid)
+    let mut nulls = vec![false; values.len()];
+    if has_segment_ids() {
+        let id = (seg.kind != Kind::Reserved).then(|| next_value(SEGMENT_SEQ));
+        values.push(pg_sys::Datum::from(id.unwrap_or(0) as i64));
+        nulls.push(id.is_none());
+    }
+    insert(SEGMENT_TABLE, &mut values, &mut nulls, cid)
 }
 
 /// Delete this transaction's reservation rows (their batch is written or
@@ -432,7 +467,7 @@ pub fn insert_deletion(storage: u64, row: u64, by_update: bool, cid: pg_sys::Com
         pg_sys::Datum::from(row as i64),
         pg_sys::Datum::from(by_update),
     ];
-    insert(DELETED_TABLE, &mut values, cid);
+    insert(DELETED_TABLE, &mut values, &mut [false; 3], cid);
 }
 
 /// Deform a catalog tuple into its datums.
@@ -463,6 +498,8 @@ fn segment_from(values: &[pg_sys::Datum]) -> Segment {
         block_count: i(6) as u32,
         byte_length: i(7) as u64,
         format_version: values[8].value() as u32,
+        // NULL deforms as 0, which the sequence never gives.
+        id: values.get(9).map(|d| d.value() as u64).filter(|&v| v != 0),
     }
 }
 
@@ -826,9 +863,8 @@ pub fn insert_free(storage: u64, first_block: u32, block_count: u32) {
         pg_sys::Datum::from(block_count as i64),
     ];
     // SAFETY: plain xact-state lookup.
-    insert(FREE_TABLE, &mut values, unsafe {
-        pg_sys::GetCurrentCommandId(true)
-    });
+    let cid = unsafe { pg_sys::GetCurrentCommandId(true) };
+    insert(FREE_TABLE, &mut values, &mut [false; 3], cid);
 }
 
 /// The free-extent rows of `storage` that `snapshot` returns (SnapshotAny:

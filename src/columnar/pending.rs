@@ -198,6 +198,7 @@ fn reserve(
         block_count: 0,
         byte_length: 0,
         format_version: omendb_columnar::FORMAT_VERSION,
+        id: None,
     };
     out.push(catalog::insert_segment(meta.storage_id, &seg, cid));
     first
@@ -317,6 +318,7 @@ pub fn write_rows(
         block_count: 0,
         byte_length: bytes as u64,
         format_version: omendb_columnar::FORMAT_VERSION,
+        id: None,
     };
     if write_store && fits_write_store(buf, run.clone(), bytes) {
         // Each write-store record carries its column count: columns added

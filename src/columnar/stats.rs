@@ -259,6 +259,13 @@ fn columnar_verify(
         checked += n as i64;
     }
     check_pages(rel, meta.storage_id, &segments, parquet_pages, nblocks);
+    // Segment ids are never reused. (A segment may lack one: catalog rows
+    // from before 0.2.0, as a snapshot older than the upgrade sees them.)
+    let mut ids: Vec<u64> = segments.iter().filter_map(|s| s.id).collect();
+    ids.sort_unstable();
+    if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
+        corrupt(rel, format!("two segments have id {}", w[0]));
+    }
     for r in &deleted {
         let i = segments.partition_point(|s| s.first_row <= *r);
         if i == 0 || segments[i - 1].last_row < *r {
