@@ -16,7 +16,7 @@ failed_names=()
 
 layer_crates() {
     # Release: the property tests run far more cases per second.
-    (cd "$REPO_DIR" && cargo test --release -p omendb-alex -p omendb-columnar -p omendb-bench)
+    (cd "$REPO_DIR" && cargo test --release -p omendb-alex -p omendb-cache -p omendb-columnar -p omendb-bench)
 }
 
 layer_pgrx() {

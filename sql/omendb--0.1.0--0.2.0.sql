@@ -1,5 +1,6 @@
--- omendb 0.1.0 -> 0.2.0: segments get ids that are never reused (for caches
--- of decoded segment data; first_block can repeat once pages are reused).
+-- omendb 0.1.0 -> 0.2.0: segments get ids that are never reused (keys of the
+-- cache of decoded segment data; first_block can repeat once pages are
+-- reused), and the cache's functions.
 \echo Use "ALTER EXTENSION omendb UPDATE TO '0.2.0'" to load this file. \quit
 
 CREATE SEQUENCE omendb.columnar_segment_seq;
@@ -16,3 +17,15 @@ ALTER TABLE omendb.columnar_segment ADD COLUMN segment_id bigint;
 UPDATE omendb.columnar_segment
    SET segment_id = pg_catalog.nextval('omendb.columnar_segment_seq'::pg_catalog.regclass)
  WHERE kind OPERATOR(pg_catalog.<>) 'r';
+
+-- This backend's cache of decoded omen_columnar data.
+CREATE FUNCTION omendb.local_cache_stats()
+RETURNS TABLE (hits bigint, misses bigint, inserts bigint, evictions bigint, too_large bigint,
+               entries bigint, bytes_used bigint, capacity_bytes bigint)
+STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'local_cache_stats_wrapper';
+COMMENT ON FUNCTION omendb.local_cache_stats() IS
+    'This backend''s cache of decoded omen_columnar data (omendb.local_cache_size): lookups, entries and bytes since the backend started or omendb.local_cache_reset()';
+CREATE FUNCTION omendb.local_cache_reset() RETURNS void
+STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'local_cache_reset_wrapper';
+COMMENT ON FUNCTION omendb.local_cache_reset() IS
+    'Empty this backend''s cache of decoded omen_columnar data and zero its counters';

@@ -12,6 +12,7 @@
 use pgrx::prelude::*;
 
 mod alloc;
+mod cache;
 mod columnar;
 mod error;
 mod guc;
@@ -47,6 +48,7 @@ pub extern "C-unwind" fn _PG_init() {
     loading::init();
     index::init();
     columnar::init();
+    cache::init();
     scan::init();
     hooks::init();
     // Last: reserving the prefix removes every omendb.* placeholder not

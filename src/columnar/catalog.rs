@@ -238,7 +238,6 @@ fn scan_storage(
     let nkeys = storage_keys(&mut keys, storage, row);
     // SAFETY: a system-table scan over an open catalog with a valid snapshot.
     unsafe {
-        let natts = (*(*heap.0).rd_att).natts as usize;
         let scan = pg_sys::systable_beginscan(
             heap.0,
             catalog_oid(index),
@@ -252,7 +251,7 @@ fn scan_storage(
             if tup.is_null() {
                 break;
             }
-            let values = deform(&heap, tup, natts);
+            let values = deform(&heap, tup);
             each(&heap, tup, &values);
         }
         pg_sys::systable_endscan(scan);
@@ -470,16 +469,14 @@ pub fn insert_deletion(storage: u64, row: u64, by_update: bool, cid: pg_sys::Com
     insert(DELETED_TABLE, &mut values, &mut [false; 3], cid);
 }
 
-/// Deform a catalog tuple into its datums.
-unsafe fn deform(heap: &Open, tup: pg_sys::HeapTuple, n: usize) -> Vec<pg_sys::Datum> {
+/// Deform a catalog tuple into its datums, one per column of the table's
+/// descriptor (heap_deform_tuple writes that many; NULLs read as 0).
+unsafe fn deform(heap: &Open, tup: pg_sys::HeapTuple) -> Vec<pg_sys::Datum> {
+    let desc = (*heap.0).rd_att;
+    let n = (*desc).natts as usize;
     let mut values = vec![pg_sys::Datum::from(0); n];
     let mut nulls = vec![false; n];
-    pg_sys::heap_deform_tuple(
-        tup,
-        (*heap.0).rd_att,
-        values.as_mut_ptr(),
-        nulls.as_mut_ptr(),
-    );
+    pg_sys::heap_deform_tuple(tup, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
     values
 }
 
@@ -609,7 +606,7 @@ pub fn segment_containing(storage: u64, row: u64, snapshot: pg_sys::Snapshot) ->
             if tup.is_null() {
                 break;
             }
-            let seg = segment_from(&deform(&heap, tup, 9));
+            let seg = segment_from(&deform(&heap, tup));
             if seg.kind == Kind::Reserved {
                 let xmin = xmin_of(tup);
                 if dirty

@@ -3,9 +3,11 @@
 use super::catalog::{Kind, Segment};
 use super::group::GroupDatums;
 use super::{corrupt, datum, storage};
+use crate::cache::local;
 use omendb_columnar::prune::Hints;
 use omendb_columnar::{decode_row, DecodedGroup, Schema, SegmentReader};
 use pgrx::pg_sys;
+use std::rc::Rc;
 
 /// The table being read and its current storage schema.
 pub struct Table {
@@ -33,18 +35,40 @@ impl Table {
 
     /// Open a Parquet segment and check its schema against the table's.
     pub fn open_parquet(&self, seg: &Segment) -> (SegmentReader, storage::SegmentPages) {
-        let src = storage::SegmentPages {
+        let src = self.pages(seg);
+        let reader = self.parse_footer(seg, &src);
+        self.check_schema(seg, &reader);
+        (reader, src)
+    }
+
+    /// [`Table::open_parquet`], the footer from this backend's cache.
+    pub fn open_parquet_cached(&self, seg: &Segment) -> (Rc<SegmentReader>, storage::SegmentPages) {
+        let src = self.pages(seg);
+        let reader = local::footer(seg.id, || self.parse_footer(seg, &src));
+        self.check_schema(seg, &reader);
+        (reader, src)
+    }
+
+    fn pages(&self, seg: &Segment) -> storage::SegmentPages {
+        storage::SegmentPages {
             rel: self.rel,
             first_block: seg.first_block,
             block_count: seg.block_count,
             len: seg.byte_length,
-        };
-        let reader = SegmentReader::open_stored(&src).unwrap_or_else(|e| {
+        }
+    }
+
+    fn parse_footer(&self, seg: &Segment, src: &storage::SegmentPages) -> SegmentReader {
+        SegmentReader::open_stored(src).unwrap_or_else(|e| {
             corrupt(
                 self.rel,
                 format!("segment at block {}: {e}", seg.first_block),
             )
-        });
+        })
+    }
+
+    /// The segment's columns must be a prefix of the table's, type for type.
+    fn check_schema(&self, seg: &Segment, reader: &SegmentReader) {
         let stored = reader.schema();
         let compatible = self.prefix(stored.columns.len()).is_some_and(|want| {
             want.columns
@@ -63,7 +87,6 @@ impl Table {
                 ),
             );
         }
-        (reader, src)
     }
 
     pub fn read_group(
@@ -94,7 +117,7 @@ impl Table {
         stored: usize,
         columns: Option<&[usize]>,
         datums: &mut GroupDatums,
-    ) -> DecodedGroup {
+    ) -> Rc<DecodedGroup> {
         let cols: Vec<usize> = match columns {
             Some(cols) => cols.iter().copied().filter(|c| *c < stored).collect(),
             None => (0..stored).collect(),
@@ -103,47 +126,85 @@ impl Table {
         // SAFETY: open relation; rd_att is the descriptor of its slots.
         let desc = unsafe { (*self.rel).rd_att };
         datums.load(desc, &self.schema, stored, &data, columns);
-        data
+        Rc::new(data)
     }
 
-    /// Rows of group `g` around `row` for a fetch by TID: a window of
-    /// `SEEK_WINDOW` rows, reading only the Parquet pages that hold them.
-    /// The second miss in one group reads the whole group instead (fetches
-    /// in row order, as from a correlated index, would otherwise decode the
-    /// same pages window after window), as does a group with gaps in its
-    /// row numbers (a row's position is not its offset from the first).
+    /// Rows of group `g` around `row` for a fetch by TID, reading only the
+    /// Parquet pages that hold them: with this backend's cache, all rows of
+    /// the data page that holds `row`, kept for later fetches (decompressing
+    /// the page is most of the cost either way); without it, a window of
+    /// `SEEK_WINDOW` rows. The second miss in one group in one scan reads the
+    /// whole group instead (fetches in row order, as from a correlated index,
+    /// would otherwise decode the same pages window after window). In a group
+    /// with gaps in its row numbers (purged rows) a row's position is not its
+    /// offset from the first: the cache keeps the group's row numbers to find
+    /// it; without the cache the whole group is read.
     #[allow(clippy::too_many_arguments)]
     fn read_around(
         &self,
         reader: &SegmentReader,
         src: &storage::SegmentPages,
+        id: Option<u64>,
         g: usize,
         stored: usize,
         row: u64,
         columns: Option<&[usize]>,
         windows: &mut u32,
-    ) -> DecodedGroup {
+    ) -> Rc<DecodedGroup> {
         let all: Vec<usize> = match columns {
             Some(cols) => cols.iter().copied().filter(|c| *c < stored).collect(),
             None => (0..stored).collect(),
         };
         let (lo, hi) = reader.group_row_range(g);
         let rows = reader.group_rows(g);
-        *windows += 1;
-        if *windows > 1 || hi - lo + 1 != rows {
-            return self.read_group(reader, src, g, &all);
+        let gaps = hi - lo + 1 != rows;
+        let read = |start: u64, count: u64| {
+            reader
+                .read_rows(src, g, &all, start, count)
+                .unwrap_or_else(|e| {
+                    corrupt(
+                        self.rel,
+                        format!("segment at block {}, row group {g}: {e}", src.first_block),
+                    )
+                })
+        };
+        if !local::enabled(id) {
+            *windows += 1;
+            if *windows > 1 || gaps {
+                return Rc::new(self.read_group(reader, src, g, &all));
+            }
+            let pos = row - lo;
+            let start = pos - pos % SEEK_WINDOW;
+            return Rc::new(read(start, SEEK_WINDOW.min(rows - start)));
         }
-        let pos = row - lo;
-        let start = pos - pos % SEEK_WINDOW;
-        let count = SEEK_WINDOW.min(rows - start);
-        reader
-            .read_rows(src, g, &all, start, count)
-            .unwrap_or_else(|e| {
-                corrupt(
-                    self.rel,
-                    format!("segment at block {}, row group {g}: {e}", src.first_block),
-                )
-            })
+        let pos = if gaps {
+            // Purged rows leave gaps: the row's position comes from the
+            // group's row numbers (decoded once, kept as a page of no
+            // columns); an absent row reads the page where it would be.
+            let numbers = local::page(id, g, ROW_NUMBERS, &[]).unwrap_or_else(|| {
+                let numbers = self.read_group(reader, src, g, &[]);
+                local::keep_page(id, g, ROW_NUMBERS, &[], numbers)
+            });
+            let at = numbers
+                .row_numbers()
+                .values()
+                .partition_point(|&r| (r as u64) < row);
+            at.min(rows as usize - 1) as u64
+        } else {
+            row - lo
+        };
+        let page_rows = omendb_columnar::DATA_PAGE_ROWS as u64;
+        let page = (pos / page_rows) as usize;
+        if let Some(kept) = local::page(id, g, page, &all) {
+            return kept;
+        }
+        *windows += 1;
+        if *windows > 1 {
+            return Rc::new(self.read_group(reader, src, g, &all));
+        }
+        let start = page as u64 * page_rows;
+        let rows_of_page = read(start, page_rows.min(rows - start));
+        local::keep_page(id, g, page, &all, rows_of_page)
     }
 
     /// Fill `slot` from a write-store item (column count + row record).
@@ -191,8 +252,10 @@ impl Table {
     }
 }
 
-/// Rows a fetch by TID decodes around the row it wants.
+/// Rows a fetch by TID decodes around the row it wants (without the cache).
 const SEEK_WINDOW: u64 = 256;
+/// The cache's page number for a group's row numbers alone.
+const ROW_NUMBERS: usize = usize::MAX;
 
 /// What a cursor does with the row it reached.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -206,11 +269,13 @@ pub enum Step {
 /// A cursor over one segment's rows, in row-number order.
 pub enum Cursor {
     Parquet {
-        reader: SegmentReader,
+        reader: Rc<SegmentReader>,
         src: storage::SegmentPages,
+        /// The segment's id, for the backend's cache (None: uncached).
+        id: Option<u64>,
         stored: usize,
         group: usize,
-        data: Option<DecodedGroup>,
+        data: Option<Rc<DecodedGroup>>,
         /// `data` as datums (buffers reused from group to group).
         datums: GroupDatums,
         /// Row windows `seek` read from group `group` (see [`Cursor::seek`]).
@@ -229,11 +294,12 @@ impl Cursor {
     pub fn open(t: &Table, seg: &Segment) -> Cursor {
         match seg.kind {
             Kind::Parquet => {
-                let (reader, src) = t.open_parquet(seg);
+                let (reader, src) = t.open_parquet_cached(seg);
                 let stored = reader.schema().columns.len();
                 Cursor::Parquet {
                     reader,
                     src,
+                    id: seg.id,
                     stored,
                     group: 0,
                     data: None,
@@ -357,6 +423,7 @@ impl Cursor {
             Cursor::Parquet {
                 reader,
                 src,
+                id,
                 stored,
                 group,
                 data,
@@ -381,13 +448,14 @@ impl Cursor {
                 let covers = |d: &DecodedGroup| {
                     !d.is_empty() && d.row_number(0) <= row && row <= d.row_number(d.len() - 1)
                 };
-                let loaded = *group == g && data.as_ref().is_some_and(covers);
+                let loaded = *group == g && data.as_deref().is_some_and(covers);
                 if !loaded {
                     if *group != g {
                         *windows = 0;
                     }
                     *group = g;
-                    *data = Some(t.read_around(reader, src, g, *stored, row, columns, windows));
+                    *data =
+                        Some(t.read_around(reader, src, *id, g, *stored, row, columns, windows));
                 }
                 let d = data.as_ref().expect("loaded");
                 match d.position_of(row) {

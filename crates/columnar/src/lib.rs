@@ -33,7 +33,7 @@ pub use reader::{CopiedChunks, DecodedGroup, SegmentReader, SegmentSource};
 pub use row::{decode_row, encode_row};
 pub use schema::{ColumnKind, ColumnSpec, Error, Result, Schema, Value};
 pub use stats::{ColumnStats, GroupStats};
-pub use writer::SegmentWriter;
+pub use writer::{SegmentWriter, DATA_PAGE_ROWS};
 
 /// Written into the Parquet key-value metadata as `omendb.format_version`;
 /// bump when the segment layout or metadata encoding changes incompatibly.

@@ -765,6 +765,26 @@ impl DecodedGroup {
         Some(logical::to_logical(&stored, logical))
     }
 
+    /// Bytes the decoded arrays occupy (what a cache holding this group
+    /// counts; a scaled numeric's images, built later on demand, are
+    /// counted as twice its integers).
+    pub fn memory_size(&self) -> usize {
+        let column = |c: &DecodedColumn| match c {
+            DecodedColumn::Bool(a) => a.get_array_memory_size(),
+            DecodedColumn::Char(a) => a.get_array_memory_size(),
+            DecodedColumn::Int16(a) => a.get_array_memory_size(),
+            DecodedColumn::Int32(a) => a.get_array_memory_size(),
+            DecodedColumn::Int64(a) => a.get_array_memory_size(),
+            DecodedColumn::Float32(a) => a.get_array_memory_size(),
+            DecodedColumn::Float64(a) => a.get_array_memory_size(),
+            DecodedColumn::Fixed(a) => a.get_array_memory_size(),
+            DecodedColumn::Bytes(a) => a.get_array_memory_size(),
+            DecodedColumn::Scaled(c) => 3 * c.ints.get_array_memory_size(),
+        };
+        self.row_numbers.get_array_memory_size()
+            + self.columns.iter().flatten().map(column).sum::<usize>()
+    }
+
     /// Index of the row with `row_number`, by binary search.
     pub fn position_of(&self, row_number: u64) -> Option<usize> {
         let target = i64::try_from(row_number).ok()?;

@@ -35,7 +35,7 @@ const MAX_GROUP_BYTES: usize = 256 << 20;
 
 /// Rows per Parquet data page: a fetch of one row by its TID decompresses
 /// one page per column, so pages are kept well below the row group's size.
-const DATA_PAGE_ROWS: usize = 4096;
+pub const DATA_PAGE_ROWS: usize = 4096;
 /// A column's dictionary page is decoded by every read of its chunk, even
 /// of one row: past this size a column falls back to plain encoding (which
 /// zstd compresses about as well for values that rarely repeat).

@@ -1,0 +1,130 @@
+//! The per-backend cache: parsed Parquet footers by segment id, and the
+//! rows of one Parquet data page (4,096 rows of a row group, decoded in the
+//! columns a fetch wanted) by (segment id, group, page, columns), in one
+//! byte budget (`omendb.local_cache_size`). Main thread only.
+//!
+//! Index fetches use it: a fetch decompresses the data page holding its row
+//! anyway, so it decodes and keeps all of that page's rows, and later
+//! fetches of any of them decode nothing. The unit is a page, not a whole
+//! row group, so a miss costs what a fetch cost before the cache, however
+//! large the table (caching whole groups would make random lookups over a
+//! table larger than the cache decode 16 pages per lookup). Sequential
+//! scans do not use it, so a large scan never flushes what lookups use.
+
+use omendb_cache::{ByteLru, Stats};
+use omendb_columnar::{DecodedGroup, SegmentReader};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Footer(u64),
+    /// Segment, row group, page of the group, decoded columns.
+    Page(u64, usize, usize, Vec<usize>),
+}
+
+enum Value {
+    Footer(Rc<SegmentReader>),
+    Page(Rc<DecodedGroup>),
+}
+
+thread_local! {
+    static LOCAL: RefCell<ByteLru<Key, Value>> = RefCell::new(ByteLru::new(0));
+}
+
+fn capacity() -> usize {
+    super::LOCAL_CACHE_SIZE.get().max(0) as usize * 1024 * 1024
+}
+
+/// Run `f` on the cache, resized to the setting first.
+fn with<R>(f: impl FnOnce(&mut ByteLru<Key, Value>) -> R) -> R {
+    LOCAL.with(|l| {
+        let mut l = l.borrow_mut();
+        let cap = capacity();
+        if l.capacity() != cap {
+            l.set_capacity(cap);
+        }
+        f(&mut l)
+    })
+}
+
+/// Whether the cache is on (a segment without an id is never cached).
+pub fn enabled(id: Option<u64>) -> bool {
+    id.is_some() && capacity() > 0
+}
+
+/// Bytes a footer is charged: its row-group and column metadata.
+fn footer_bytes(r: &SegmentReader) -> usize {
+    4096 + r.row_groups() * (r.schema().columns.len() + 1) * 512
+}
+
+/// The footer of segment `id`, parsed by `open` on a miss (outside the
+/// cache's borrow: `open` reads pages and may raise an ERROR).
+pub fn footer(id: Option<u64>, open: impl FnOnce() -> SegmentReader) -> Rc<SegmentReader> {
+    let Some(id) = id.filter(|_| enabled(id)) else {
+        return Rc::new(open());
+    };
+    if let Some(Value::Footer(r)) = with(|l| l.get(&Key::Footer(id))).as_deref() {
+        return r.clone();
+    }
+    let reader = Rc::new(open());
+    let bytes = footer_bytes(&reader);
+    with(|l| l.insert(Key::Footer(id), Value::Footer(reader.clone()), bytes));
+    reader
+}
+
+/// Page `page` of row group `group` of segment `id`, decoded in
+/// `columns`, if kept.
+pub fn page(
+    id: Option<u64>,
+    group: usize,
+    page: usize,
+    columns: &[usize],
+) -> Option<Rc<DecodedGroup>> {
+    let id = id.filter(|_| enabled(id))?;
+    match with(|l| l.get(&Key::Page(id, group, page, columns.to_vec()))).as_deref() {
+        Some(Value::Page(p)) => Some(p.clone()),
+        _ => None,
+    }
+}
+
+/// Keep a decoded page; returns it shared.
+pub fn keep_page(
+    id: Option<u64>,
+    group: usize,
+    page: usize,
+    columns: &[usize],
+    rows: DecodedGroup,
+) -> Rc<DecodedGroup> {
+    let Some(id) = id.filter(|_| enabled(id)) else {
+        return Rc::new(rows);
+    };
+    let bytes = rows.memory_size();
+    let rows = Rc::new(rows);
+    let key = Key::Page(id, group, page, columns.to_vec());
+    with(|l| l.insert(key, Value::Page(rows.clone()), bytes));
+    rows
+}
+
+pub struct LocalStats {
+    pub stats: Stats,
+    pub entries: usize,
+    pub used: usize,
+    pub capacity: usize,
+}
+
+pub fn stats() -> LocalStats {
+    with(|l| LocalStats {
+        stats: l.stats(),
+        entries: l.len(),
+        used: l.used(),
+        capacity: l.capacity(),
+    })
+}
+
+pub fn reset() {
+    with(|l| {
+        l.clear();
+        l.reset_stats();
+    })
+}
