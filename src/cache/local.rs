@@ -9,23 +9,32 @@
 //! row group, so a miss costs what a fetch cost before the cache, however
 //! large the table (caching whole groups would make random lookups over a
 //! table larger than the cache decode 16 pages per lookup). Sequential
-//! scans do not use it, so a large scan never flushes what lookups use.
+//! scans use and keep footers only, so a large scan never flushes the
+//! pages lookups use.
 
 use omendb_cache::{ByteLru, Stats};
 use omendb_columnar::{DecodedGroup, SegmentReader};
 use std::cell::RefCell;
 use std::rc::Rc;
 
+/// A segment: (OID of omendb.columnar_segment, segment_id). The OID tells
+/// catalogs of successive CREATE EXTENSIONs apart, whose sequences each
+/// start at 1.
+pub type Segment = (u32, u64);
+
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum Key {
-    Footer(u64),
-    /// Segment, row group, page of the group, decoded columns.
-    Page(u64, usize, usize, Vec<usize>),
+    Footer(Segment),
+    /// Segment, row group, page (4,096 rows) of the group, decoded columns.
+    Page(Segment, usize, usize, Vec<usize>),
+    /// The first row number of each page of a row group.
+    PageStarts(Segment, usize),
 }
 
 enum Value {
     Footer(Rc<SegmentReader>),
     Page(Rc<DecodedGroup>),
+    PageStarts(Rc<Vec<u64>>),
 }
 
 thread_local! {
@@ -49,7 +58,7 @@ fn with<R>(f: impl FnOnce(&mut ByteLru<Key, Value>) -> R) -> R {
 }
 
 /// Whether the cache is on (a segment without an id is never cached).
-pub fn enabled(id: Option<u64>) -> bool {
+pub fn enabled(id: Option<Segment>) -> bool {
     id.is_some() && capacity() > 0
 }
 
@@ -60,7 +69,7 @@ fn footer_bytes(r: &SegmentReader) -> usize {
 
 /// The footer of segment `id`, parsed by `open` on a miss (outside the
 /// cache's borrow: `open` reads pages and may raise an ERROR).
-pub fn footer(id: Option<u64>, open: impl FnOnce() -> SegmentReader) -> Rc<SegmentReader> {
+pub fn footer(id: Option<Segment>, open: impl FnOnce() -> SegmentReader) -> Rc<SegmentReader> {
     let Some(id) = id.filter(|_| enabled(id)) else {
         return Rc::new(open());
     };
@@ -76,7 +85,7 @@ pub fn footer(id: Option<u64>, open: impl FnOnce() -> SegmentReader) -> Rc<Segme
 /// Page `page` of row group `group` of segment `id`, decoded in
 /// `columns`, if kept.
 pub fn page(
-    id: Option<u64>,
+    id: Option<Segment>,
     group: usize,
     page: usize,
     columns: &[usize],
@@ -90,7 +99,7 @@ pub fn page(
 
 /// Keep a decoded page; returns it shared.
 pub fn keep_page(
-    id: Option<u64>,
+    id: Option<Segment>,
     group: usize,
     page: usize,
     columns: &[usize],
@@ -104,6 +113,32 @@ pub fn keep_page(
     let key = Key::Page(id, group, page, columns.to_vec());
     with(|l| l.insert(key, Value::Page(rows.clone()), bytes));
     rows
+}
+
+/// The first row number of each page of row group `group` of segment
+/// `id`, if kept.
+pub fn page_starts(id: Option<Segment>, group: usize) -> Option<Rc<Vec<u64>>> {
+    let id = id.filter(|_| enabled(id))?;
+    match with(|l| l.get(&Key::PageStarts(id, group))).as_deref() {
+        Some(Value::PageStarts(p)) => Some(p.clone()),
+        _ => None,
+    }
+}
+
+/// Keep the first row number of each page of a row group.
+pub fn keep_page_starts(id: Option<Segment>, group: usize, starts: Vec<u64>) -> Rc<Vec<u64>> {
+    let starts = Rc::new(starts);
+    if let Some(id) = id.filter(|_| enabled(id)) {
+        let bytes = 64 + starts.len() * 8;
+        with(|l| {
+            l.insert(
+                Key::PageStarts(id, group),
+                Value::PageStarts(starts.clone()),
+                bytes,
+            )
+        });
+    }
+    starts
 }
 
 pub struct LocalStats {

@@ -475,7 +475,12 @@ unsafe extern "C" {
 /// went stale for minutes and key lookups were planned as scans.
 fn analyze_if_due(oid: pg_sys::Oid) {
     let outcome = in_transaction(|| {
-        let rel = crate::pg::Relation::try_open(oid, pg_sys::AccessShareLock as i32)?;
+        // Never wait (for DDL, say): the launcher waits for this worker.
+        // SAFETY: inside the worker's transaction; locked before opened.
+        if !unsafe { pg_sys::ConditionalLockRelationOid(oid, pg_sys::AccessShareLock as i32) } {
+            return None;
+        }
+        let rel = crate::pg::Relation::try_open(oid, pg_sys::NoLock as i32)?;
         // SAFETY: an open relation's catalog row and options.
         let name = unsafe {
             if !analyze_due(rel.raw()) {
@@ -506,10 +511,16 @@ fn analyze_if_due(oid: pg_sys::Oid) {
     match outcome {
         Ok(Some(name)) => debug1!("omendb: analyzed table {name} after its compaction"),
         Ok(None) => {}
-        Err(message) => warning!(
-            "omendb: automatic ANALYZE of the table with OID {} failed: {message}",
-            oid.to_u32()
-        ),
+        Err(message) => {
+            // SAFETY: clears what pg_stat_activity shows for this worker.
+            unsafe {
+                pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_IDLE, std::ptr::null())
+            };
+            warning!(
+                "omendb: automatic ANALYZE of the table with OID {} failed: {message}",
+                oid.to_u32()
+            )
+        }
     }
 }
 

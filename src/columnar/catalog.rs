@@ -76,12 +76,17 @@ pub struct Segment {
     pub block_count: u32,
     pub byte_length: u64,
     pub format_version: u32,
-    /// Never reused (`omendb.columnar_segment_seq`), so what is cached under
-    /// it can never be confused with another segment's contents. None for a
-    /// segment not yet in the catalog, and for catalog rows written before
-    /// the extension's 0.2.0 (or while its catalog is still 0.1.0's).
-    pub id: Option<u64>,
+    /// Names the segment's contents for caches: the catalog table's OID
+    /// and the number `omendb.columnar_segment_seq` gave it, never reused
+    /// (the OID tells a catalog made by a later CREATE EXTENSION, whose
+    /// sequence starts again, from this one). None for a segment not yet in
+    /// the catalog, and for catalog rows written before the extension's
+    /// 0.2.0 (or while its catalog is still 0.1.0's).
+    pub id: Option<SegmentId>,
 }
+
+/// (OID of omendb.columnar_segment, segment_id): see [`Segment::id`].
+pub type SegmentId = (u32, u64);
 
 /// A deletion row as seen by a dirty read.
 pub struct Deletion {
@@ -480,7 +485,9 @@ unsafe fn deform(heap: &Open, tup: pg_sys::HeapTuple) -> Vec<pg_sys::Datum> {
     values
 }
 
-fn segment_from(values: &[pg_sys::Datum]) -> Segment {
+fn segment_from(heap: &Open, values: &[pg_sys::Datum]) -> Segment {
+    // SAFETY: an open relation.
+    let catalog = unsafe { (*heap.0).rd_id }.to_u32();
     let i = |k: usize| values[k].value() as i64;
     Segment {
         first_row: i(1) as u64,
@@ -496,7 +503,11 @@ fn segment_from(values: &[pg_sys::Datum]) -> Segment {
         byte_length: i(7) as u64,
         format_version: values[8].value() as u32,
         // NULL deforms as 0, which the sequence never gives.
-        id: values.get(9).map(|d| d.value() as u64).filter(|&v| v != 0),
+        id: values
+            .get(9)
+            .map(|d| d.value() as u64)
+            .filter(|&v| v != 0)
+            .map(|v| (catalog, v)),
     }
 }
 
@@ -510,8 +521,8 @@ pub fn segments(storage: u64, snapshot: pg_sys::Snapshot) -> Vec<Segment> {
         storage,
         None,
         snapshot,
-        |_, _, values| {
-            let seg = segment_from(values);
+        |heap, _, values| {
+            let seg = segment_from(heap, values);
             if seg.kind != Kind::Reserved {
                 out.push(seg);
             }
@@ -551,9 +562,9 @@ pub fn segment_entries(storage: u64) -> Vec<Entry> {
         storage,
         None,
         &raw mut pg_sys::SnapshotAnyData,
-        |_, tup, values| {
+        |heap, tup, values| {
             out.push(Entry {
-                segment: segment_from(values),
+                segment: segment_from(heap, values),
                 // SAFETY: a scanned tuple.
                 tid: unsafe { (*tup).t_self },
                 state: state_of(tup),
@@ -606,7 +617,7 @@ pub fn segment_containing(storage: u64, row: u64, snapshot: pg_sys::Snapshot) ->
             if tup.is_null() {
                 break;
             }
-            let seg = segment_from(&deform(&heap, tup));
+            let seg = segment_from(&heap, &deform(&heap, tup));
             if seg.kind == Kind::Reserved {
                 let xmin = xmin_of(tup);
                 if dirty

@@ -137,14 +137,14 @@ impl Table {
     /// whole group instead (fetches in row order, as from a correlated index,
     /// would otherwise decode the same pages window after window). In a group
     /// with gaps in its row numbers (purged rows) a row's position is not its
-    /// offset from the first: the cache keeps the group's row numbers to find
-    /// it; without the cache the whole group is read.
+    /// offset from the first: the cache keeps the first row number of each
+    /// page to find it; without the cache the whole group is read.
     #[allow(clippy::too_many_arguments)]
     fn read_around(
         &self,
         reader: &SegmentReader,
         src: &storage::SegmentPages,
-        id: Option<u64>,
+        id: Option<local::Segment>,
         g: usize,
         stored: usize,
         row: u64,
@@ -177,24 +177,24 @@ impl Table {
             let start = pos - pos % SEEK_WINDOW;
             return Rc::new(read(start, SEEK_WINDOW.min(rows - start)));
         }
-        let pos = if gaps {
-            // Purged rows leave gaps: the row's position comes from the
-            // group's row numbers (decoded once, kept as a page of no
-            // columns); an absent row reads the page where it would be.
-            let numbers = local::page(id, g, ROW_NUMBERS, &[]).unwrap_or_else(|| {
-                let numbers = self.read_group(reader, src, g, &[]);
-                local::keep_page(id, g, ROW_NUMBERS, &[], numbers)
-            });
-            let at = numbers
-                .row_numbers()
-                .values()
-                .partition_point(|&r| (r as u64) < row);
-            at.min(rows as usize - 1) as u64
-        } else {
-            row - lo
-        };
         let page_rows = omendb_columnar::DATA_PAGE_ROWS as u64;
-        let page = (pos / page_rows) as usize;
+        let page = if gaps {
+            // Purged rows leave gaps: a row's position is not its offset
+            // from the first. The first row number of each page, read once
+            // from the group's row numbers and kept, tells which page holds
+            // it (or would: an absent row reads that page and is not found).
+            let starts = local::page_starts(id, g).unwrap_or_else(|| {
+                let numbers = self.read_group(reader, src, g, &[]);
+                let values = numbers.row_numbers().values();
+                let starts = values.iter().step_by(page_rows as usize).map(|&r| r as u64);
+                local::keep_page_starts(id, g, starts.collect())
+            });
+            starts
+                .partition_point(|&first| first <= row)
+                .saturating_sub(1)
+        } else {
+            ((row - lo) / page_rows) as usize
+        };
         if let Some(kept) = local::page(id, g, page, &all) {
             return kept;
         }
@@ -254,8 +254,6 @@ impl Table {
 
 /// Rows a fetch by TID decodes around the row it wants (without the cache).
 const SEEK_WINDOW: u64 = 256;
-/// The cache's page number for a group's row numbers alone.
-const ROW_NUMBERS: usize = usize::MAX;
 
 /// What a cursor does with the row it reached.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -272,7 +270,7 @@ pub enum Cursor {
         reader: Rc<SegmentReader>,
         src: storage::SegmentPages,
         /// The segment's id, for the backend's cache (None: uncached).
-        id: Option<u64>,
+        id: Option<local::Segment>,
         stored: usize,
         group: usize,
         data: Option<Rc<DecodedGroup>>,

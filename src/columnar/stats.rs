@@ -261,7 +261,10 @@ fn columnar_verify(
     check_pages(rel, meta.storage_id, &segments, parquet_pages, nblocks);
     // Segment ids are never reused. (A segment may lack one: catalog rows
     // from before 0.2.0, as a snapshot older than the upgrade sees them.)
-    let mut ids: Vec<u64> = segments.iter().filter_map(|s| s.id).collect();
+    let mut ids: Vec<u64> = segments
+        .iter()
+        .filter_map(|s| s.id.map(|(_, n)| n))
+        .collect();
     ids.sort_unstable();
     if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
         corrupt(rel, format!("two segments have id {}", w[0]));

@@ -461,7 +461,7 @@ unsafe extern "C-unwind" fn exec(
                     st.done = true;
                     return pg_sys::ExecClearTuple(slot);
                 }
-                Some(Err(e)) => raise(e, st.planned.as_ref().map_or(0, |p| p.memory_cap)),
+                Some(Err(e)) => raise(e, st.planned.as_ref().expect("planned").memory_cap),
                 Some(Ok(b)) => {
                     let mut cols = Vec::with_capacity(b.num_columns());
                     let outputs = &st.planned.as_ref().expect("planned").outputs;

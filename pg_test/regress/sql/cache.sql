@@ -71,3 +71,31 @@ RESET enable_bitmapscan;
 SELECT inserts BETWEEN 2 AND 6 AS few_entries FROM omendb.local_cache_stats();
 DROP FUNCTION ca_probe(int, int);
 DROP TABLE ca_c, ca_h;
+-- DROP EXTENSION and CREATE EXTENSION in one session: the new catalog
+-- numbers its segments from 1 again, and what this backend kept of the old
+-- table's segment 1 must not answer for the new table's.
+CREATE DATABASE omendb_cache_reinstall;
+\c omendb_cache_reinstall
+CREATE EXTENSION omendb;
+SET omendb.datafusion = off;
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+CREATE TABLE r1 (id bigint NOT NULL, v text) USING omen_columnar;
+INSERT INTO r1 SELECT g, 'first ' || g FROM generate_series(1, 10000) g;
+CREATE INDEX ON r1 (id);
+SELECT array_agg(segment_id) AS first_catalog_ids FROM omendb.columnar_segment;
+SELECT v FROM r1 WHERE id = 42;
+SELECT v FROM r1 WHERE id = 43;
+SELECT inserts > 0 AS kept FROM omendb.local_cache_stats();
+SET client_min_messages = warning;
+DROP EXTENSION omendb CASCADE;
+RESET client_min_messages;
+CREATE EXTENSION omendb;
+CREATE TABLE r2 (id bigint NOT NULL, v text) USING omen_columnar;
+INSERT INTO r2 SELECT g, 'second ' || g FROM generate_series(1, 10000) g;
+CREATE INDEX ON r2 (id);
+SELECT array_agg(segment_id) AS second_catalog_ids FROM omendb.columnar_segment;
+SELECT v FROM r2 WHERE id = 42;
+SELECT v FROM r2 WHERE id = 43;
+\c regression
+DROP DATABASE omendb_cache_reinstall;

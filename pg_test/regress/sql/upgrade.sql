@@ -60,6 +60,10 @@ SELECT count(*) AS heap_rows FROM u_h;
 SELECT extversion AS old_snapshot_version FROM pg_extension WHERE extname = 'omendb';
 SELECT count(*) AS old_snapshot_columnar_rows FROM u_c;
 SELECT same() AS old_snapshot_same;
+-- And by index (segments without ids are read uncached).
+SET enable_seqscan = off;
+SELECT id, v FROM u_c WHERE id IN (1, 97, 1001, 20040) ORDER BY id;
+RESET enable_seqscan;
 COMMIT;
 SELECT extversion FROM pg_extension WHERE extname = 'omendb';
 -- Every data segment has an id, all distinct.
