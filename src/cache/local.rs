@@ -20,15 +20,15 @@ use std::rc::Rc;
 /// A segment: (OID of omendb.columnar_segment, segment_id). The OID tells
 /// catalogs of successive CREATE EXTENSIONs apart, whose sequences each
 /// start at 1.
-pub type Segment = (u32, u64);
+pub type SegmentId = (u32, u64);
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum Key {
-    Footer(Segment),
+    Footer(SegmentId),
     /// Segment, row group, page (4,096 rows) of the group, decoded columns.
-    Page(Segment, usize, usize, Vec<usize>),
+    Page(SegmentId, usize, usize, Vec<usize>),
     /// The first row number of each page of a row group.
-    PageStarts(Segment, usize),
+    PageStarts(SegmentId, usize),
 }
 
 enum Value {
@@ -58,7 +58,7 @@ fn with<R>(f: impl FnOnce(&mut ByteLru<Key, Value>) -> R) -> R {
 }
 
 /// Whether the cache is on (a segment without an id is never cached).
-pub fn enabled(id: Option<Segment>) -> bool {
+pub fn enabled(id: Option<SegmentId>) -> bool {
     id.is_some() && capacity() > 0
 }
 
@@ -69,7 +69,7 @@ fn footer_bytes(r: &SegmentReader) -> usize {
 
 /// The footer of segment `id`, parsed by `open` on a miss (outside the
 /// cache's borrow: `open` reads pages and may raise an ERROR).
-pub fn footer(id: Option<Segment>, open: impl FnOnce() -> SegmentReader) -> Rc<SegmentReader> {
+pub fn footer(id: Option<SegmentId>, open: impl FnOnce() -> SegmentReader) -> Rc<SegmentReader> {
     let Some(id) = id.filter(|_| enabled(id)) else {
         return Rc::new(open());
     };
@@ -85,7 +85,7 @@ pub fn footer(id: Option<Segment>, open: impl FnOnce() -> SegmentReader) -> Rc<S
 /// Page `page` of row group `group` of segment `id`, decoded in
 /// `columns`, if kept.
 pub fn page(
-    id: Option<Segment>,
+    id: Option<SegmentId>,
     group: usize,
     page: usize,
     columns: &[usize],
@@ -99,7 +99,7 @@ pub fn page(
 
 /// Keep a decoded page; returns it shared.
 pub fn keep_page(
-    id: Option<Segment>,
+    id: Option<SegmentId>,
     group: usize,
     page: usize,
     columns: &[usize],
@@ -117,7 +117,7 @@ pub fn keep_page(
 
 /// The first row number of each page of row group `group` of segment
 /// `id`, if kept.
-pub fn page_starts(id: Option<Segment>, group: usize) -> Option<Rc<Vec<u64>>> {
+pub fn page_starts(id: Option<SegmentId>, group: usize) -> Option<Rc<Vec<u64>>> {
     let id = id.filter(|_| enabled(id))?;
     match with(|l| l.get(&Key::PageStarts(id, group))).as_deref() {
         Some(Value::PageStarts(p)) => Some(p.clone()),
@@ -126,7 +126,7 @@ pub fn page_starts(id: Option<Segment>, group: usize) -> Option<Rc<Vec<u64>>> {
 }
 
 /// Keep the first row number of each page of a row group.
-pub fn keep_page_starts(id: Option<Segment>, group: usize, starts: Vec<u64>) -> Rc<Vec<u64>> {
+pub fn keep_page_starts(id: Option<SegmentId>, group: usize, starts: Vec<u64>) -> Rc<Vec<u64>> {
     let starts = Rc::new(starts);
     if let Some(id) = id.filter(|_| enabled(id)) {
         let bytes = 64 + starts.len() * 8;

@@ -249,29 +249,32 @@ fn catalog_rows<T, R>(
     first: impl FnOnce() -> bool,
     mut f: impl FnMut(&T) -> Option<R>,
 ) -> Vec<R> {
-    let mut out = Vec::new();
-    // SAFETY: a catalog heap scan inside its own transaction, as
-    // autovacuum's get_database_list does; T is the catalog's row struct.
-    unsafe {
-        pg_sys::StartTransactionCommand();
-        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-        if first() {
-            let rel = pg_sys::table_open(relid, pg_sys::AccessShareLock as i32);
-            let scan = pg_sys::table_beginscan_catalog(rel, 0, std::ptr::null_mut());
-            loop {
-                let tup = pg_sys::heap_getnext(scan, pg_sys::ScanDirection::ForwardScanDirection);
-                if tup.is_null() {
-                    break;
+    let scan = std::panic::AssertUnwindSafe(|| {
+        let mut out = Vec::new();
+        // SAFETY: a catalog heap scan inside the transaction, as
+        // autovacuum's get_database_list does; T is the catalog's row struct.
+        unsafe {
+            if first() {
+                let rel = pg_sys::table_open(relid, pg_sys::AccessShareLock as i32);
+                let scan = pg_sys::table_beginscan_catalog(rel, 0, std::ptr::null_mut());
+                loop {
+                    let tup =
+                        pg_sys::heap_getnext(scan, pg_sys::ScanDirection::ForwardScanDirection);
+                    if tup.is_null() {
+                        break;
+                    }
+                    out.extend(f(&*(pg_sys::GETSTRUCT(tup) as *const T)));
                 }
-                out.extend(f(&*(pg_sys::GETSTRUCT(tup) as *const T)));
+                pg_sys::table_endscan(scan);
+                pg_sys::table_close(rel, pg_sys::AccessShareLock as i32);
             }
-            pg_sys::table_endscan(scan);
-            pg_sys::table_close(rel, pg_sys::AccessShareLock as i32);
         }
-        pg_sys::PopActiveSnapshot();
-        pg_sys::CommitTransactionCommand();
-    }
-    out
+        out
+    });
+    in_transaction(scan).unwrap_or_else(|message| {
+        warning!("omendb: background compaction could not read a catalog: {message}");
+        Vec::new()
+    })
 }
 
 /// The databases that accept connections (what autovacuum visits).

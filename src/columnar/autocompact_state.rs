@@ -31,9 +31,9 @@ struct TableStats {
     released: i64,
 }
 
-/// Why a database asks for a visit.
+/// Why a database asks for a visit (ordered: the lesser outranks).
 #[repr(C)]
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub(super) enum Ask {
     /// Visit now (a VACUUM found a table due, a worker left a backlog).
     Now,
@@ -76,17 +76,15 @@ pub(super) fn request(db: pg_sys::Oid, ask: Ask) {
                 .requests
                 .iter()
                 .position(|r| r.database == pg_sys::InvalidOid);
-            match s.requests.iter().position(|r| r.database == db).or(free) {
-                Some(i) => {
-                    let now = ask == Ask::Now
-                        || (s.requests[i].database == db && s.requests[i].ask == Ask::Now);
-                    s.requests[i] = Request {
-                        database: db,
-                        ask: if now { Ask::Now } else { Ask::Nudge },
-                    };
-                }
-                // Full: the launcher is behind, its next round visits all.
-                None => {}
+            // Full: the launcher is behind, its next round visits all.
+            if let Some(i) = s.requests.iter().position(|r| r.database == db).or(free) {
+                let earlier = s.requests[i];
+                let ask = if earlier.database == db {
+                    ask.min(earlier.ask)
+                } else {
+                    ask
+                };
+                s.requests[i] = Request { database: db, ask };
             }
             s.launcher_pid
         })

@@ -86,7 +86,7 @@ pub struct Segment {
 }
 
 /// (OID of omendb.columnar_segment, segment_id): see [`Segment::id`].
-pub type SegmentId = (u32, u64);
+pub use crate::cache::local::SegmentId;
 
 /// A deletion row as seen by a dirty read.
 pub struct Deletion {

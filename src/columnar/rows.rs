@@ -144,7 +144,7 @@ impl Table {
         &self,
         reader: &SegmentReader,
         src: &storage::SegmentPages,
-        id: Option<local::Segment>,
+        id: Option<local::SegmentId>,
         g: usize,
         stored: usize,
         row: u64,
@@ -270,7 +270,7 @@ pub enum Cursor {
         reader: Rc<SegmentReader>,
         src: storage::SegmentPages,
         /// The segment's id, for the backend's cache (None: uncached).
-        id: Option<local::Segment>,
+        id: Option<local::SegmentId>,
         stored: usize,
         group: usize,
         data: Option<Rc<DecodedGroup>>,

@@ -42,7 +42,7 @@ SELECT ca_probe(400, 7919) AS differ_after_delete;
 SELECT segments_replaced > 0 AS compacted FROM omendb.columnar_compact('ca_c');
 SELECT ca_probe(400, 7919) AS differ_after_compaction;
 SELECT ca_probe(400, 104729) AS differ_other_keys;
--- A sequential scan neither uses nor adds entries.
+-- A sequential scan adds no pages (it keeps footers only, kept already).
 SELECT inserts AS before_scan FROM omendb.local_cache_stats() \gset
 SELECT (SELECT sum(x) FROM ca_c) = (SELECT sum(x) FROM ca_h) AS scan_equal;
 SELECT inserts = :before_scan AS scan_added_none FROM omendb.local_cache_stats();
