@@ -494,10 +494,16 @@ impl<S: PageStore> Alex<S> {
                 pm.set_child(pp, s, target);
             }
             if down {
-                bump_meta(g, |m| {
-                    m.levels = m.levels.max(depth as u32 + 3);
-                    m.version = m.version.wrapping_add(1);
-                })?;
+                let mp = g.modify(META_BLOCK)?;
+                let mut m = Meta::decode(mp)?;
+                // `depth` counts from the root we read: a root grown since puts the page a
+                // level deeper than that, so find the parent again from the new root.
+                if m.root != meta.root {
+                    return Err(Error::Retry { blk });
+                }
+                m.levels = m.levels.max(depth as u32 + 3);
+                m.version = m.version.wrapping_add(1);
+                m.encode(mp);
             }
             Ok(())
         })

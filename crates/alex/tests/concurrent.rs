@@ -450,3 +450,53 @@ fn readers_and_writers_during_merges() {
         added.len()
     );
 }
+
+/// A split-down counts its parent's depth from the root it read. If another writer grows a
+/// new root above that one before the split-down's second group, the new page sits one
+/// level deeper than counted; the metapage's `levels` (checked by `verify`, used by the
+/// planner's cost) must still cover it. Deterministic: the grow runs at the start of the
+/// group that links the split-down (the soak test hit this once, with 22 levels).
+#[test]
+fn split_down_finished_after_a_root_grow_counts_levels() {
+    let store = SharedStore::new();
+    let n0 = 20_000u64;
+    Alex::bulk_load(
+        store.clone(),
+        Options::default(),
+        (0..n0).map(|i| (i * 1_000_000, tid(THREADS, i as usize))),
+    )
+    .unwrap();
+    let mut a = Alex::open(store.clone()).unwrap();
+    let meta0 = a.meta().unwrap();
+    // The first group after a split-down's first one (a model page more, no level more)
+    // is the one that links it: a root grow by another writer goes first.
+    let (b_store, grown) = (store.clone(), Arc::new(AtomicUsize::new(0)));
+    let (mut models, g) = (meta0.n_model, grown.clone());
+    store.before_groups(move || {
+        let m = Alex::open(b_store.clone()).unwrap().meta().unwrap();
+        if m.n_model == models || m.levels != meta0.levels {
+            models = m.n_model;
+            return false;
+        }
+        let mut b = Alex::open(b_store.clone()).unwrap();
+        let mut k = n0 * 1_000_000;
+        while b.meta().unwrap().levels == meta0.levels {
+            b.insert(k, tid(1, g.load(Ordering::Relaxed))).unwrap();
+            g.fetch_add(1, Ordering::Relaxed);
+            k += 1_000;
+        }
+        true
+    });
+    // Fill one page in the middle until it splits down.
+    let mut k = n0 / 2 * 1_000_000 + 1;
+    while grown.load(Ordering::Relaxed) == 0 {
+        a.insert(k, tid(0, k as usize)).unwrap();
+        k += 1;
+        assert!(k < n0 / 2 * 1_000_000 + 1_000_000, "no split-down");
+    }
+    let rep = a
+        .verify()
+        .unwrap_or_else(|e| panic!("verify after a split-down raced a root grow: {e}"));
+    assert_eq!(a.meta().unwrap().levels, rep.levels, "{rep:?}");
+    assert_eq!(rep.levels, meta0.levels + 2, "not a level more on both sides: {rep:?}");
+}

@@ -48,6 +48,10 @@ struct Inner {
     aborts: AtomicU64,
     /// Freed blocks offered to `allocate` (PostgreSQL's free space map).
     free: parking_lot::Mutex<Vec<u32>>,
+    /// Called at the start of every write group, before it takes any lock, until it
+    /// returns `true`: another writer's whole operation slips in between what this one read
+    /// and its group. Groups the hook itself runs do not call it.
+    before_group: parking_lot::Mutex<Option<Box<dyn FnMut() -> bool + Send>>>,
 }
 
 /// Cheap to clone: every clone is a handle on the same pages (one per "backend").
@@ -65,6 +69,11 @@ impl SharedStore {
     }
     pub fn aborts(&self) -> u64 {
         self.inner.aborts.load(Ordering::Relaxed)
+    }
+    /// Call `f` at the start of each write group (of any handle on this store) until it
+    /// returns `true`.
+    pub fn before_groups(&self, f: impl FnMut() -> bool + Send + 'static) {
+        *self.inner.before_group.lock() = Some(Box::new(f));
     }
     /// Offer blocks freed by `merge_pages` to later allocations.
     pub fn recycle(&self, blks: &[u32]) {
@@ -162,6 +171,12 @@ impl PageStore for SharedStore {
     }
 
     fn atomic(&mut self, f: &mut dyn FnMut(&mut dyn WriteGroup) -> Result<()>) -> Result<()> {
+        let hook = self.inner.before_group.lock().take();
+        if let Some(mut hook) = hook {
+            if !hook() {
+                *self.inner.before_group.lock() = Some(hook);
+            }
+        }
         let mut g = Group {
             store: self,
             regs: Vec::with_capacity(GROUP_LIMIT),
