@@ -498,5 +498,9 @@ fn split_down_finished_after_a_root_grow_counts_levels() {
         .verify()
         .unwrap_or_else(|e| panic!("verify after a split-down raced a root grow: {e}"));
     assert_eq!(a.meta().unwrap().levels, rep.levels, "{rep:?}");
-    assert_eq!(rep.levels, meta0.levels + 2, "not a level more on both sides: {rep:?}");
+    assert_eq!(
+        rep.levels,
+        meta0.levels + 2,
+        "not a level more on both sides: {rep:?}"
+    );
 }
