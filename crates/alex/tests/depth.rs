@@ -112,3 +112,20 @@ fn ascending_stream_inside_random_keys() {
         .collect();
     check("ascending amid random", &[], &ks);
 }
+
+/// The soak test's key stream: ids after a bulk load of negative ids, every tenth one a
+/// batch of 700 keys a million apart from the previous batch (`id * 1e6 + g`), so two
+/// ascending streams interleave at very different densities.
+#[test]
+fn two_interleaved_ascending_streams() {
+    let n = n() as i64 / 5;
+    let mut more = Vec::new();
+    for id in 0..n / 70 {
+        if id % 10 == 0 {
+            more.extend((1..=700).map(|g| (id * 1_000_000 + g).to_ordered_u64()));
+        } else {
+            more.push(id.to_ordered_u64());
+        }
+    }
+    check("ids and batches", &ids(-n..0), &more);
+}
