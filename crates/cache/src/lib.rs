@@ -7,6 +7,8 @@
 //! pulls data from under a scan (the pinning the shared level will need is
 //! the reference count here).
 
+pub mod shared;
+
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 use std::rc::Rc;

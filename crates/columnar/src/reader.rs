@@ -28,6 +28,8 @@ use crate::writer::{
 };
 use crate::FORMAT_VERSION;
 
+mod ipc;
+
 /// Where segment bytes come from; the caller copies them out of database pages.
 #[allow(clippy::len_without_is_empty)]
 pub trait SegmentSource {

@@ -104,6 +104,13 @@ fn check(table: &Table, bytes: &[u8], rows_per_group: usize, rng: &mut Rng, proj
                 .read_rows(&bytes, g, &all, start as u64, count as u64)
                 .unwrap();
             assert_eq!(d.len(), count);
+            // As a shared cache keeps them: bytes, read back with the schema.
+            let kept = d.to_bytes(&all).unwrap();
+            let d = reader.group_from_bytes(&kept, &all).unwrap();
+            assert!(reader
+                .group_from_bytes(&kept[..kept.len() / 2], &all)
+                .is_err());
+            assert_eq!(d.len(), count);
             for i in 0..count {
                 assert_eq!(d.row_number(i), rns[start + i]);
                 for c in 0..ncols {
