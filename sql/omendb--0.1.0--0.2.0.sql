@@ -29,3 +29,20 @@ CREATE FUNCTION omendb.local_cache_reset() RETURNS void
 STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'local_cache_reset_wrapper';
 COMMENT ON FUNCTION omendb.local_cache_reset() IS
     'Empty this backend''s cache of decoded omen_columnar data and zero its counters';
+
+-- The cache shared by every backend (omendb.cache_size, preloaded only).
+CREATE FUNCTION omendb.cache_stats()
+RETURNS TABLE (present boolean, hits bigint, misses bigint, inserts bigint, evictions bigint,
+               uncached_all_pinned bigint, too_large bigint, entries bigint, bytes_used bigint,
+               capacity_bytes bigint, pins bigint)
+STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'cache_stats_wrapper';
+COMMENT ON FUNCTION omendb.cache_stats() IS
+    'The shared cache of decoded omen_columnar data (omendb.cache_size): lookups, entries, bytes and pins now; present is false when omendb is not preloaded or the cache size is 0';
+CREATE VIEW omendb.cache_stats AS SELECT * FROM omendb.cache_stats();
+COMMENT ON VIEW omendb.cache_stats IS 'The shared cache of decoded omen_columnar data (omendb.cache_stats())';
+GRANT SELECT ON omendb.cache_stats TO PUBLIC;
+CREATE FUNCTION omendb.cache_reset() RETURNS boolean
+STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'cache_reset_wrapper';
+REVOKE ALL ON FUNCTION omendb.cache_reset() FROM PUBLIC;
+COMMENT ON FUNCTION omendb.cache_reset() IS
+    'Superuser only: empty the shared cache of decoded omen_columnar data and zero its counters; false when there is no shared cache';

@@ -16,7 +16,8 @@
 //! - object_access: a dropped columnar table's storage is forgotten
 //!   (columnar/ddl.rs);
 //! - shmem_request / shmem_startup (preloaded only): the shared structs of
-//!   pg/shmem.rs are reserved and attached (background compaction's state).
+//!   pg/shmem.rs are reserved and attached (background compaction's state),
+//!   and the shared cache's region (cache/shared.rs).
 
 use crate::columnar::{autocompact_state, ddl, pending, pushdown};
 use crate::index::speculative;
@@ -118,6 +119,7 @@ unsafe extern "C-unwind" fn shmem_request_hook() {
         }
     }
     autocompact_state::SHARED.request();
+    crate::cache::shared::request();
 }
 
 #[pg_guard]
@@ -129,6 +131,7 @@ unsafe extern "C-unwind" fn shmem_startup_hook() {
         }
     }
     autocompact_state::SHARED.attach();
+    crate::cache::shared::attach();
 }
 
 /// Install every hook (from `_PG_init`, once per process).

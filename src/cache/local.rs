@@ -59,7 +59,7 @@ fn with<R>(f: impl FnOnce(&mut ByteLru<Key, Value>) -> R) -> R {
 
 /// Whether the cache is on (a segment without an id is never cached).
 pub fn enabled(id: Option<SegmentId>) -> bool {
-    id.is_some() && capacity() > 0
+    id.is_some() && capacity() > 0 && super::ENABLE_CACHE.get()
 }
 
 /// Bytes a footer is charged: its row-group and column metadata.

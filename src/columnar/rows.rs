@@ -3,7 +3,7 @@
 use super::catalog::{Kind, Segment};
 use super::group::GroupDatums;
 use super::{corrupt, datum, storage};
-use crate::cache::local;
+use crate::cache::{local, shared};
 use omendb_columnar::prune::Hints;
 use omendb_columnar::{decode_row, DecodedGroup, Schema, SegmentReader};
 use pgrx::pg_sys;
@@ -168,7 +168,7 @@ impl Table {
                     )
                 })
         };
-        if !local::enabled(id) {
+        if !local::enabled(id) && !shared::enabled(id) {
             *windows += 1;
             if *windows > 1 || gaps {
                 return Rc::new(self.read_group(reader, src, g, &all));
@@ -198,12 +198,17 @@ impl Table {
         if let Some(kept) = local::page(id, g, page, &all) {
             return kept;
         }
+        let decode = |bytes: &[u8], cols: &[usize]| reader.group_from_bytes(bytes, cols).ok();
+        if let Some(rows_of_page) = shared::page(id, g, page, &all, decode) {
+            return local::keep_page(id, g, page, &all, rows_of_page);
+        }
         *windows += 1;
         if *windows > 1 {
             return Rc::new(self.read_group(reader, src, g, &all));
         }
         let start = page as u64 * page_rows;
         let rows_of_page = read(start, page_rows.min(rows - start));
+        shared::keep_page(id, g, page, &all, &rows_of_page, false);
         local::keep_page(id, g, page, &all, rows_of_page)
     }
 

@@ -89,6 +89,18 @@ pub fn expect_kind(oid: pg_sys::Oid, kind: Expected) {
     }
 }
 
+/// Raise 42501 unless the current user is a superuser.
+pub fn require_superuser(function: &str) {
+    // SAFETY: a catalog lookup on the main thread.
+    if !unsafe { pg_sys::superuser() } {
+        crate::error::error_with_hint(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("must be superuser to run {function}"),
+            format!("{function} affects every session of the server; ask a superuser."),
+        );
+    }
+}
+
 /// Raise 42501 unless the current user may run `function` on `oid`.
 pub fn require(oid: pg_sys::Oid, access: Access, function: &str) {
     // SAFETY: catalog lookups by OID on the main thread.

@@ -46,22 +46,17 @@ impl<T> Shared<T> {
 
     /// In `shmem_startup_hook`: find the struct or create it zeroed.
     pub fn attach(&self) {
-        // SAFETY: as PostgreSQL's own modules attach, under AddinShmemInitLock.
-        unsafe {
-            let init_lock = &raw mut (*pg_sys::MainLWLockArray.add(21)).lock;
-            pg_sys::LWLockAcquire(init_lock, pg_sys::LWLockMode::LW_EXCLUSIVE);
-            let mut found = false;
-            let p =
-                pg_sys::ShmemInitStruct(self.name.as_ptr(), std::mem::size_of::<T>(), &mut found)
-                    as *mut T;
+        let size = std::mem::size_of::<T>();
+        let (p, lock) = init_struct(self.name, size, |p, found| {
             if !found {
-                std::ptr::write_bytes(p as *mut u8, 0, std::mem::size_of::<T>());
+                // SAFETY: the space is ours to lay out, under the init lock.
+                unsafe { std::ptr::write_bytes(p, 0, size) };
             }
-            let lock = &raw mut (*pg_sys::GetNamedLWLockTranche(self.name.as_ptr())).lock;
-            pg_sys::LWLockRelease(init_lock);
-            self.data.store(p, Ordering::Release);
-            self.lock.store(lock, Ordering::Release);
-        }
+            // SAFETY: the tranche was requested with the space.
+            unsafe { &raw mut (*pg_sys::GetNamedLWLockTranche(self.name.as_ptr())).lock }
+        });
+        self.data.store(p as *mut T, Ordering::Release);
+        self.lock.store(lock, Ordering::Release);
     }
 
     /// Whether the struct exists (omendb preloaded).
@@ -97,5 +92,27 @@ impl<T> Shared<T> {
         // SAFETY: acquired above.
         unsafe { pg_sys::LWLockRelease(lock) };
         Some(r)
+    }
+}
+
+/// In `shmem_startup_hook`: find or create `size` bytes named `name` in the
+/// main segment and run `init(pointer, found)` under AddinShmemInitLock, as
+/// PostgreSQL's own modules attach (the first process to get there lays the
+/// space out; after a crash restart that is the postmaster again).
+pub fn init_struct<R>(
+    name: &CStr,
+    size: usize,
+    init: impl FnOnce(*mut u8, bool) -> R,
+) -> (*mut u8, R) {
+    // SAFETY: called from shmem_startup_hook; the lock is PostgreSQL's
+    // AddinShmemInitLock (MainLWLockArray[21]).
+    unsafe {
+        let init_lock = &raw mut (*pg_sys::MainLWLockArray.add(21)).lock;
+        pg_sys::LWLockAcquire(init_lock, pg_sys::LWLockMode::LW_EXCLUSIVE);
+        let mut found = false;
+        let p = pg_sys::ShmemInitStruct(name.as_ptr(), size, &mut found) as *mut u8;
+        let r = init(p, found);
+        pg_sys::LWLockRelease(init_lock);
+        (p, r)
     }
 }

@@ -338,7 +338,7 @@ impl SharedCache {
             .is_err()
         {
             spins += 1;
-            if spins % 64 == 0 {
+            if spins.is_multiple_of(64) {
                 std::thread::yield_now();
             } else {
                 spin_loop();
@@ -379,6 +379,16 @@ impl SharedCache {
         self.locked(p, |l| l.entry(i).pins -= 1);
     }
 
+    /// Whether a value of `len` bytes is too large to keep (counted as
+    /// such), so a caller can skip encoding it.
+    pub fn too_large(&self, len: usize) -> bool {
+        let too = len > self.max_value();
+        if too {
+            self.stat(TOO_LARGE);
+        }
+        too
+    }
+
     /// Copy the value of `key` into `out` (replacing its contents).
     /// Returns false on a miss.
     pub fn get(&self, key: &Key, out: &mut Vec<u8>) -> bool {
@@ -403,8 +413,7 @@ impl SharedCache {
     /// Keep `value` under `key`. `bulk`: inserted by a reader of many
     /// values (a scan), evicted before entries that were used.
     pub fn insert(&self, key: &Key, value: &[u8], bulk: bool) -> Inserted {
-        if value.len() > self.max_value() {
-            self.stat(TOO_LARGE);
+        if self.too_large(value.len()) {
             return Inserted::TooLarge;
         }
         let need = value.len().div_ceil(self.block_size).max(1) as u32;
