@@ -22,16 +22,20 @@ pub(crate) static CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(128);
 pub(crate) static ENABLE_CACHE: GucSetting<bool> = GucSetting::<bool>::new(true);
 
 pub(crate) fn init() {
-    GucRegistry::define_int_guc(
-        c"omendb.cache_size",
-        c"Shared memory for decoded omen_columnar data, read by every backend.",
-        c"Needs omendb in shared_preload_libraries; set at server start. 0 turns the shared cache off.",
-        &CACHE_SIZE,
-        0,
-        1024 * 1024,
-        GucContext::Postmaster,
-        GucFlags::UNIT_MB,
-    );
+    // A server-start setting can only be defined while preloading
+    // (PostgreSQL refuses it later with a FATAL).
+    if crate::loading::preloaded() {
+        GucRegistry::define_int_guc(
+            c"omendb.cache_size",
+            c"Shared memory for decoded omen_columnar data, read by every backend.",
+            c"Needs omendb in shared_preload_libraries; set at server start. 0 turns the shared cache off.",
+            &CACHE_SIZE,
+            0,
+            1024 * 1024,
+            GucContext::Postmaster,
+            GucFlags::UNIT_MB,
+        );
+    }
     GucRegistry::define_bool_guc(
         c"omendb.enable_cache",
         c"Whether this session reads and keeps decoded omen_columnar data in the caches.",

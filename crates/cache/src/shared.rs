@@ -351,9 +351,9 @@ impl SharedCache {
 
     /// Bytes a partition can hold; larger values are refused.
     pub fn max_value(&self) -> usize {
-        // An entry may take an eighth of its partition, so one large value
+        // An entry may take a quarter of its partition, so one large value
         // never empties a partition of everything else.
-        (self.entries / 8).max(1) * self.block_size
+        (self.entries / 4).max(1) * self.block_size
     }
 
     /// Pin the entry of `key` if it is ready: (partition, entry, first
