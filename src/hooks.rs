@@ -107,6 +107,16 @@ unsafe extern "C-unwind" fn object_access_hook(
             prev(access, class_id, object_id, sub_id, arg);
         }
         ddl::object_access(access, class_id, object_id, sub_id);
+        if access == pg_sys::ObjectAccessType::OAT_DROP && sub_id == 0 {
+            if class_id == pg_sys::DatabaseRelationId {
+                crate::cache::shared::database_dropped(object_id);
+            } else if class_id == pg_sys::RelationRelationId
+                && crate::columnar::catalog::is_segment_catalog(object_id)
+            {
+                crate::cache::shared::catalog_dropped(object_id);
+                crate::cache::local::clear();
+            }
+        }
     }
 }
 

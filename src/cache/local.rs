@@ -157,6 +157,11 @@ pub fn stats() -> LocalStats {
     })
 }
 
+/// Drop every entry (the counters stay).
+pub fn clear() {
+    with(|l| l.clear())
+}
+
 pub fn reset() {
     with(|l| {
         l.clear();

@@ -57,11 +57,13 @@ pub(crate) fn attach() {
         return;
     }
     let (_, base) = crate::pg::shmem::init_struct(NAME, n, |p, found| {
-        let base = p.wrapping_add(p.align_offset(64));
-        if !found {
-            // SAFETY: the region is n bytes, ours to lay out under the init
-            // lock; no handle uses it yet.
-            unsafe { SharedCache::init(base, n - 64, BLOCK, PARTITIONS) };
+        let base = p.wrapping_add((64 - (p as usize & 63)) & 63);
+        // SAFETY: the region is n bytes, ours to lay out under the init
+        // lock; no handle uses it yet.
+        if !found && unsafe { SharedCache::init(base, n - 64, BLOCK, PARTITIONS) }.is_none() {
+            pgrx::warning!(
+                "omendb: the shared cache of {n} bytes could not be laid out; it is off"
+            );
         }
         base
     });
@@ -177,4 +179,27 @@ pub fn reset() -> bool {
     c.remove_where(|_| true);
     c.reset_stats();
     true
+}
+
+/// DROP DATABASE, or DROP of the segment catalog (DROP EXTENSION), from
+/// the object_access hook: release their entries. Not needed for
+/// correctness while OIDs are not reused, but a later database or catalog
+/// given the same OID (CREATE DATABASE … OID, OID wraparound) would
+/// otherwise meet them. Nothing is pinned there: DROP DATABASE waits for
+/// the database's backends to leave, and a catalog goes with its tables.
+pub(crate) fn database_dropped(db: pg_sys::Oid) {
+    if let Some(c) = region() {
+        let db = u32::from(db) as u64;
+        c.remove_where(|k| k[0] >> 32 == db);
+    }
+}
+
+/// See [`database_dropped`]: `catalog` is this database's segment catalog.
+pub(crate) fn catalog_dropped(catalog: pg_sys::Oid) {
+    if let Some(c) = region() {
+        // SAFETY: reading a backend global.
+        let db = u32::from(unsafe { pg_sys::MyDatabaseId }) as u64;
+        let key0 = db << 32 | u32::from(catalog) as u64;
+        c.remove_where(|k| k[0] == key0);
+    }
 }

@@ -96,6 +96,19 @@ pub struct Deletion {
 }
 
 const SEGMENT_TABLE: &str = "columnar_segment";
+
+/// Whether `rel` is a segment catalog (`omendb.columnar_segment`).
+pub fn is_segment_catalog(rel: pg_sys::Oid) -> bool {
+    // SAFETY: syscache lookups by OID on the main thread.
+    unsafe {
+        let name = pg_sys::get_rel_name(rel);
+        if name.is_null() || std::ffi::CStr::from_ptr(name).to_bytes() != SEGMENT_TABLE.as_bytes() {
+            return false;
+        }
+        let ns = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(rel));
+        !ns.is_null() && std::ffi::CStr::from_ptr(ns).to_bytes() == b"omendb"
+    }
+}
 const SEGMENT_INDEX: &str = "columnar_segment_rows";
 const DELETED_TABLE: &str = "columnar_deleted";
 const DELETED_INDEX: &str = "columnar_deleted_pkey";

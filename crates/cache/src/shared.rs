@@ -64,9 +64,18 @@ const ALL_PINNED: usize = 4;
 const TOO_LARGE: usize = 5;
 const N_STATS: usize = 6;
 
+/// A partition's head: its lock, and the state only its holder touches
+/// (kept apart so no `&mut` ever covers the lock word other processes
+/// spin on).
 #[repr(C)]
 struct Partition {
     lock: AtomicU32,
+    _pad: u32,
+    state: PartState,
+}
+
+#[repr(C)]
+struct PartState {
     hand: u32,
     free_blocks: u32,
     /// Head of the free block list (linked through `next`).
@@ -74,6 +83,8 @@ struct Partition {
     /// Head of the free entry list (linked through `Entry::first`).
     free_entry: u32,
     used_entries: u32,
+    /// Pins held now (readers copying, inserters filling).
+    pins: u32,
 }
 
 #[repr(C)]
@@ -88,7 +99,7 @@ struct Entry {
 }
 
 const _: () = assert!(std::mem::size_of::<Entry>() == 64);
-const _: () = assert!(std::mem::size_of::<Partition>() == 24);
+const _: () = assert!(std::mem::size_of::<Partition>() == 32);
 
 /// Counters since the cache was made or reset, and its state now.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -197,11 +208,15 @@ impl SharedCache {
             let part = c.part(p);
             part.write(Partition {
                 lock: AtomicU32::new(0),
-                hand: 0,
-                free_blocks: per as u32,
-                free_head: 0,
-                free_entry: 0,
-                used_entries: 0,
+                _pad: 0,
+                state: PartState {
+                    hand: 0,
+                    free_blocks: per as u32,
+                    free_head: 0,
+                    free_entry: 0,
+                    used_entries: 0,
+                    pins: 0,
+                },
             });
             for i in 0..per {
                 let e = c.entry(p, i as u32);
@@ -369,14 +384,19 @@ impl SharedCache {
             }
             e.pins += 1;
             e.usage = (e.usage + 1).min(MAX_USAGE);
-            Some((p, i, e.first, e.len as usize))
+            let got = (p, i, e.first, e.len as usize);
+            l.part().pins += 1;
+            Some(got)
         });
         self.stat(if found.is_some() { HITS } else { MISSES });
         found
     }
 
     fn unpin(&self, p: usize, i: u32) {
-        self.locked(p, |l| l.entry(i).pins -= 1);
+        self.locked(p, |l| {
+            l.entry(i).pins -= 1;
+            l.part().pins -= 1;
+        });
     }
 
     /// Whether a value of `len` bytes is too large to keep (counted as
@@ -449,6 +469,7 @@ impl SharedCache {
             let e = l.entry(i);
             e.state = READY;
             e.pins -= 1;
+            l.part().pins -= 1;
         });
         self.stat(INSERTS);
         Inserted::Yes
@@ -494,14 +515,13 @@ impl SharedCache {
             ..Default::default()
         };
         for p in 0..self.partitions {
+            // Counters only: the lock is held for a few loads.
             self.locked(p, |l| {
                 let part = l.part();
                 s.entries += part.used_entries as u64;
                 s.bytes_used +=
                     (self.entries as u64 - part.free_blocks as u64) * self.block_size as u64;
-                for i in 0..self.entries as u32 {
-                    s.pins += l.entry(i).pins as u64;
-                }
+                s.pins += part.pins as u64;
             });
         }
         s
@@ -515,9 +535,10 @@ struct Locked<'a> {
 }
 
 impl Locked<'_> {
-    fn part(&mut self) -> &mut Partition {
-        // SAFETY: we hold the partition's lock.
-        unsafe { &mut *self.c.part(self.p) }
+    fn part(&mut self) -> &mut PartState {
+        // SAFETY: we hold the partition's lock, which guards `state` (and
+        // the reference does not cover the lock word).
+        unsafe { &mut *addr_of_mut!((*self.c.part(self.p)).state) }
     }
 
     fn entry(&mut self, i: u32) -> &mut Entry {
@@ -602,6 +623,7 @@ impl Locked<'_> {
         }
         self.part().free_blocks -= need;
         self.part().used_entries += 1;
+        self.part().pins += 1;
         *self.entry(i) = Entry {
             key: *key,
             len,
@@ -724,6 +746,7 @@ mod tests {
                 let indexed = (0..l.c.index_slots).filter(|&s| l.slot(s) != NONE).count();
                 assert_eq!(blocks, l.c.entries, "partition {p}: blocks lost or doubled");
                 assert_eq!(used, l.part().used_entries as usize);
+                assert_eq!(l.part().pins, 0, "pin count left behind");
                 assert_eq!(indexed, used);
             });
         }

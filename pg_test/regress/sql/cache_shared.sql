@@ -92,5 +92,8 @@ SET enable_bitmapscan = off;
 SET omendb.datafusion = off;
 SELECT v FROM t WHERE id = 15000;
 \c regression
+-- DROP DATABASE releases its entries (a later database could get its OID).
+SELECT entries AS entries_before_drop FROM omendb.cache_stats \gset
 DROP DATABASE omendb_cache_a;
 DROP DATABASE omendb_cache_b;
+SELECT entries < :entries_before_drop AS released FROM omendb.cache_stats;
