@@ -18,7 +18,8 @@ fn variants(query: impl Fn(&str) -> String) -> Vec<Variant> {
         .iter()
         .map(|(label, t)| Variant {
             label: label.to_string(),
-            session_sql: "SET max_parallel_workers_per_gather = 0".into(),
+            // PostgreSQL's row executor on both (DataFusion has the TPC-H benchmark).
+            session_sql: "SET max_parallel_workers_per_gather = 0; SET omendb.datafusion = off".into(),
             query: query(t),
             plan_contains: Some(format!("Seq Scan on {t}")),
         })
@@ -124,7 +125,8 @@ pub fn point_lookups() -> Workload {
             .map(|(label, t)| Variant {
                 label: label.to_string(),
                 session_sql: "SET max_parallel_workers_per_gather = 0; SET enable_seqscan = off; \
-                              SET enable_bitmapscan = off; SET enable_hashjoin = off; SET enable_mergejoin = off"
+                              SET enable_bitmapscan = off; SET enable_hashjoin = off; SET enable_mergejoin = off; \
+                              SET omendb.datafusion = off"
                     .into(),
                 query: q(t),
                 plan_contains: Some(format!("Index Scan using {t}_orderkey")),
