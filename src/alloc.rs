@@ -298,13 +298,7 @@ COMMENT ON FUNCTION omendb.inject_allocation_failure(pg_catalog.int8) IS
     'Tests: the next allocation of at least min_bytes by omendb in this session fails once (0 cancels)';
 ")]
     fn inject_allocation_failure(min_bytes: i64) {
-        // SAFETY: a catalog lookup of the current role.
-        if !unsafe { pgrx::pg_sys::superuser() } {
-            crate::error::error(
-                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                "only superusers may call omendb.inject_allocation_failure".into(),
-            );
-        }
+        crate::pg::privilege::require_superuser("omendb.inject_allocation_failure()");
         if min_bytes < 0 {
             crate::error::error(
                 PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,

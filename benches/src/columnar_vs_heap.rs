@@ -19,7 +19,8 @@ fn variants(query: impl Fn(&str) -> String) -> Vec<Variant> {
         .map(|(label, t)| Variant {
             label: label.to_string(),
             // PostgreSQL's row executor on both (DataFusion has the TPC-H benchmark).
-            session_sql: "SET max_parallel_workers_per_gather = 0; SET omendb.datafusion = off".into(),
+            session_sql: "SET max_parallel_workers_per_gather = 0; SET omendb.datafusion = off"
+                .into(),
             query: query(t),
             plan_contains: Some(format!("Seq Scan on {t}")),
         })
