@@ -166,9 +166,13 @@ fn background_compaction_bounds_segments_and_purges() -> Result<()> {
         "key lookup right after the load: {plan:?}"
     );
     same_rows(&cluster)?;
+    // Settled = nothing left due: fewer write-store segments than
+    // `omendb.autocompact_min_segments` (16; the tail of the load stays
+    // until more arrive, as autovacuum leaves dead tuples below its
+    // threshold) beside a few Parquet ones, and few deleted rows.
     let settled = wait_for(Duration::from_secs(30), || {
         let (segments, ws, deleted) = stats(&cluster)?;
-        Ok(segments <= 4 && ws <= 2 && few_deleted(&cluster, deleted)?)
+        Ok(ws < 16 && segments - ws <= 4 && few_deleted(&cluster, deleted)?)
     })?;
     let (segments, ws, deleted) = stats(&cluster)?;
     assert!(
