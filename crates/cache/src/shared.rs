@@ -433,10 +433,17 @@ impl SharedCache {
     /// Keep `value` under `key`. `bulk`: inserted by a reader of many
     /// values (a scan), evicted before entries that were used.
     pub fn insert(&self, key: &Key, value: &[u8], bulk: bool) -> Inserted {
-        if self.too_large(value.len()) {
+        self.insert_parts(key, &[value], bulk)
+    }
+
+    /// [`SharedCache::insert`] of the concatenation of `parts`, copied
+    /// straight from each (a value need not be assembled first).
+    pub fn insert_parts(&self, key: &Key, parts: &[&[u8]], bulk: bool) -> Inserted {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if self.too_large(len) {
             return Inserted::TooLarge;
         }
-        let need = value.len().div_ceil(self.block_size).max(1) as u32;
+        let need = len.div_ceil(self.block_size).max(1) as u32;
         let h = Self::hash(key);
         let p = (h % self.partitions as u64) as usize;
         let got = self.locked(p, |l| {
@@ -446,7 +453,7 @@ impl SharedCache {
             if !l.make_room(need) {
                 return Err(Inserted::AllPinned);
             }
-            Ok(l.add(key, h, value.len() as u64, need, !bulk))
+            Ok(l.add(key, h, len as u64, need, !bulk))
         });
         let (i, first) = match got {
             Ok(x) => x,
@@ -457,12 +464,24 @@ impl SharedCache {
                 return why;
             }
         };
-        let mut b = first;
-        for chunk in value.chunks(self.block_size) {
-            // SAFETY: b is a block of the entry we are filling (pinned).
-            unsafe {
-                std::ptr::copy_nonoverlapping(chunk.as_ptr(), self.block(p, b), chunk.len());
-                b = *self.next(p, b);
+        // Fill the chain block by block, each part where the last ended.
+        let (mut b, mut at) = (first, 0);
+        for part in parts {
+            let mut rest = *part;
+            while !rest.is_empty() {
+                if at == self.block_size {
+                    // SAFETY: b is a block of the entry we are filling
+                    // (pinned); the chain has room for `len` bytes.
+                    b = unsafe { *self.next(p, b) };
+                    at = 0;
+                }
+                let n = rest.len().min(self.block_size - at);
+                // SAFETY: as above; `at + n` is within the block.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(rest.as_ptr(), self.block(p, b).add(at), n);
+                }
+                at += n;
+                rest = &rest[n..];
             }
         }
         self.locked(p, |l| {
@@ -776,6 +795,36 @@ mod tests {
         check_accounting(&c);
         assert_eq!(c.remove_where(|k| k[0] % 2 == 1), 3);
         assert!(!c.get(&key(3), &mut out) && c.get(&key(4), &mut out));
+        check_accounting(&c);
+    }
+
+    /// A value inserted in parts reads back as their concatenation,
+    /// whatever the parts' sizes against the blocks'.
+    #[test]
+    fn parts_are_gathered_across_blocks() {
+        let mut r = Region::new(1 << 20);
+        let c = r.cache(4096, 4);
+        let whole = value(7, 30_000);
+        let mut out = Vec::new();
+        for (n, cuts) in [
+            (1, vec![]),
+            (2, vec![0, 0]),
+            (3, vec![1, 4095, 4096, 8192]),
+            (4, vec![5000, 5001, 29_999]),
+        ] {
+            let mut parts: Vec<&[u8]> = Vec::new();
+            let mut from = 0;
+            for &cut in &cuts {
+                parts.push(&whole[from..cut]);
+                from = cut;
+            }
+            parts.push(&whole[from..]);
+            assert_eq!(c.insert_parts(&key(n), &parts, true), Inserted::Yes);
+            assert!(c.get(&key(n), &mut out));
+            assert_eq!(out, whole, "cuts {cuts:?}");
+        }
+        assert_eq!(c.insert_parts(&key(9), &[], true), Inserted::Yes);
+        assert!(c.get(&key(9), &mut out) && out.is_empty());
         check_accounting(&c);
     }
 
