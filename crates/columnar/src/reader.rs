@@ -29,6 +29,9 @@ use crate::writer::{
 use crate::FORMAT_VERSION;
 
 mod ipc;
+mod parts;
+
+pub use parts::{Part, PartCache};
 
 /// Where segment bytes come from; the caller copies them out of database pages.
 #[allow(clippy::len_without_is_empty)]

@@ -118,6 +118,20 @@ fn scaled_and_plain_segments_read_the_same_images() {
                 assert_eq!(to_owned(few.value(0, i)), data[first + 10 + i][0]);
                 assert_eq!(to_owned(few.value(4, i)), data[first + 10 + i][4]);
             }
+            // Through a cache of parts (the integers kept, not the images):
+            // the second read comes from the cache, with the same images.
+            let mut cache = MapCache::default();
+            for expect_hits in [0, cols.len() + 1] {
+                let (c, hits) = r
+                    .read_group_through(&bytes.as_slice(), g, &cols, &mut cache)
+                    .unwrap();
+                assert_eq!(hits, expect_hits);
+                for col in 0..5 {
+                    for i in 0..c.len() {
+                        assert_eq!(to_owned(c.value(col, i)), data[first + i][col]);
+                    }
+                }
+            }
             first += d.len();
         }
         assert_eq!(first, data.len());

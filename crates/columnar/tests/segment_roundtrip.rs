@@ -308,3 +308,100 @@ fn reading_a_few_rows_reads_only_their_pages() {
         "10 rows read {some_bytes} bytes, the whole group {whole_bytes}"
     );
 }
+
+/// The same rows as `read_group`, value for value.
+fn same_rows(a: &omendb_columnar::DecodedGroup, b: &omendb_columnar::DecodedGroup, cols: &[usize]) {
+    assert_eq!(a.len(), b.len());
+    for i in 0..a.len() {
+        assert_eq!(a.row_number(i), b.row_number(i), "row number {i}");
+        for &c in cols {
+            assert_eq!(
+                to_owned(a.value(c, i)),
+                to_owned(b.value(c, i)),
+                "row {i} column {c}"
+            );
+        }
+    }
+}
+
+#[test]
+fn groups_read_through_a_part_cache_equal_decoded_ones() {
+    use omendb_columnar::Part;
+    for seed in 0..16 {
+        let mut rng = Rng::new(100 + seed);
+        let nrows = 1 + rng.index(300);
+        let mut table = random_table(&mut rng, nrows, seed % 4 == 0);
+        // Half the tables without gaps: their row numbers are not cached.
+        let gapless = seed % 2 == 0;
+        if gapless {
+            let first = rng.below(1000);
+            table.row_numbers = (first..first + nrows as u64).collect();
+        }
+        let per_group = 1 + rng.index(120);
+        let bytes = write(&table, per_group);
+        let reader = SegmentReader::open(&bytes, &table.schema).unwrap();
+        let ncols = table.schema.columns.len();
+        let mut cache = MapCache::default();
+        for g in 0..reader.row_groups() {
+            let (lo, hi) = reader.group_row_range(g);
+            let gaps = hi - lo + 1 != reader.group_rows(g);
+            let p1: Vec<usize> = (0..ncols).filter(|_| rng.one_in(2)).collect();
+            let p2: Vec<usize> = (0..ncols).filter(|_| rng.one_in(2)).collect();
+            let all: Vec<usize> = (0..ncols).collect();
+            for p in [&p1, &p2, &all] {
+                let want = reader.read_group(&bytes, g, p).unwrap();
+                let held = p
+                    .iter()
+                    .filter(|c| cache.parts.contains_key(&Part::Column(**c)))
+                    .count()
+                    + usize::from(gaps && cache.parts.contains_key(&Part::RowNumbers));
+                let (got, hits) = reader.read_group_through(&bytes, g, p, &mut cache).unwrap();
+                assert_eq!(
+                    hits, held,
+                    "seed {seed} group {g}: parts read from the cache"
+                );
+                same_rows(&got, &want, p);
+                // Every part is now held: a second read decodes nothing.
+                let (again, hits) = reader.read_group_through(&bytes, g, p, &mut cache).unwrap();
+                assert_eq!(
+                    hits,
+                    p.len() + usize::from(gaps),
+                    "seed {seed} group {g}: all hits"
+                );
+                same_rows(&again, &want, p);
+            }
+            assert_eq!(cache.parts.contains_key(&Part::RowNumbers), gaps);
+            // Bytes that do not read back (torn, another group's) are a miss.
+            if ncols > 0 {
+                let c = rng.index(ncols);
+                let b = cache.parts.get_mut(&Part::Column(c)).unwrap();
+                b.truncate(b.len() / 2);
+                let puts = cache.puts;
+                let (got, hits) = reader
+                    .read_group_through(&bytes, g, &[c], &mut cache)
+                    .unwrap();
+                assert_eq!(hits, usize::from(gaps));
+                assert_eq!(cache.puts, puts + 1, "the part decoded again is offered");
+                same_rows(&got, &reader.read_group(&bytes, g, &[c]).unwrap(), &[c]);
+            }
+            cache.parts.clear();
+        }
+        // A cache that refuses everything still reads every row.
+        let mut refusing = MapCache {
+            refuse: true,
+            ..Default::default()
+        };
+        let all: Vec<usize> = (0..ncols).collect();
+        for g in 0..reader.row_groups() {
+            let (got, hits) = reader
+                .read_group_through(&bytes, g, &all, &mut refusing)
+                .unwrap();
+            assert_eq!(hits, 0);
+            same_rows(&got, &reader.read_group(&bytes, g, &all).unwrap(), &all);
+        }
+        assert_eq!(refusing.puts, 0);
+        assert!(reader
+            .read_group_through(&bytes, reader.row_groups(), &all, &mut refusing)
+            .is_err());
+    }
+}

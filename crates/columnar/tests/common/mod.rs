@@ -269,3 +269,31 @@ pub fn row_numbers(rng: &mut Rng, n: usize) -> Vec<u64> {
         })
         .collect()
 }
+
+/// A cache of row-group parts over a map, counting what it is asked.
+#[derive(Default)]
+pub struct MapCache {
+    pub parts: std::collections::HashMap<omendb_columnar::Part, Vec<u8>>,
+    pub refuse: bool,
+    pub puts: usize,
+}
+
+impl omendb_columnar::PartCache for MapCache {
+    fn get(&mut self, part: omendb_columnar::Part, out: &mut Vec<u8>) -> bool {
+        match self.parts.get(&part) {
+            Some(b) => {
+                out.clear();
+                out.extend_from_slice(b);
+                true
+            }
+            None => false,
+        }
+    }
+    fn accepts(&self, _bytes: usize) -> bool {
+        !self.refuse
+    }
+    fn put(&mut self, part: omendb_columnar::Part, bytes: &[&[u8]]) {
+        self.puts += 1;
+        self.parts.insert(part, bytes.concat());
+    }
+}
