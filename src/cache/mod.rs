@@ -1,12 +1,14 @@
 //! Caches of decoded segment data, in two levels: per backend (`local`:
 //! parsed segment footers and decoded data pages, as Rust values) and, when
 //! omendb is preloaded, shared by every backend (`shared`: the same pages as
-//! bytes in shared memory). Index fetches use both; keys name segment ids,
-//! which are never reused (`omendb.columnar_segment.segment_id`), so an
-//! entry can never be taken for another segment's contents; a segment
-//! without an id (written before 0.2.0) is read uncached. Consulted only
-//! after MVCC has chosen the visible segments. Imports the pure crates
-//! only: the columnar engine calls this, never the reverse.
+//! bytes in shared memory, and the decoded columns of whole row groups that
+//! scans read). Index fetches use both levels, scans the shared one; keys
+//! name segment ids, which are never reused
+//! (`omendb.columnar_segment.segment_id`), so an entry can never be taken
+//! for another segment's contents; a segment without an id (written before
+//! 0.2.0) is read uncached. Consulted only after MVCC has chosen the
+//! visible segments. Imports the pure crates only: the columnar engine and
+//! the DataFusion scan call this, never the reverse.
 
 pub(crate) mod local;
 pub(crate) mod shared;

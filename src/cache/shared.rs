@@ -1,21 +1,26 @@
-//! The shared level: decoded data pages (the per-backend level's unit) as
-//! Arrow IPC bytes in PostgreSQL's main shared memory segment, so a page
+//! The shared level, in PostgreSQL's main shared memory segment, so what
 //! one backend decoded is read by every other one without decompressing
-//! it. Only when omendb is preloaded: the region (`omendb.cache_size` MB)
-//! is requested in shmem_request_hook and laid out in shmem_startup_hook;
-//! the core (partitions, pins, clock sweep) is `omendb_cache::shared`.
+//! it. Two kinds of entries: the decoded data pages index fetches read (the
+//! per-backend level's unit, as Arrow IPC bytes), and the parts of whole
+//! row groups scans read — each decoded column by itself, so scans of
+//! different columns share them — written and read by both scans, the
+//! table AM's (main thread) and DataFusion's (its threads: the core calls
+//! nothing in PostgreSQL). Scans insert as bulk reads, evicted first.
+//! Only when omendb is preloaded: the region (`omendb.cache_size` MB) is
+//! requested in shmem_request_hook and laid out in shmem_startup_hook; the
+//! core (partitions, pins, clock sweep) is `omendb_cache::shared`.
 //!
 //! A key names content that never changes: the database, the segment
 //! catalog's OID and the segment's id (never reused), the row group, the
-//! page and the set of decoded columns. Consulted only after MVCC chose
-//! the visible segments, so compaction, extent reuse, TRUNCATE or DROP can
-//! leave unreachable entries, which the clock sweep ages out, but never a
-//! wrong one. Nothing here raises an ERROR while a cache lock or pin is
-//! held: the core copies bytes and returns.
+//! page (or the whole group) and the set of decoded columns. Consulted
+//! only after MVCC chose the visible segments, so compaction, extent
+//! reuse, TRUNCATE or DROP can leave unreachable entries, which the clock
+//! sweep ages out, but never a wrong one. Nothing here raises an ERROR
+//! while a cache lock or pin is held: the core copies bytes and returns.
 
 use super::local::SegmentId;
 use omendb_cache::shared::{Inserted, Key, SharedCache, SharedStats};
-use omendb_columnar::DecodedGroup;
+use omendb_columnar::{DecodedGroup, Part, PartCache, SegmentReader, SegmentSource};
 use pgrx::pg_sys;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicPtr, Ordering};
@@ -162,6 +167,152 @@ pub fn keep_page(
     }
     if let Ok(bytes) = rows.to_bytes(&cols) {
         let _: Inserted = c.insert(&key(id, group, page, bits), &bytes, bulk);
+    }
+}
+
+/// Row-group parts (a decoded column; a gapped group's row numbers) are
+/// keyed with this in the page's place: pages of a fetch are numbered from 0.
+const WHOLE_GROUP: u64 = u32::MAX as u64;
+
+/// The shared cache as scans use it: row-group parts, one column each, so
+/// scans of different columns share them. Taken on the main thread (it
+/// reads the session's setting and database), then usable from DataFusion's
+/// threads too: the core is plain Rust over the region and calls nothing in
+/// PostgreSQL. Scans insert as bulk reads, which the clock sweep evicts
+/// first, so a large scan does not flush what point lookups use.
+#[derive(Clone, Copy)]
+pub struct ScanCache {
+    cache: SharedCache,
+    db: u64,
+}
+
+/// DataFusion threads inside the cache now, and whether the backend is
+/// exiting (see [`quiesce`]).
+static IN_USE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static CLOSING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Called as the backend exits: a DataFusion thread still copying an entry
+/// would leave it pinned for good once the process is gone, so wait for
+/// every thread to leave the cache and let none enter again. Each stay is
+/// one copy of at most a quarter of a partition.
+pub(crate) fn quiesce() {
+    CLOSING.store(true, Ordering::SeqCst);
+    while IN_USE.load(Ordering::SeqCst) != 0 {
+        std::thread::yield_now();
+    }
+}
+
+/// Run `f` inside the cache unless the backend is exiting.
+fn inside<R>(f: impl FnOnce() -> R) -> Option<R> {
+    /// Leaves on unwinding too, so an exit never waits for a thread that
+    /// panicked in the cache.
+    struct Stay;
+    impl Drop for Stay {
+        fn drop(&mut self) {
+            IN_USE.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    IN_USE.fetch_add(1, Ordering::SeqCst);
+    let _stay = Stay;
+    (!CLOSING.load(Ordering::SeqCst)).then(f)
+}
+
+/// The cache for scans of this session, if there is one and
+/// `omendb.enable_cache` is on. Main thread.
+pub fn scan_cache() -> Option<ScanCache> {
+    // SAFETY: reading a backend global.
+    let db = u32::from(unsafe { pg_sys::MyDatabaseId }) as u64;
+    cache().map(|cache| ScanCache { cache, db })
+}
+
+impl ScanCache {
+    /// The parts of row group `group` of segment `id`.
+    fn group(&self, id: SegmentId, group: usize) -> GroupParts {
+        GroupParts {
+            cache: *self,
+            key: [
+                self.db << 32 | id.0 as u64,
+                id.1,
+                (group as u64) << 32 | WHOLE_GROUP,
+            ],
+            lookups: 0,
+        }
+    }
+}
+
+/// Parts of row groups read from the cache and not found there.
+#[derive(Clone, Copy, Default)]
+pub struct PartCounts {
+    pub hits: usize,
+    pub misses: usize,
+}
+
+/// Decode `columns` of row group `group` of a segment (id `id`: None, a
+/// segment written before ids, is read uncached), through `cache` if given.
+/// Both scans use it: the table AM's on the main thread, DataFusion's on
+/// its threads (nothing here calls PostgreSQL).
+pub fn read_group(
+    cache: Option<&ScanCache>,
+    id: Option<SegmentId>,
+    reader: &SegmentReader,
+    src: &dyn SegmentSource,
+    group: usize,
+    columns: &[usize],
+    counts: &mut PartCounts,
+) -> omendb_columnar::Result<DecodedGroup> {
+    let (Some(cache), Some(id)) = (cache, id) else {
+        return reader.read_group(src, group, columns);
+    };
+    let mut parts = cache.group(id, group);
+    let (rows, hits) = reader.read_group_through(src, group, columns, &mut parts)?;
+    counts.hits += hits;
+    // Found but unreadable bytes count as misses too.
+    counts.misses += parts.lookups.saturating_sub(hits);
+    Ok(rows)
+}
+
+/// One row group's parts in the shared cache ([`omendb_columnar::PartCache`]).
+pub struct GroupParts {
+    cache: ScanCache,
+    key: [u64; 3],
+    /// Parts asked for.
+    lookups: usize,
+}
+
+impl GroupParts {
+    fn key(&self, part: Part) -> Option<Key> {
+        let bits = match part {
+            Part::RowNumbers => [0, 0],
+            Part::Column(c) if c < 128 => {
+                let mut bits = [0u64; 2];
+                bits[c / 64] = 1 << (c % 64);
+                bits
+            }
+            Part::Column(_) => return None,
+        };
+        Some([self.key[0], self.key[1], self.key[2], bits[0], bits[1]])
+    }
+}
+
+impl PartCache for GroupParts {
+    fn get(&mut self, part: Part, out: &mut Vec<u8>) -> bool {
+        let c = self.cache.cache;
+        self.lookups += 1;
+        self.key(part)
+            .and_then(|k| inside(|| c.get(&k, out)))
+            .unwrap_or(false)
+    }
+
+    fn accepts(&self, bytes: usize) -> bool {
+        let c = self.cache.cache;
+        inside(|| !c.too_large(bytes)).unwrap_or(false)
+    }
+
+    fn put(&mut self, part: Part, bytes: &[&[u8]]) {
+        let c = self.cache.cache;
+        if let Some(k) = self.key(part) {
+            inside(|| c.insert_parts(&k, bytes, true));
+        }
     }
 }
 

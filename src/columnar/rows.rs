@@ -96,23 +96,34 @@ impl Table {
         group: usize,
         columns: &[usize],
     ) -> DecodedGroup {
-        reader.read_group(src, group, columns).unwrap_or_else(|e| {
-            corrupt(
-                self.rel,
-                format!(
-                    "segment at block {}, row group {group}: {e}",
-                    src.first_block
-                ),
-            )
-        })
+        reader
+            .read_group(src, group, columns)
+            .unwrap_or_else(|e| self.corrupt_group(src, group, e))
+    }
+
+    fn corrupt_group(
+        &self,
+        src: &storage::SegmentPages,
+        group: usize,
+        e: impl std::fmt::Display,
+    ) -> ! {
+        corrupt(
+            self.rel,
+            format!(
+                "segment at block {}, row group {group}: {e}",
+                src.first_block
+            ),
+        )
     }
 
     /// Decode row group `group` (`columns` of it, None: all stored ones)
-    /// and load it into `datums`.
+    /// of segment `id`, through the shared cache, and load it into `datums`.
+    #[allow(clippy::too_many_arguments)]
     fn load_group(
         &self,
         reader: &SegmentReader,
         src: &storage::SegmentPages,
+        id: Option<local::SegmentId>,
         group: usize,
         stored: usize,
         columns: Option<&[usize]>,
@@ -122,7 +133,10 @@ impl Table {
             Some(cols) => cols.iter().copied().filter(|c| *c < stored).collect(),
             None => (0..stored).collect(),
         };
-        let data = self.read_group(reader, src, group, &cols);
+        let cache = shared::scan_cache();
+        let mut counts = shared::PartCounts::default();
+        let data = shared::read_group(cache.as_ref(), id, reader, src, group, &cols, &mut counts)
+            .unwrap_or_else(|e| self.corrupt_group(src, group, e));
         // SAFETY: open relation; rd_att is the descriptor of its slots.
         let desc = unsafe { (*self.rel).rd_att };
         datums.load(desc, &self.schema, stored, &data, columns);
@@ -350,6 +364,7 @@ impl Cursor {
             Cursor::Parquet {
                 reader,
                 src,
+                id,
                 stored,
                 group,
                 data,
@@ -370,7 +385,15 @@ impl Cursor {
                         *group += 1;
                         continue;
                     }
-                    *data = Some(t.load_group(reader, src, *group, *stored, Some(columns), datums));
+                    *data = Some(t.load_group(
+                        reader,
+                        src,
+                        *id,
+                        *group,
+                        *stored,
+                        Some(columns),
+                        datums,
+                    ));
                     *pos = 0;
                 }
                 let d = data.as_ref().expect("loaded");

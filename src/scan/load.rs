@@ -24,6 +24,7 @@ pub fn load(table: &OmenTable, snap: pg_sys::Snapshot, wanted: &Wanted) -> Loade
         groups_skipped: 0,
         groups_read: 0,
         partitions_skipped: 0,
+        cache: crate::cache::shared::scan_cache(),
     };
     // The filters in the table's numbering, for partition bounds (the
     // statement's parameters are substituted already: this is PostgreSQL's
@@ -101,7 +102,11 @@ fn load_rel(r: &Rel, snap: pg_sys::Snapshot, wanted: &Wanted, out: &mut Loaded) 
                     });
                 out.bytes += chunks.bytes();
                 out.rows += groups.iter().map(|&g| reader.group_rows(g)).sum::<u64>();
-                let data = Arc::new(ParquetData { reader, chunks });
+                let data = Arc::new(ParquetData {
+                    reader,
+                    chunks,
+                    id: seg.id,
+                });
                 for g in groups {
                     out.units.push(Unit::Group {
                         rel: index,

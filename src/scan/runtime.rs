@@ -6,6 +6,7 @@
 //! thread. The main thread waits for each batch in slices, checking for
 //! interrupts between them.
 
+use pgrx::pg_sys;
 use std::future::Future;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -54,8 +55,16 @@ pub fn get() -> &'static (tokio::runtime::Runtime, usize) {
                 format!("omendb could not start DataFusion's threads: {e}"),
             )
         });
+        // SAFETY: registering an exit callback on the main thread.
+        unsafe { pg_sys::before_shmem_exit(Some(leave_cache), pg_sys::Datum::from(0)) };
         (rt, threads)
     })
+}
+
+/// At backend exit: no DataFusion thread may be left copying out of the
+/// shared cache (its pin would outlive the process).
+unsafe extern "C-unwind" fn leave_cache(_code: i32, _arg: pg_sys::Datum) {
+    crate::cache::shared::quiesce();
 }
 
 /// Drive `fut` to completion on the main thread, checking for interrupts

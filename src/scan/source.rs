@@ -42,6 +42,7 @@ use omendb_columnar::prune::{Bound, Filter, Test};
 use omendb_columnar::{decode_row, CopiedChunks, Schema, SegmentReader};
 
 use super::types::Pg;
+use crate::cache::shared::{read_group, PartCounts, ScanCache};
 
 /// One column the table offers DataFusion.
 #[derive(Clone, Debug)]
@@ -81,6 +82,8 @@ pub enum Unit {
 pub struct ParquetData {
     pub reader: SegmentReader,
     pub chunks: CopiedChunks,
+    /// The segment's id, for the shared cache (None: read uncached).
+    pub id: Option<crate::cache::local::SegmentId>,
 }
 
 /// What the main thread copied of one relation the table reads.
@@ -123,6 +126,9 @@ pub struct Loaded {
     pub groups_read: usize,
     /// Partitions whose bounds exclude every row the filters accept.
     pub partitions_skipped: usize,
+    /// The shared cache row groups are read through (taken on the main
+    /// thread: None when there is none or the session turned it off).
+    pub cache: Option<ScanCache>,
 }
 
 /// What planning learned about one table: the columns and filters the
@@ -444,6 +450,8 @@ impl ExecutionPlan for OmenScanExec {
         let s2 = schema.clone();
         let baseline = BaselineMetrics::new(&self.metrics, partition);
         let decoded = MetricBuilder::new(&self.metrics).counter("bytes_decoded", partition);
+        let hits = MetricBuilder::new(&self.metrics).counter("cache_hits", partition);
+        let misses = MetricBuilder::new(&self.metrics).counter("cache_misses", partition);
         let mut dynamic = super::dynamic::Dynamic {
             filters: self
                 .dynamic
@@ -458,8 +466,12 @@ impl ExecutionPlan for OmenScanExec {
         };
         let stream = futures::stream::iter(units).map(move |u| {
             let timer = baseline.elapsed_compute().timer();
-            let b = decode_unit(&loaded, u, &columns, &s2).and_then(|b| dynamic.apply(b));
+            let mut counts = PartCounts::default();
+            let b =
+                decode_unit(&loaded, u, &columns, &s2, &mut counts).and_then(|b| dynamic.apply(b));
             timer.done();
+            hits.add(counts.hits);
+            misses.add(counts.misses);
             if let Ok(b) = &b {
                 baseline.record_output(b.num_rows());
                 decoded.add(b.get_array_memory_size());
@@ -533,6 +545,7 @@ fn decode_unit(
     u: usize,
     columns: &[Column],
     schema: &SchemaRef,
+    counts: &mut PartCounts,
 ) -> Result<RecordBatch> {
     let (rel, row_numbers, arrays): (
         &LoadedRel,
@@ -543,10 +556,16 @@ fn decode_unit(
             let r = &l.rels[*rel];
             let at = r.positions(columns, seg.reader.schema().columns.len());
             let want: Vec<usize> = at.iter().flatten().copied().collect();
-            let g = seg
-                .reader
-                .read_group(&seg.chunks, *group, &want)
-                .map_err(|e| corrupt(&r.name, e))?;
+            let g = read_group(
+                l.cache.as_ref(),
+                seg.id,
+                &seg.reader,
+                &seg.chunks,
+                *group,
+                &want,
+                counts,
+            )
+            .map_err(|e| corrupt(&r.name, e))?;
             let mut arrays = Vec::with_capacity(columns.len());
             for (c, i) in columns.iter().zip(&at) {
                 arrays.push(match i.and_then(|i| g.logical_array(i, c.pg.logical())) {

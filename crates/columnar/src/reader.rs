@@ -533,15 +533,7 @@ impl SegmentReader {
             return err("decoded row group has the wrong number of columns");
         }
         out.row_numbers = typed::<Int64Array>(batch.column(0), "row number")?;
-        let rn = &out.row_numbers;
-        if rn.null_count() != 0 {
-            return err(format!("row group {group} has NULL row numbers"));
-        }
-        if rn.values().first().is_some_and(|&v| v < 0)
-            || rn.values().windows(2).any(|w| w[0] >= w[1])
-        {
-            return err(format!("row group {group} row numbers are not ascending"));
-        }
+        check_row_numbers(&out.row_numbers, group)?;
         for (k, &col) in wanted.iter().enumerate() {
             let decoded =
                 DecodedColumn::new(self.kinds[col], self.storage[col], batch.column(k + 1), col)?;
@@ -644,6 +636,17 @@ fn typed<T: Array + Clone + 'static>(array: &ArrayRef, what: &str) -> Result<T> 
             array.data_type()
         ))
     })
+}
+
+/// Row numbers must be non-NULL, non-negative and strictly ascending.
+fn check_row_numbers(rn: &Int64Array, group: usize) -> Result<()> {
+    if rn.null_count() != 0 {
+        return err(format!("row group {group} has NULL row numbers"));
+    }
+    if rn.values().first().is_some_and(|&v| v < 0) || rn.values().windows(2).any(|w| w[0] >= w[1]) {
+        return err(format!("row group {group} row numbers are not ascending"));
+    }
+    Ok(())
 }
 
 /// A decoded column, typed once so `value` does not downcast per call.

@@ -14,7 +14,9 @@ use arrow_buffer::Buffer;
 use arrow_data::ArrayData;
 use arrow_schema::DataType;
 
-use super::{guarded, typed, DecodedColumn, DecodedGroup, ScaledColumn, SegmentReader};
+use super::{
+    check_row_numbers, guarded, typed, DecodedColumn, DecodedGroup, ScaledColumn, SegmentReader,
+};
 use crate::schema::{err, Error, Result};
 use crate::storage::Storage;
 
@@ -300,12 +302,20 @@ impl SegmentReader {
             if hi.checked_sub(lo).and_then(|d| d.checked_add(1)) == Some(rows as u64) {
                 Some(Int64Array::from_iter_values(lo as i64..=hi as i64))
             } else {
+                // Cached row numbers must be what the footer says the group
+                // holds: ascending, from its first to its last.
+                let valid = |a: &Int64Array| {
+                    check_row_numbers(a, group).is_ok()
+                        && a.values().first() == Some(&(lo as i64))
+                        && a.values().last() == Some(&(hi as i64))
+                };
                 get(Part::RowNumbers)
                     .and_then(|b| {
                         part_array(b, rows)
                             .and_then(|a| typed::<Int64Array>(&a, "row number"))
                             .ok()
                     })
+                    .filter(valid)
                     .inspect(|_| hits += 1)
             };
         if !missing.is_empty() || row_numbers.is_none() {
