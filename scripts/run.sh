@@ -9,6 +9,8 @@ DEMO_PORT="${OMENDB_PORT:-5499}"
 DEMO_DB=omendb_demo
 # Benchmarks want the data cached: OMENDB_SHARED_BUFFERS=2GB scripts/run.sh
 SHARED_BUFFERS="${OMENDB_SHARED_BUFFERS:-256MB}"
+# omendb's shared cache of decoded data (omendb.cache_size; default 128MB).
+CACHE_SIZE="${OMENDB_CACHE_SIZE:-128MB}"
 
 ensure_deps
 install_extension release
@@ -26,6 +28,7 @@ listen_addresses = '127.0.0.1'
 unix_socket_directories = '/tmp'
 shared_preload_libraries = 'omendb'
 shared_buffers = '$SHARED_BUFFERS'
+omendb.cache_size = '$CACHE_SIZE'
 CONF
 chown postgres:postgres "$DEMO_DIR/omendb.conf"
 grep -q "^include_if_exists = 'omendb.conf'" "$DEMO_DIR/postgresql.conf" ||

@@ -5,7 +5,7 @@
 
 use crate::{Variant, Workload};
 
-const COLUMNS: &str = "l_orderkey bigint, l_partkey bigint, l_suppkey bigint, l_linenumber integer, \
+pub(crate) const COLUMNS: &str = "l_orderkey bigint, l_partkey bigint, l_suppkey bigint, l_linenumber integer, \
     l_quantity numeric(15,2), l_extendedprice numeric(15,2), l_discount numeric(15,2), l_tax numeric(15,2), \
     l_returnflag char(1), l_linestatus char(1), l_shipdate date, l_commitdate date, l_receiptdate date, \
     l_shipinstruct char(25), l_shipmode char(10), l_comment varchar(44)";

@@ -15,6 +15,7 @@ pub mod alex_vs_btree;
 pub mod columnar_vs_heap;
 pub mod pgbench;
 pub mod plot;
+pub mod scan_cache;
 pub mod streaming;
 pub mod tpch;
 pub mod workloads;

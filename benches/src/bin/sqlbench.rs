@@ -71,7 +71,7 @@ fn parse() -> Args {
                 .unwrap_or_else(|_| usage(&format!("{arg} takes a number")))
         };
         match arg.as_str() {
-            "alex" | "harness" | "columnar" | "tpch" | "ycsb" | "streaming" => {
+            "alex" | "harness" | "columnar" | "scancache" | "tpch" | "ycsb" | "streaming" => {
                 a.suite = arg.clone()
             }
             "--load-seconds" => a.load_seconds = num(value()) as u32,
@@ -109,6 +109,7 @@ fn main() {
     let result = match a.suite.as_str() {
         "harness" => report(&a, &workloads::point_probes(a.rows, a.probes)).map(|_| ()),
         "columnar" => columnar_suite(&a),
+        "scancache" => scan_cache_suite(&a),
         "tpch" => tpch_suite(&a),
         "ycsb" => ycsb_suite(&a),
         "streaming" => streaming_suite(&a),
@@ -380,9 +381,53 @@ fn columnar_suite(a: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// Scans with the shared cache off, cold and warm, on the lineitem tables
+/// of the `columnar` suite (loaded first if missing).
+fn scan_cache_suite(a: &Args) -> Result<(), String> {
+    let csv = a
+        .lineitem
+        .as_deref()
+        .ok_or("the scancache suite needs --lineitem FILE.csv")?;
+    let mut client = Client::connect(&a.dsn, NoTls).map_err(|e| e.to_string())?;
+    // An extension created by an older build (same version) lacks the
+    // cache's functions: recreate it (and the tables, below).
+    let current: bool = client
+        .query_one(
+            "SELECT to_regprocedure('omendb.cache_reset()') IS NOT NULL",
+            &[],
+        )
+        .map_err(|e| e.to_string())?
+        .get(0);
+    if !current {
+        client
+            .batch_execute("DROP EXTENSION IF EXISTS omendb CASCADE; CREATE EXTENSION omendb")
+            .map_err(|e| e.to_string())?;
+    }
+    for stmt in omendb_bench::scan_cache::ensure_tables(csv) {
+        client
+            .batch_execute(&stmt)
+            .map_err(|e| format!("{stmt}: {e}"))?;
+    }
+    let shared: String = client
+        .query_one(
+            "SELECT format('%s MB, preloaded: %s', capacity_bytes / 1048576, present) FROM omendb.cache_stats",
+            &[],
+        )
+        .map_err(|e| e.to_string())?
+        .get(0);
+    println!(
+        "## omen_columnar scans with the shared cache off / cold / warm vs heap: {} runs each (medians); shared cache {shared}\n",
+        a.runs
+    );
+    for w in omendb_bench::scan_cache::workloads() {
+        report(a, &w)?;
+    }
+    Ok(())
+}
+
 fn usage(msg: &str) -> ! {
     eprintln!(
-        "sqlbench: {msg}\nusage: sqlbench [alex|columnar|tpch|ycsb|streaming|harness] [--lineitem FILE.csv] [--dsn DSN] [--runs N] [--rows N] [--probes N] [--dists a,b] [--insert-seconds N] [--load-seconds N] [--clients N,..]"
+        "sqlbench: {msg}\nusage: sqlbench [alex|columnar|scancache|tpch|ycsb|streaming|harness] [--lineitem FILE.csv] [--dsn DSN] [--runs N] [--rows N] [--probes N] [--dists a,b] [--insert-seconds N] [--load-seconds N] [--clients N,..]"
     );
     std::process::exit(2);
 }
