@@ -7,18 +7,8 @@
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 SF="${TPCH_SF:-1}"
-DATA_DIR="${OMENDB_TPCH_DIR:-/var/lib/omendb/tpch}/sf$SF"
-if ! command -v tpchgen-cli >/dev/null; then
-    log "installing tpchgen-cli from PyPI"
-    pip install --quiet tpchgen-cli==4.0.0
-fi
-if [ ! -s "$DATA_DIR/lineitem.csv" ]; then
-    log "generating TPC-H lineitem at scale factor $SF into $DATA_DIR"
-    mkdir -p "$DATA_DIR"
-    tpchgen-cli csv -s "$SF" --tables lineitem --output-dir "$DATA_DIR"
-fi
-chown -R postgres:postgres "$(dirname "$DATA_DIR")"
+CSV="$(tpch_lineitem_csv "$SF")"
 OMENDB_SHARED_BUFFERS="${OMENDB_SHARED_BUFFERS:-4GB}" "$REPO_DIR/scripts/run.sh" >/dev/null
 (cd "$REPO_DIR" && cargo run --release -q -p omendb-bench --bin sqlbench -- columnar \
-    --lineitem "$DATA_DIR/lineitem.csv" --runs "${BENCH_RUNS:-3}" \
+    --lineitem "$CSV" --runs "${BENCH_RUNS:-3}" \
     --plot "$REPO_DIR/benches/results/columnar-vs-heap-sf$SF.svg")

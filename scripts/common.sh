@@ -57,6 +57,19 @@ ensure_tpchgen() {
     fi
 }
 
+# TPC-H lineitem at scale factor $1 as CSV, generated once; prints its path.
+tpch_lineitem_csv() {
+    local dir="${OMENDB_TPCH_DIR:-/var/lib/omendb/tpch}/sf$1"
+    ensure_tpchgen
+    if [ ! -s "$dir/lineitem.csv" ]; then
+        log "generating TPC-H lineitem at scale factor $1 into $dir"
+        mkdir -p "$dir"
+        tpchgen-cli csv -s "$1" --tables lineitem --output-dir "$dir" >&2
+    fi
+    chown -R postgres:postgres "$(dirname "$dir")"
+    echo "$dir/lineitem.csv"
+}
+
 ensure_deps() {
     ensure_apt_packages
     ensure_cargo_pgrx

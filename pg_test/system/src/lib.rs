@@ -9,12 +9,14 @@
 //! debugging).
 
 mod background;
+mod churn;
 mod cluster;
 mod ledger;
 mod plan;
 mod process;
 
 pub use background::Background;
+pub use churn::delete_and_compact;
 pub use cluster::{Cluster, ClusterOptions, Lsn, CRASH_MARKERS};
 pub use ledger::{InsertWorkload, Ledger};
 pub use plan::query_with_plan;

@@ -8,7 +8,7 @@
 //! Without preloading, the per-backend level works and the shared one says
 //! it is absent.
 
-use omendb_systest::{Cluster, ClusterOptions, Result, CRASH_MARKERS};
+use omendb_systest::{delete_and_compact, Cluster, ClusterOptions, Result, CRASH_MARKERS};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -120,19 +120,14 @@ fn shared_cache_under_readers_compaction_and_a_killed_backend() -> Result<()> {
     }
     // Deletes and compactions: new segments (new ids) replace the old ones.
     let mut w = cluster.connect()?;
-    let start = Instant::now();
-    let mut round = 0;
-    while start.elapsed() < Duration::from_secs(25) && !handles.iter().any(|h| h.is_finished()) {
-        round += 1;
-        w.batch_execute(&format!(
-            "BEGIN;
-             DELETE FROM c WHERE id % 101 = {round};
-             DELETE FROM h WHERE id % 101 = {round};
-             COMMIT;
-             SELECT omendb.columnar_compact('c');"
-        ))?;
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    let round = delete_and_compact(
+        &mut w,
+        "c",
+        "h",
+        Duration::from_secs(25),
+        Duration::from_millis(500),
+        &handles,
+    )?;
     stop.store(true, Ordering::Relaxed);
     for h in handles {
         h.join().map_err(|_| "a reader panicked")??;

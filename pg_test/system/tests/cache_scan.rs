@@ -7,7 +7,7 @@
 //! with pg_terminate_backend: none may leave a pin behind (their threads
 //! are waited for as the backend exits) and the server keeps running.
 
-use omendb_systest::{Cluster, ClusterOptions, Result, CRASH_MARKERS};
+use omendb_systest::{delete_and_compact, Cluster, ClusterOptions, Result, CRASH_MARKERS};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -97,19 +97,14 @@ fn scans_share_the_cache_under_compaction_and_terminated_backends() -> Result<()
         ));
     }
     let mut w = cluster.connect()?;
-    let start = Instant::now();
-    let mut round = 0;
-    while start.elapsed() < Duration::from_secs(25) && !handles.iter().any(|h| h.is_finished()) {
-        round += 1;
-        w.batch_execute(&format!(
-            "BEGIN;
-             DELETE FROM c WHERE id % 101 = {round};
-             DELETE FROM h WHERE id % 101 = {round};
-             COMMIT;
-             SELECT omendb.columnar_compact('c');"
-        ))?;
-        std::thread::sleep(Duration::from_millis(1500));
-    }
+    let round = delete_and_compact(
+        &mut w,
+        "c",
+        "h",
+        Duration::from_secs(25),
+        Duration::from_millis(1500),
+        &handles,
+    )?;
     stop.store(true, Ordering::Relaxed);
     for h in handles {
         h.join().map_err(|_| "a scanner panicked")??;
