@@ -23,7 +23,8 @@ use omendb_cache::shared::{Inserted, Key, SharedCache, SharedStats};
 use omendb_columnar::{DecodedGroup, Part, PartCache, SegmentReader, SegmentSource};
 use pgrx::pg_sys;
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 const NAME: &std::ffi::CStr = c"omendb cache";
 /// Bytes per block of the region: entries are chains of blocks.
@@ -179,16 +180,23 @@ const WHOLE_GROUP: u64 = u32::MAX as u64;
 /// reads the session's setting and database), then usable from DataFusion's
 /// threads too: the core is plain Rust over the region and calls nothing in
 /// PostgreSQL. Scans insert as bulk reads, which the clock sweep evicts
-/// first, so a large scan does not flush what point lookups use.
-#[derive(Clone, Copy)]
+/// first, so a large scan does not flush what point lookups use. One value
+/// per scan: it holds the scan's insert budget.
+#[derive(Clone)]
 pub struct ScanCache {
     cache: SharedCache,
     db: u64,
+    /// Bytes the scan may still offer: half the cache. A scan of more than
+    /// the cache holds would pay for inserting all it reads and evict its
+    /// own entries before reading them again (PostgreSQL's bulk-read ring
+    /// exists for the same reason); past its budget a scan still reads
+    /// what the cache has but offers nothing.
+    budget: Arc<AtomicUsize>,
 }
 
 /// DataFusion threads inside the cache now, and whether the backend is
 /// exiting (see [`quiesce`]).
-static IN_USE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static IN_USE: AtomicUsize = AtomicUsize::new(0);
 static CLOSING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Called as the backend exits: a DataFusion thread still copying an entry
@@ -222,14 +230,18 @@ fn inside<R>(f: impl FnOnce() -> R) -> Option<R> {
 pub fn scan_cache() -> Option<ScanCache> {
     // SAFETY: reading a backend global.
     let db = u32::from(unsafe { pg_sys::MyDatabaseId }) as u64;
-    cache().map(|cache| ScanCache { cache, db })
+    cache().map(|cache| ScanCache {
+        cache,
+        db,
+        budget: Arc::new(AtomicUsize::new(cache.capacity() / 2)),
+    })
 }
 
 impl ScanCache {
     /// The parts of row group `group` of segment `id`.
-    fn group(&self, id: SegmentId, group: usize) -> GroupParts {
+    fn group(&self, id: SegmentId, group: usize) -> GroupParts<'_> {
         GroupParts {
-            cache: *self,
+            cache: self,
             key: [
                 self.db << 32 | id.0 as u64,
                 id.1,
@@ -272,14 +284,14 @@ pub fn read_group(
 }
 
 /// One row group's parts in the shared cache ([`omendb_columnar::PartCache`]).
-pub struct GroupParts {
-    cache: ScanCache,
+pub struct GroupParts<'a> {
+    cache: &'a ScanCache,
     key: [u64; 3],
     /// Parts asked for.
     lookups: usize,
 }
 
-impl GroupParts {
+impl GroupParts<'_> {
     fn key(&self, part: Part) -> Option<Key> {
         let bits = match part {
             Part::RowNumbers => [0, 0],
@@ -294,7 +306,7 @@ impl GroupParts {
     }
 }
 
-impl PartCache for GroupParts {
+impl PartCache for GroupParts<'_> {
     fn get(&mut self, part: Part, out: &mut Vec<u8>) -> bool {
         let c = self.cache.cache;
         self.lookups += 1;
@@ -305,12 +317,18 @@ impl PartCache for GroupParts {
 
     fn accepts(&self, bytes: usize) -> bool {
         let c = self.cache.cache;
-        inside(|| !c.too_large(bytes)).unwrap_or(false)
+        self.cache.budget.load(Ordering::Relaxed) >= bytes
+            && inside(|| !c.too_large(bytes)).unwrap_or(false)
     }
 
     fn put(&mut self, part: Part, bytes: &[&[u8]]) {
         let c = self.cache.cache;
-        if let Some(k) = self.key(part) {
+        let len: usize = bytes.iter().map(|b| <[u8]>::len(b)).sum();
+        let spent = self
+            .cache
+            .budget
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| b.checked_sub(len));
+        if let (Ok(_), Some(k)) = (spent, self.key(part)) {
             inside(|| c.insert_parts(&k, bytes, true));
         }
     }

@@ -13,6 +13,10 @@ use std::rc::Rc;
 pub struct Table {
     pub rel: pg_sys::Relation,
     pub schema: Schema,
+    /// Sequential scans read row groups through the shared cache (with
+    /// the scan's insert budget); other readers (compaction, verify,
+    /// rewrites) leave it None and read uncached.
+    pub scan_cache: Option<shared::ScanCache>,
 }
 
 impl Table {
@@ -21,6 +25,7 @@ impl Table {
         Table {
             rel,
             schema: datum::schema_of(unsafe { (*rel).rd_att }),
+            scan_cache: None,
         }
     }
 
@@ -117,7 +122,8 @@ impl Table {
     }
 
     /// Decode row group `group` (`columns` of it, None: all stored ones)
-    /// of segment `id`, through the shared cache, and load it into `datums`.
+    /// of segment `id`, through the scan's cache if any, and load it into
+    /// `datums`.
     #[allow(clippy::too_many_arguments)]
     fn load_group(
         &self,
@@ -133,9 +139,9 @@ impl Table {
             Some(cols) => cols.iter().copied().filter(|c| *c < stored).collect(),
             None => (0..stored).collect(),
         };
-        let cache = shared::scan_cache();
         let mut counts = shared::PartCounts::default();
-        let data = shared::read_group(cache.as_ref(), id, reader, src, group, &cols, &mut counts)
+        let cache = self.scan_cache.as_ref();
+        let data = shared::read_group(cache, id, reader, src, group, &cols, &mut counts)
             .unwrap_or_else(|e| self.corrupt_group(src, group, e));
         // SAFETY: open relation; rd_att is the descriptor of its slots.
         let desc = unsafe { (*self.rel).rd_att };

@@ -49,7 +49,8 @@ impl ScanState {
         hints: Option<Hints>,
     ) -> ScanState {
         let (segments, deleted) = snapshot::visible(rel, snapshot);
-        let table = Table::new(rel);
+        let mut table = Table::new(rel);
+        table.scan_cache = crate::cache::shared::scan_cache();
         let all: Vec<usize> = (0..table.schema.columns.len()).collect();
         let columns = hints
             .as_ref()

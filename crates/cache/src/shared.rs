@@ -364,6 +364,11 @@ impl SharedCache {
         r
     }
 
+    /// Bytes the cache holds when full.
+    pub fn capacity(&self) -> usize {
+        self.partitions * self.entries * self.block_size
+    }
+
     /// Bytes a partition can hold; larger values are refused.
     pub fn max_value(&self) -> usize {
         // An entry may take a quarter of its partition, so one large value
@@ -530,7 +535,7 @@ impl SharedCache {
             evictions: get(EVICTIONS),
             all_pinned: get(ALL_PINNED),
             too_large: get(TOO_LARGE),
-            capacity: (self.partitions * self.entries * self.block_size) as u64,
+            capacity: self.capacity() as u64,
             ..Default::default()
         };
         for p in 0..self.partitions {

@@ -222,3 +222,62 @@ fn a_standby_serves_from_its_own_cache() -> Result<()> {
     primary.check_log(CRASH_MARKERS)?;
     Ok(())
 }
+
+/// A scan of more decoded data than the cache holds offers at most half
+/// the cache, then reads through it without inserting; the next scan of
+/// the same table is answered in part from what the first one kept.
+#[test]
+fn a_scan_larger_than_the_cache_offers_at_most_half_of_it() -> Result<()> {
+    let opts = ClusterOptions {
+        extra_conf: vec![
+            "omendb.cache_size = 64".into(),
+            "omendb.datafusion_min_cost = 0".into(),
+        ],
+        ..Default::default()
+    };
+    let cluster = Cluster::start_new("cache-budget", &opts)?;
+    // About 80 MB decoded, in parts of 0.5-0.8 MB (a part may take 1 MB
+    // of this cache): ids, and short texts with their offsets.
+    cluster.sql(
+        "CREATE EXTENSION IF NOT EXISTS omendb;
+         CREATE TABLE big (id bigint NOT NULL, t text) USING omen_columnar;
+         INSERT INTO big SELECT g, 'x' || (g % 1000) FROM generate_series(1, 4000000) g;
+         ANALYZE big;",
+    )?;
+    let mut c = cluster.connect()?;
+    let capacity: i64 = c
+        .query_one("SELECT capacity_bytes FROM omendb.cache_stats", &[])?
+        .get(0);
+    let used = |c: &mut postgres::Client| -> Result<(i64, i64, i64)> {
+        let r = c.query_one(
+            "SELECT bytes_used, hits, inserts FROM omendb.cache_stats",
+            &[],
+        )?;
+        Ok((r.get(0), r.get(1), r.get(2)))
+    };
+    for df in ["force", "off"] {
+        c.batch_execute(&format!(
+            "SELECT omendb.cache_reset(); SET omendb.datafusion = {df}"
+        ))?;
+        let want: i64 = 4_000_000;
+        let n: i64 = c
+            .query_one("SELECT count(*) FROM big WHERE t LIKE 'x%' OR id > 0", &[])?
+            .get(0);
+        assert_eq!(n, want);
+        let (bytes, _, inserts) = used(&mut c)?;
+        eprintln!("{df}: {inserts} parts kept, {bytes} of {capacity} bytes");
+        // Half the cache, plus the block rounding of each part.
+        assert!(
+            inserts > 20 && bytes <= capacity / 2 + inserts * 8192,
+            "{df}: one scan kept {inserts} parts, {bytes} bytes of a {capacity}-byte cache"
+        );
+        let n: i64 = c
+            .query_one("SELECT count(*) FROM big WHERE t LIKE 'x%' OR id > 0", &[])?
+            .get(0);
+        assert_eq!(n, want);
+        let (bytes2, hits, _) = used(&mut c)?;
+        assert!(hits > 0, "{df}: the second scan found nothing");
+        assert!(bytes2 <= capacity, "{df}: {bytes2} bytes used");
+    }
+    Ok(())
+}
