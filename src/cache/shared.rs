@@ -101,23 +101,36 @@ fn canonical(columns: &[usize]) -> Option<(Vec<usize>, [u64; 2])> {
     let mut cols = columns.to_vec();
     cols.sort_unstable();
     cols.dedup();
-    let mut bits = [0u64; 2];
-    for &c in &cols {
-        *bits.get_mut(c / 64)? |= 1 << (c % 64);
-    }
+    let bits = column_bits(&cols)?;
     Some((cols, bits))
 }
 
-fn key(id: SegmentId, group: usize, page: usize, bits: [u64; 2]) -> Key {
-    // SAFETY: reading a backend global.
-    let db = u32::from(unsafe { pg_sys::MyDatabaseId }) as u64;
+/// `columns` as a bit set; None past the 128th column.
+fn column_bits(columns: &[usize]) -> Option<[u64; 2]> {
+    let mut bits = [0u64; 2];
+    for &c in columns {
+        *bits.get_mut(c / 64)? |= 1 << (c % 64);
+    }
+    Some(bits)
+}
+
+/// The one key layout: database and segment catalog, segment id, row group
+/// and page, decoded columns.
+fn key_in(db: u64, id: SegmentId, group: usize, page: u64, bits: [u64; 2]) -> Key {
     [
         db << 32 | id.0 as u64,
         id.1,
-        (group as u64) << 32 | page as u64,
+        (group as u64) << 32 | page,
         bits[0],
         bits[1],
     ]
+}
+
+/// A fetch page's key in this backend's database (main thread).
+fn key(id: SegmentId, group: usize, page: usize, bits: [u64; 2]) -> Key {
+    // SAFETY: reading a backend global.
+    let db = u32::from(unsafe { pg_sys::MyDatabaseId }) as u64;
+    key_in(db, id, group, page as u64, bits)
 }
 
 thread_local! {
@@ -242,11 +255,8 @@ impl ScanCache {
     fn group(&self, id: SegmentId, group: usize) -> GroupParts<'_> {
         GroupParts {
             cache: self,
-            key: [
-                self.db << 32 | id.0 as u64,
-                id.1,
-                (group as u64) << 32 | WHOLE_GROUP,
-            ],
+            id,
+            group,
             lookups: 0,
         }
     }
@@ -286,7 +296,8 @@ pub fn read_group(
 /// One row group's parts in the shared cache ([`omendb_columnar::PartCache`]).
 pub struct GroupParts<'a> {
     cache: &'a ScanCache,
-    key: [u64; 3],
+    id: SegmentId,
+    group: usize,
     /// Parts asked for.
     lookups: usize,
 }
@@ -295,14 +306,10 @@ impl GroupParts<'_> {
     fn key(&self, part: Part) -> Option<Key> {
         let bits = match part {
             Part::RowNumbers => [0, 0],
-            Part::Column(c) if c < 128 => {
-                let mut bits = [0u64; 2];
-                bits[c / 64] = 1 << (c % 64);
-                bits
-            }
-            Part::Column(_) => return None,
+            Part::Column(c) => column_bits(&[c])?,
         };
-        Some([self.key[0], self.key[1], self.key[2], bits[0], bits[1]])
+        let db = self.cache.db;
+        Some(key_in(db, self.id, self.group, WHOLE_GROUP, bits))
     }
 }
 
