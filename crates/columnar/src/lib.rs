@@ -29,7 +29,9 @@ mod stats;
 pub mod storage;
 mod writer;
 
-pub use reader::{CopiedChunks, DecodedGroup, Part, PartCache, SegmentReader, SegmentSource};
+pub use reader::{
+    ColumnData, CopiedChunks, DecodedGroup, Part, PartCache, SegmentReader, SegmentSource,
+};
 pub use row::{decode_row, encode_row};
 pub use schema::{ColumnKind, ColumnSpec, Error, Result, Schema, Value};
 pub use stats::{ColumnStats, GroupStats};

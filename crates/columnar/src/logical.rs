@@ -215,6 +215,47 @@ pub fn numeric_to_i128(payload: &[u8], scale: i8) -> Result<i128> {
     Ok(if negative { -acc } else { acc })
 }
 
+/// The base-10000 digits of `mag` (least significant first) into `out`,
+/// the lowest shifted up by `pad` (< 4) decimal places so the fraction
+/// fills whole digits (the lowest digit holds the lowest 4 - pad decimal
+/// digits: mag * 10^pad could overflow); returns how many.
+fn base_10000<T>(mut mag: T, pad: u16, out: &mut [u16; 12]) -> usize
+where
+    T: Copy
+        + PartialOrd
+        + From<u16>
+        + TryInto<u16>
+        + std::ops::Rem<Output = T>
+        + std::ops::Div<Output = T>
+        + std::ops::Mul<Output = T>,
+{
+    let digit = |v: T| v.try_into().unwrap_or(0);
+    let zero = T::from(0);
+    let mut total = 0;
+    // Each pad divides by a constant (a multiply, not a division).
+    macro_rules! pad_by {
+        ($q:expr, $p:expr) => {{
+            out[0] = digit((mag % T::from($q)) * T::from($p));
+            total = 1;
+            mag = mag / T::from($q);
+        }};
+    }
+    match pad {
+        0 => {}
+        1 => pad_by!(1000, 10),
+        2 => pad_by!(100, 100),
+        3 => pad_by!(10, 1000),
+        _ => unreachable!("pad is below 4"),
+    }
+    let base = T::from(10_000);
+    while mag > zero {
+        out[total] = digit(mag % base);
+        total += 1;
+        mag = mag / base;
+    }
+    total
+}
+
 /// The numeric payload (varlena contents without its header) of
 /// `unscaled * 10^-scale`, with display scale `scale`: what PostgreSQL's
 /// `make_result` would store for that value (short format when it fits).
@@ -226,28 +267,32 @@ pub fn i128_to_numeric(unscaled: i128, scale: u16) -> Vec<u8> {
 
 /// [`i128_to_numeric`], appending to `out` without allocating.
 pub fn write_numeric(unscaled: i128, scale: u16, out: &mut Vec<u8>) {
+    let mut img = [0u8; NUMERIC_MAX];
+    let len = numeric_into(unscaled, scale, &mut img);
+    out.extend_from_slice(&img[..len]);
+}
+
+/// Longest numeric payload [`numeric_into`] writes: a 4-byte header and 11
+/// base-10000 digits (|i128| < 10^39, plus one digit for the fraction's
+/// padding).
+pub const NUMERIC_MAX: usize = 4 + 2 * 11;
+
+/// [`i128_to_numeric`] written into `out` (for callers that lay images out
+/// in memory of their own, a datum arena); returns its length.
+pub fn numeric_into(unscaled: i128, scale: u16, out: &mut [u8; NUMERIC_MAX]) -> usize {
     let negative = unscaled < 0;
-    let mut mag = unscaled.unsigned_abs();
+    let mag = unscaled.unsigned_abs();
     // Align the fraction to whole base-10000 digits: pad to a multiple of 4.
     let pad = (4 - scale % 4) % 4;
     let frac_digits = (scale + pad) / 4;
-    // Least significant first; |i128| < 10^39 needs at most 10 + 1 digits.
+    // Least significant first.
     let mut base_digits = [0u16; 12];
-    let mut total = 0usize;
-    if pad > 0 {
-        // The lowest base-10000 digit holds the lowest 4 - pad decimal
-        // digits, shifted up by pad (mag * 10^pad could overflow).
-        let p = 10u128.pow(pad as u32);
-        let q = 10_000 / p;
-        base_digits[0] = ((mag % q) * p) as u16;
-        total = 1;
-        mag /= q;
-    }
-    while mag > 0 {
-        base_digits[total] = (mag % 10_000) as u16;
-        total += 1;
-        mag /= 10_000;
-    }
+    // Magnitudes that fit 64 bits (every scaled column's) divide in 64-bit
+    // arithmetic; 128-bit division is a library call per digit.
+    let total = match u64::try_from(mag) {
+        Ok(m) => base_10000(m, pad, &mut base_digits),
+        Err(_) => base_10000(mag, pad, &mut base_digits),
+    };
     // Weight of the most significant digit: digits above the fraction.
     let mut weight = total as i32 - frac_digits as i32 - 1;
     // Strip trailing (least significant) and leading zero digits.
@@ -264,6 +309,11 @@ pub fn write_numeric(unscaled: i128, scale: u16, out: &mut Vec<u8>) {
     if digits.is_empty() {
         weight = 0;
     }
+    let mut len = 0;
+    let mut push = |v: u16| {
+        out[len..len + 2].copy_from_slice(&v.to_le_bytes());
+        len += 2;
+    };
     let short = scale <= (SHORT_DSCALE_MASK >> SHORT_DSCALE_SHIFT) && (-64..64).contains(&weight);
     if short {
         let mut h = NUMERIC_SHORT | (scale << SHORT_DSCALE_SHIFT);
@@ -274,19 +324,20 @@ pub fn write_numeric(unscaled: i128, scale: u16, out: &mut Vec<u8>) {
             h |= SHORT_WEIGHT_SIGN;
         }
         h |= (weight as u16) & SHORT_WEIGHT_MASK;
-        out.extend_from_slice(&h.to_le_bytes());
+        push(h);
     } else {
         let sign = if negative && !digits.is_empty() {
             NUMERIC_NEG
         } else {
             0
         };
-        out.extend_from_slice(&(sign | (scale & 0x3FFF)).to_le_bytes());
-        out.extend_from_slice(&(weight as i16).to_le_bytes());
+        push(sign | (scale & 0x3FFF));
+        push(weight as i16 as u16);
     }
     for d in digits.iter().rev() {
-        out.extend_from_slice(&d.to_le_bytes());
+        push(*d);
     }
+    len
 }
 
 /// Build stored-form arrays for `kinds` from rows of values (write-store
@@ -444,6 +495,38 @@ mod tests {
             // One more scale digit reads ten times larger.
             if s < 30 {
                 assert_eq!(numeric_to_i128(&p, s as i8 + 1).unwrap(), v * 10);
+            }
+        }
+    }
+
+    /// The 64-bit digit loop gives the 128-bit one's digits.
+    #[test]
+    fn numeric_digits_agree_in_64_and_128_bits() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for i in 0..20_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let m = match i % 4 {
+                0 => x,
+                1 => x % 100_000,
+                2 => u64::MAX - (x % 1000),
+                _ => 10u64.pow((x % 20) as u32),
+            };
+            for pad in 0..4u16 {
+                let (mut a, mut b) = ([0u16; 12], [0u16; 12]);
+                let na = base_10000(m, pad, &mut a);
+                let nb = base_10000(m as u128, pad, &mut b);
+                assert_eq!((na, a), (nb, b), "{m} pad {pad}");
+            }
+            let v = m as i128 * if i % 2 == 0 { 1 } else { -1 };
+            for scale in [0u16, 1, 2, 3, 4, 7, 15] {
+                let p = i128_to_numeric(v, scale);
+                assert_eq!(
+                    numeric_to_i128(&p, scale as i8).unwrap(),
+                    v,
+                    "{v} scale {scale}"
+                );
             }
         }
     }

@@ -715,6 +715,24 @@ impl DecodedColumn {
     }
 }
 
+/// One decoded column as stored (see [`DecodedGroup::column_data`]); words
+/// are the arrays' values, which [`DecodedGroup::value`] turns into the
+/// canonical words of the crate docs.
+pub enum ColumnData<'a> {
+    Bool(&'a BooleanArray),
+    Char(&'a Int8Array),
+    Int16(&'a Int16Array),
+    Int32(&'a Int32Array),
+    Int64(&'a Int64Array),
+    Float32(&'a Float32Array),
+    Float64(&'a Float64Array),
+    Fixed(&'a FixedSizeBinaryArray),
+    Bytes(&'a LargeBinaryArray),
+    /// A scaled numeric's stored integers and scale; value i's image is
+    /// [`crate::storage::scaled_into`]`(ints[i], scale)` (NaN included).
+    Scaled(&'a Int64Array, u16),
+}
+
 /// The decoded rows of one row group (row numbers plus projected columns).
 pub struct DecodedGroup {
     row_numbers: Int64Array,
@@ -818,6 +836,24 @@ impl DecodedGroup {
             Some(_) => 0,
             None => panic!("DecodedGroup::value_bytes: column {column} was not decoded"),
         }
+    }
+
+    /// Schema column `column`'s decoded arrays, borrowed, for callers that
+    /// convert a whole column at a time; None if it was not decoded.
+    pub fn column_data(&self, column: usize) -> Option<ColumnData<'_>> {
+        let col = self.columns.get(column)?.as_ref()?;
+        Some(match col {
+            DecodedColumn::Bool(a) => ColumnData::Bool(a),
+            DecodedColumn::Char(a) => ColumnData::Char(a),
+            DecodedColumn::Int16(a) => ColumnData::Int16(a),
+            DecodedColumn::Int32(a) => ColumnData::Int32(a),
+            DecodedColumn::Int64(a) => ColumnData::Int64(a),
+            DecodedColumn::Float32(a) => ColumnData::Float32(a),
+            DecodedColumn::Float64(a) => ColumnData::Float64(a),
+            DecodedColumn::Fixed(a) => ColumnData::Fixed(a),
+            DecodedColumn::Bytes(a) => ColumnData::Bytes(a),
+            DecodedColumn::Scaled(c) => ColumnData::Scaled(&c.ints, c.scale),
+        })
     }
 
     /// Every value of schema column `column`, in row order, as

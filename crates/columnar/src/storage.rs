@@ -17,7 +17,7 @@
 use arrow_array::builder::LargeBinaryBuilder;
 use arrow_array::{Int64Array, LargeBinaryArray};
 
-use crate::logical::{i128_to_numeric, numeric_to_i128, write_numeric};
+use crate::logical::{i128_to_numeric, numeric_into, numeric_to_i128, NUMERIC_MAX};
 use crate::schema::{err, ColumnKind, ColumnSpec, Error, Result};
 
 /// PostgreSQL's `NUMERICOID` (fixed in its catalog).
@@ -134,10 +134,19 @@ pub(crate) fn scale_numeric(payload: &[u8], scale: u16) -> Result<i64> {
 
 /// Appends the numeric payload a scaled integer stands for to `out`.
 pub(crate) fn unscale_numeric(v: i64, scale: u16, out: &mut Vec<u8>) {
+    let mut img = [0u8; NUMERIC_MAX];
+    let len = scaled_into(v, scale, &mut img);
+    out.extend_from_slice(&img[..len]);
+}
+
+/// The numeric payload a stored scaled integer stands for (NaN included),
+/// written into `out`; returns its length.
+pub fn scaled_into(v: i64, scale: u16, out: &mut [u8; NUMERIC_MAX]) -> usize {
     if v == NAN_SENTINEL {
-        out.extend_from_slice(&NAN_PAYLOAD);
+        out[..NAN_PAYLOAD.len()].copy_from_slice(&NAN_PAYLOAD);
+        NAN_PAYLOAD.len()
     } else {
-        write_numeric(i128::from(v), scale, out);
+        numeric_into(i128::from(v), scale, out)
     }
 }
 
