@@ -8,8 +8,11 @@
 #[cfg(target_endian = "big")]
 compile_error!("group.rs writes varlena headers in little-endian form");
 
-use super::datum;
-use omendb_columnar::{ColumnKind, DecodedGroup, Schema, Value};
+use arrow::array::{Array, ArrowPrimitiveType, PrimitiveArray};
+use arrow::buffer::NullBuffer;
+use omendb_columnar::logical::NUMERIC_MAX;
+use omendb_columnar::storage::scaled_into;
+use omendb_columnar::{ColumnData, ColumnKind, DecodedGroup, Schema};
 use pgrx::pg_sys;
 
 /// One decoded column's datums.
@@ -43,67 +46,196 @@ pub struct GroupDatums {
     /// The `Values` columns: (column, its datums, its nulls), pointing into
     /// `columns` (rebuilt on every load).
     decoded: Vec<(usize, *const pg_sys::Datum, *const bool)>,
+    /// Rows `block_start..block_start + block_len`, row-major (a slot's
+    /// values and nulls, one after another): filling a slot is two copies,
+    /// and the columns are read one at a time, a block at a time, rather
+    /// than all of them at once per row.
+    block_values: Vec<pg_sys::Datum>,
+    block_nulls: Vec<bool>,
+    block_start: usize,
+    block_len: usize,
 }
 
-/// Bytes a by-reference value of `len` takes in the arena, rounded up to 8.
-fn arena_size(kind: ColumnKind, attlen: i16, len: usize) -> usize {
-    let raw = match kind {
-        ColumnKind::Bytes if attlen == -2 => len + 1,
-        ColumnKind::Bytes => len + pg_sys::VARHDRSZ,
-        _ => len.max(1),
-    };
-    raw.div_ceil(8) * 8
-}
+/// Rows per row-major block.
+const BLOCK: usize = 256;
 
-/// Convert column `c` of `data` into `out`, reusing its buffers.
+/// Convert column `c` of `data` into `out`, reusing its buffers: one loop
+/// per column over its arrays (word columns are a plain conversion of the
+/// values slice; by-reference values are laid out in the arena).
 fn decode_column(kind: ColumnKind, attlen: i16, data: &DecodedGroup, c: usize, out: &mut Values) {
     let n = data.len();
     out.datums.clear();
     out.nulls.clear();
-    out.datums.resize(n, pg_sys::Datum::from(0));
-    out.nulls.resize(n, true);
-    // Room for every value with its header and padding, reserved before any
-    // pointer into the arena is taken (it never reallocates below).
-    let bound = match kind {
-        ColumnKind::Bytes | ColumnKind::Fixed(_) => data.value_bytes(c) + n * 16,
-        _ => 0,
-    };
     out.arena.clear();
-    out.arena.reserve(bound.div_ceil(8));
-    let base = out.arena.as_mut_ptr() as *mut u8;
-    let mut at = 0usize;
-    let (datums, nulls) = (&mut out.datums[..], &mut out.nulls[..]);
-    data.for_each_value(c, |i, v| match v {
-        Value::Null => {}
-        Value::Word(w) => {
-            datums[i] = datum::word_datum(kind, w);
-            nulls[i] = false;
+    let Some(column) = data.column_data(c) else {
+        panic!("group.rs: column {c} was not decoded");
+    };
+    match column {
+        ColumnData::Bool(a) => {
+            out.datums.extend(
+                a.values()
+                    .iter()
+                    .map(|v| pg_sys::Datum::from(usize::from(v))),
+            );
+            nulls_of(a.nulls(), n, &mut out.nulls);
         }
-        Value::Bytes(b) => {
-            let size = arena_size(kind, attlen, b.len());
-            assert!(at + size <= bound, "arena bound holds every value");
-            // SAFETY: `at + size` is within the reserved arena.
-            unsafe {
-                let p = base.add(at);
-                match kind {
-                    ColumnKind::Bytes if attlen == -2 => {
-                        std::ptr::copy_nonoverlapping(b.as_ptr(), p, b.len());
-                        *p.add(b.len()) = 0;
-                    }
-                    ColumnKind::Bytes => {
-                        // SET_VARSIZE_4B on a little-endian machine.
-                        let total = (b.len() + pg_sys::VARHDRSZ) as u32;
-                        (p as *mut u32).write(total << 2);
-                        std::ptr::copy_nonoverlapping(b.as_ptr(), p.add(pg_sys::VARHDRSZ), b.len());
-                    }
-                    _ => std::ptr::copy_nonoverlapping(b.as_ptr(), p, b.len()),
+        // As `datum::word_datum` makes them: signed values sign-extended,
+        // a float4 by its bits as an int4.
+        ColumnData::Char(a) => words(a, |v| v as isize as usize, out),
+        ColumnData::Int16(a) => words(a, |v| v as isize as usize, out),
+        ColumnData::Int32(a) => words(a, |v| v as isize as usize, out),
+        ColumnData::Int64(a) => words(a, |v| v as usize, out),
+        ColumnData::Float32(a) => words(a, |v| v.to_bits() as i32 as isize as usize, out),
+        ColumnData::Float64(a) => words(a, |v| v.to_bits() as usize, out),
+        ColumnData::Fixed(a) => {
+            let width = a.value_length() as usize;
+            let size = width.max(1).div_ceil(8) * 8;
+            let mut arena = Arena::new(&mut out.arena, n * size);
+            each_valid(a.nulls(), n, out, |i| {
+                arena.put(size, |p| {
+                    // SAFETY: `size` >= width bytes at p.
+                    unsafe { std::ptr::copy_nonoverlapping(a.value(i).as_ptr(), p, width) }
+                })
+            });
+        }
+        ColumnData::Bytes(a) => {
+            let offsets = a.value_offsets();
+            let values = a.values();
+            let total = (offsets[n] - offsets[0]) as usize;
+            let mut arena = Arena::new(&mut out.arena, total + n * 16);
+            let cstring = kind == ColumnKind::Bytes && attlen == -2;
+            each_valid(a.nulls(), n, out, |i| {
+                let b = &values[offsets[i] as usize..offsets[i + 1] as usize];
+                if cstring {
+                    arena.put((b.len() + 1).div_ceil(8) * 8, |p| {
+                        // SAFETY: len + 1 bytes at p.
+                        unsafe {
+                            std::ptr::copy_nonoverlapping(b.as_ptr(), p, b.len());
+                            *p.add(b.len()) = 0;
+                        }
+                    })
+                } else {
+                    varlena(&mut arena, b)
                 }
-                datums[i] = pg_sys::Datum::from(p as usize);
-            }
-            at += size;
-            nulls[i] = false;
+            });
         }
-    });
+        ColumnData::Scaled(ints, scale) => {
+            // Each value's numeric image, written straight into the arena.
+            const SIZE: usize = (NUMERIC_MAX + pg_sys::VARHDRSZ).div_ceil(8) * 8;
+            let mut arena = Arena::new(&mut out.arena, n * SIZE);
+            let values = ints.values();
+            // Rows with a value seen recently share its image (datums are
+            // read-only): most numeric columns repeat few values.
+            let mut recent = [(0i64, pg_sys::Datum::from(0)); 256];
+            each_valid(ints.nulls(), n, out, |i| {
+                let v = values[i];
+                let at = ((v as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize;
+                let (seen, datum) = recent[at];
+                if seen == v && datum.value() != 0 {
+                    return datum;
+                }
+                let datum = arena.put_up_to(SIZE, |p| {
+                    // SAFETY: SIZE >= VARHDRSZ + NUMERIC_MAX bytes at p, 8-byte
+                    // aligned; a byte array needs no alignment.
+                    unsafe {
+                        let img = &mut *(p.add(pg_sys::VARHDRSZ) as *mut [u8; NUMERIC_MAX]);
+                        let total = scaled_into(v, scale, img) + pg_sys::VARHDRSZ;
+                        (p as *mut u32).write((total as u32) << 2);
+                        total
+                    }
+                });
+                recent[at] = (v, datum);
+                datum
+            });
+        }
+    }
+}
+
+/// Word datums of a primitive array, converted value by value.
+fn words<T: ArrowPrimitiveType>(
+    a: &PrimitiveArray<T>,
+    conv: impl Fn(T::Native) -> usize,
+    out: &mut Values,
+) {
+    out.datums
+        .extend(a.values().iter().map(|v| pg_sys::Datum::from(conv(*v))));
+    nulls_of(a.nulls(), a.len(), &mut out.nulls);
+}
+
+fn nulls_of(nulls: Option<&NullBuffer>, n: usize, out: &mut Vec<bool>) {
+    match nulls {
+        None => out.resize(n, false),
+        Some(b) => out.extend(b.iter().map(|valid| !valid)),
+    }
+}
+
+/// Call `make(i)` for each non-NULL row, recording the datum it returns;
+/// NULL rows get a zero datum.
+fn each_valid(
+    nulls: Option<&NullBuffer>,
+    n: usize,
+    out: &mut Values,
+    mut make: impl FnMut(usize) -> pg_sys::Datum,
+) {
+    nulls_of(nulls, n, &mut out.nulls);
+    out.datums.resize(n, pg_sys::Datum::from(0));
+    for (i, d) in out.datums.iter_mut().enumerate() {
+        if !out.nulls[i] {
+            *d = make(i);
+        }
+    }
+}
+
+/// `b` as a varlena with a 4-byte header (SET_VARSIZE_4B on a
+/// little-endian machine), 8-byte aligned.
+fn varlena(arena: &mut Arena, b: &[u8]) -> pg_sys::Datum {
+    let total = b.len() + pg_sys::VARHDRSZ;
+    arena.put(total.div_ceil(8) * 8, |p| {
+        // SAFETY: `total` bytes at p, 4-byte aligned.
+        unsafe {
+            (p as *mut u32).write((total as u32) << 2);
+            std::ptr::copy_nonoverlapping(b.as_ptr(), p.add(pg_sys::VARHDRSZ), b.len());
+        }
+    })
+}
+
+/// Bump allocation in a column's arena, reserved up front so that it never
+/// reallocates (datums point into it).
+struct Arena {
+    base: *mut u8,
+    at: usize,
+    bound: usize,
+}
+
+impl Arena {
+    fn new(arena: &mut Vec<u64>, bound: usize) -> Arena {
+        arena.reserve(bound.div_ceil(8));
+        Arena {
+            base: arena.as_mut_ptr() as *mut u8,
+            at: 0,
+            bound,
+        }
+    }
+
+    /// `size` (a multiple of 8) bytes written by `write`; their datum.
+    fn put(&mut self, size: usize, write: impl FnOnce(*mut u8)) -> pg_sys::Datum {
+        self.put_up_to(size, |p| {
+            write(p);
+            size
+        })
+    }
+
+    /// Up to `max` bytes written by `write`, which returns how many it
+    /// wrote (at most `max`); their datum.
+    fn put_up_to(&mut self, max: usize, write: impl FnOnce(*mut u8) -> usize) -> pg_sys::Datum {
+        assert!(self.at + max <= self.bound, "arena bound holds every value");
+        // SAFETY: `at + max` is within the reserved arena.
+        let p = unsafe { self.base.add(self.at) };
+        let used = write(p);
+        assert!(used <= max, "a value overran its room in the arena");
+        self.at += used.div_ceil(8) * 8;
+        pg_sys::Datum::from(p as usize)
+    }
 }
 
 impl GroupDatums {
@@ -155,24 +287,56 @@ impl GroupDatums {
             self.base_values.push(d);
             self.base_nulls.push(null);
         }
+        // Columns that do not vary by row keep these values in every block.
+        self.block_values.clear();
+        self.block_nulls.clear();
+        for _ in 0..BLOCK {
+            self.block_values.extend_from_slice(&self.base_values);
+            self.block_nulls.extend_from_slice(&self.base_nulls);
+        }
+        self.block_start = 0;
+        self.block_len = 0;
+    }
+
+    /// Make rows `start..` (up to BLOCK of them) the row-major block.
+    fn transpose(&mut self, start: usize) {
+        let n = self.base_values.len();
+        let len = BLOCK.min(self.rows - start);
+        for &(c, datums, nulls) in &self.decoded {
+            // SAFETY: every decoded column has `rows` entries, and
+            // start + len <= rows.
+            let (datums, nulls) = unsafe {
+                (
+                    std::slice::from_raw_parts(datums.add(start), len),
+                    std::slice::from_raw_parts(nulls.add(start), len),
+                )
+            };
+            for (r, (d, null)) in datums.iter().zip(nulls).enumerate() {
+                self.block_values[r * n + c] = *d;
+                self.block_nulls[r * n + c] = *null;
+            }
+        }
+        self.block_start = start;
+        self.block_len = len;
     }
 
     /// Store row `i` into virtual slot `slot` (of the table's descriptor).
-    pub fn fill(&self, slot: *mut pg_sys::TupleTableSlot, i: usize) {
+    pub fn fill(&mut self, slot: *mut pg_sys::TupleTableSlot, i: usize) {
         let n = self.base_values.len();
         assert!(i < self.rows, "row {i} of a {}-row group", self.rows);
+        if i < self.block_start || i >= self.block_start + self.block_len {
+            self.transpose(i - i % BLOCK);
+        }
+        let at = (i - self.block_start) * n;
+        let (values, nulls) = (
+            &self.block_values[at..at + n],
+            &self.block_nulls[at..at + n],
+        );
         // SAFETY: a valid slot with one value/null entry per column.
         unsafe {
             clear_slot(slot);
-            let values = (*slot).tts_values;
-            let isnull = (*slot).tts_isnull;
-            std::ptr::copy_nonoverlapping(self.base_values.as_ptr(), values, n);
-            std::ptr::copy_nonoverlapping(self.base_nulls.as_ptr(), isnull, n);
-            for &(c, datums, nulls) in &self.decoded {
-                // In bounds: every decoded column has `rows` entries.
-                *values.add(c) = *datums.add(i);
-                *isnull.add(c) = *nulls.add(i);
-            }
+            std::ptr::copy_nonoverlapping(values.as_ptr(), (*slot).tts_values, n);
+            std::ptr::copy_nonoverlapping(nulls.as_ptr(), (*slot).tts_isnull, n);
             // ExecStoreVirtualTuple, without a call per row.
             (*slot).tts_flags &= !(pg_sys::TTS_FLAG_EMPTY as u16);
             (*slot).tts_nvalid = n as i16;

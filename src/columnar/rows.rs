@@ -7,6 +7,7 @@ use crate::cache::{local, shared};
 use omendb_columnar::prune::Hints;
 use omendb_columnar::{decode_row, DecodedGroup, Schema, SegmentReader};
 use pgrx::pg_sys;
+use std::cell::RefCell;
 use std::rc::Rc;
 
 /// The table being read and its current storage schema.
@@ -17,6 +18,10 @@ pub struct Table {
     /// the scan's insert budget); other readers (compaction, verify,
     /// rewrites) leave it None and read uncached.
     pub scan_cache: Option<shared::ScanCache>,
+    /// The datum buffers of a finished cursor, for the next one to reuse
+    /// ([`Cursor::finish`]): buffers the size of a row group, allocated
+    /// afresh per segment, came from pages the kernel had to zero again.
+    spare: RefCell<Option<GroupDatums>>,
 }
 
 impl Table {
@@ -26,6 +31,7 @@ impl Table {
             rel,
             schema: datum::schema_of(unsafe { (*rel).rd_att }),
             scan_cache: None,
+            spare: RefCell::new(None),
         }
     }
 
@@ -326,7 +332,7 @@ impl Cursor {
                     stored,
                     group: 0,
                     data: None,
-                    datums: GroupDatums::default(),
+                    datums: t.spare.take().unwrap_or_default(),
                     windows: 0,
                     pos: 0,
                     filter: None,
@@ -340,6 +346,13 @@ impl Cursor {
                 rows: Vec::new(),
                 pos: 0,
             },
+        }
+    }
+
+    /// Done with this cursor: its buffers go to the next one `t` opens.
+    pub fn finish(self, t: &Table) {
+        if let Cursor::Parquet { datums, .. } = self {
+            t.spare.replace(Some(datums));
         }
     }
 

@@ -107,7 +107,11 @@ impl ScanState {
                 .run(|| cursor.next(table, slot, columns, &mut step));
             match row {
                 Some(r) => return Some(r),
-                None => self.cursor = None,
+                None => {
+                    if let Some(c) = self.cursor.take() {
+                        c.finish(&self.table);
+                    }
+                }
             }
         }
     }
@@ -118,6 +122,8 @@ impl ScanState {
 /// `RESET_EVERY` rows rather than per row: a reset costs more than a row.
 struct RowMemory {
     cx: pgrx::PgMemoryContexts,
+    /// `cx`'s context (looked up once: `value()` is a match per call).
+    raw: pg_sys::MemoryContext,
     rows: u32,
 }
 
@@ -125,8 +131,10 @@ const RESET_EVERY: u32 = 256;
 
 impl RowMemory {
     fn new() -> RowMemory {
+        let cx = pgrx::PgMemoryContexts::new("omen_columnar scan rows");
         RowMemory {
-            cx: pgrx::PgMemoryContexts::new("omen_columnar scan rows"),
+            raw: cx.value(),
+            cx,
             rows: 0,
         }
     }
@@ -140,9 +148,23 @@ impl RowMemory {
             // the row about to be read replaces; older rows' are unused.
             unsafe { self.cx.reset() };
         }
+        // Switched by hand: pgrx's `switch_to` costs more than a Parquet row.
+        struct Restore(pg_sys::MemoryContext);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                // SAFETY: the context that was current before `run`.
+                unsafe { pg_sys::CurrentMemoryContext = self.0 };
+            }
+        }
         // SAFETY: values palloc'd here live until a later reset, after the
-        // slot has moved on to other rows.
-        unsafe { self.cx.switch_to(|_| read()) }
+        // slot has moved on to other rows; the caller's context is restored
+        // on return and on unwind.
+        let _restore = unsafe {
+            let prev = pg_sys::CurrentMemoryContext;
+            pg_sys::CurrentMemoryContext = self.raw;
+            Restore(prev)
+        };
+        read()
     }
 }
 

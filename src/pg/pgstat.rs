@@ -8,6 +8,7 @@ use pgrx::pg_sys;
 
 /// The relation's pending statistics entry, if statistics are collected
 /// for it (`pgstat_should_count_relation`, a macro in PostgreSQL).
+#[inline]
 fn entry(rel: pg_sys::Relation) -> Option<*mut pg_sys::PgStat_TableStatus> {
     // SAFETY: `rel` is an open relation; pgstat_assoc_relation sets
     // pgstat_info (or clears pgstat_enabled) as the macro expects.
@@ -53,6 +54,7 @@ pub fn count_scan(rel: pg_sys::Relation) {
 }
 
 /// `n` rows returned by a sequential scan (`seq_tup_read`).
+#[inline]
 pub fn count_returned(rel: pg_sys::Relation, n: u64) {
     if n == 0 {
         return;
