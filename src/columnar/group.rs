@@ -72,12 +72,13 @@ fn decode_column(kind: ColumnKind, attlen: i16, data: &DecodedGroup, c: usize, o
     };
     match column {
         ColumnData::Bool(a) => {
+            nulls_of(a.nulls(), n, &mut out.nulls);
             out.datums.extend(
                 a.values()
                     .iter()
-                    .map(|v| pg_sys::Datum::from(usize::from(v))),
+                    .zip(&out.nulls)
+                    .map(|(v, null)| pg_sys::Datum::from(usize::from(v && !null))),
             );
-            nulls_of(a.nulls(), n, &mut out.nulls);
         }
         // As `datum::word_datum` makes them: signed values sign-extended,
         // a float4 by its bits as an int4.
@@ -151,7 +152,8 @@ fn decode_column(kind: ColumnKind, attlen: i16, data: &DecodedGroup, c: usize, o
     }
 }
 
-/// Word datums of a primitive array, converted value by value.
+/// Word datums of a primitive array, converted value by value; NULL rows
+/// get a zero datum, as heap_deform_tuple gives them.
 fn words<T: ArrowPrimitiveType>(
     a: &PrimitiveArray<T>,
     conv: impl Fn(T::Native) -> usize,
@@ -160,6 +162,13 @@ fn words<T: ArrowPrimitiveType>(
     out.datums
         .extend(a.values().iter().map(|v| pg_sys::Datum::from(conv(*v))));
     nulls_of(a.nulls(), a.len(), &mut out.nulls);
+    if a.null_count() > 0 {
+        for (d, null) in out.datums.iter_mut().zip(&out.nulls) {
+            if *null {
+                *d = pg_sys::Datum::from(0);
+            }
+        }
+    }
 }
 
 fn nulls_of(nulls: Option<&NullBuffer>, n: usize, out: &mut Vec<bool>) {
