@@ -18,16 +18,7 @@ CLIENTS="${POINT_CLIENTS:-1 2 8}"
 "$REPO_DIR/scripts/run.sh" >/dev/null
 PORT="${OMENDB_PORT:-5499}"
 DB=omendb_demo
-sql() { as_postgres psql -X -q -h 127.0.0.1 -p "$PORT" -d "$DB" -v ON_ERROR_STOP=1 "$@"; }
-
-log "loading $ROWS readings into point_c (omen_columnar) and point_h (heap)"
-sql -c "DROP TABLE IF EXISTS point_c, point_h"
-sql -c "CREATE TABLE point_c (ts bigint NOT NULL, sensor_id bigint, temperature float8, status text) USING omen_columnar"
-sql -c "INSERT INTO point_c SELECT g, g % 100, 20 + (g % 1000) / 100.0, CASE WHEN g % 97 = 0 THEN 'alert' ELSE 'ok' END FROM generate_series(1, $ROWS) g"
-sql -c "CREATE TABLE point_h AS SELECT * FROM point_c"
-sql -c "CREATE INDEX ON point_c (ts)" -c "CREATE INDEX ON point_h (ts)"
-sql -c "SELECT * FROM omendb.columnar_compact('point_c')" >/dev/null
-sql -c "VACUUM ANALYZE point_h" -c "VACUUM ANALYZE point_c"
+load_point_tables "$ROWS"
 
 work="$(mktemp -d)"
 chmod 755 "$work"
@@ -51,7 +42,7 @@ for i in $(seq "$RUNS"); do
         run columnar_no_cache "$c" c "-c omendb.enable_cache=off" | tee -a "$results"
     done
 done
-sql -c "SELECT * FROM omendb.cache_stats" || true
+demo_sql -c "SELECT * FROM omendb.cache_stats" || true
 echo
 python3 - "$results" <<'PY'
 import statistics, sys

@@ -70,6 +70,26 @@ tpch_lineitem_csv() {
     echo "$dir/lineitem.csv"
 }
 
+# psql on the demo database (scripts/run.sh's server), as postgres.
+demo_sql() {
+    as_postgres psql -X -q -h 127.0.0.1 -p "${OMENDB_PORT:-5499}" -d omendb_demo -v ON_ERROR_STOP=1 "$@"
+}
+
+# The design's sensor readings, $1 rows, in the demo database: point_c
+# (omen_columnar, compacted into one segment) and point_h (heap), a btree on
+# ts each (the point-lookup and memory benchmarks).
+load_point_tables() {
+    local rows="$1"
+    log "loading $rows readings into point_c (omen_columnar) and point_h (heap)"
+    demo_sql -c "DROP TABLE IF EXISTS point_c, point_h"
+    demo_sql -c "CREATE TABLE point_c (ts bigint NOT NULL, sensor_id bigint, temperature float8, status text) USING omen_columnar"
+    demo_sql -c "INSERT INTO point_c SELECT g, g % 100, 20 + (g % 1000) / 100.0, CASE WHEN g % 97 = 0 THEN 'alert' ELSE 'ok' END FROM generate_series(1, $rows) g"
+    demo_sql -c "CREATE TABLE point_h AS SELECT * FROM point_c"
+    demo_sql -c "CREATE INDEX ON point_c (ts)" -c "CREATE INDEX ON point_h (ts)"
+    demo_sql -c "SELECT * FROM omendb.columnar_compact('point_c')" >/dev/null
+    demo_sql -c "VACUUM ANALYZE point_h" -c "VACUUM ANALYZE point_c"
+}
+
 ensure_deps() {
     ensure_apt_packages
     ensure_cargo_pgrx
