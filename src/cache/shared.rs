@@ -370,6 +370,27 @@ pub(crate) fn database_dropped(db: pg_sys::Oid) {
     }
 }
 
+/// DROP TABLE or TRUNCATE of an omen_columnar table: release the entries
+/// of its segments `ids` (of this database). Done when the catalog rows are
+/// deleted, before commit: releasing is always safe (a rolled-back DROP
+/// decodes its segments again), and a dropped table's entries would
+/// otherwise hold the cache until evicted. Pinned entries (a scan of the
+/// table in another transaction, finishing under its snapshot) stay.
+pub(crate) fn segments_dropped(ids: &[SegmentId]) {
+    let Some(c) = region() else {
+        return;
+    };
+    if ids.is_empty() {
+        return;
+    }
+    // SAFETY: reading a backend global.
+    let db = u32::from(unsafe { pg_sys::MyDatabaseId }) as u64;
+    let mut keys: Vec<(u64, u64)> = ids.iter().map(|id| (db << 32 | id.0 as u64, id.1)).collect();
+    keys.sort_unstable();
+    // Under the partition locks: a lookup, nothing that can raise an ERROR.
+    c.remove_where(|k| keys.binary_search(&(k[0], k[1])).is_ok());
+}
+
 /// See [`database_dropped`]: `catalog` is this database's segment catalog.
 pub(crate) fn catalog_dropped(catalog: pg_sys::Oid) {
     if let Some(c) = region() {

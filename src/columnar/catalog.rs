@@ -779,8 +779,10 @@ pub fn deletion_of(storage: u64, row: u64) -> Option<Deletion> {
 }
 
 /// Delete every catalog row of `storage` (TRUNCATE, DROP): transactional,
-/// so a rolled-back TRUNCATE keeps them.
+/// so a rolled-back TRUNCATE keeps them. The shared cache's entries of its
+/// segments are released at once (see `cache::shared::segments_dropped`).
 pub fn forget_storage(storage: u64) {
+    let mut ids = Vec::new();
     for (table, index) in [
         (SEGMENT_TABLE, SEGMENT_INDEX),
         (DELETED_TABLE, DELETED_INDEX),
@@ -798,12 +800,16 @@ pub fn forget_storage(storage: u64) {
             storage,
             None,
             &raw mut pg_sys::SnapshotSelfData,
-            |heap, tup, _| {
+            |heap, tup, values| {
+                if table == SEGMENT_TABLE {
+                    ids.extend(segment_from(heap, values).id);
+                }
                 // SAFETY: a tuple of the open catalog, visible to us.
                 unsafe { pg_sys::simple_heap_delete(heap.0, &mut (*tup).t_self) }
             },
         );
     }
+    crate::cache::shared::segments_dropped(&ids);
 }
 
 /// Delete catalog rows this transaction found live (compaction: replaced

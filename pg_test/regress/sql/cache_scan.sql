@@ -4,6 +4,7 @@
 -- they decode, one entry per column, shared by both. Answers equal a heap
 -- twin's with the cache off, cold and warm, across deletes, rollbacks,
 -- purging compaction (gaps in row numbers) and TRUNCATE. Oracle: heap.
+-- TRUNCATE and DROP release a table's entries.
 SET omendb.datafusion_min_cost = 0;
 CREATE TABLE sc_h (id bigint NOT NULL, g int, n numeric(12,2), t text, c char(4), b bool, d date, f float8);
 INSERT INTO sc_h SELECT i, i % 7, CASE WHEN i % 11 = 0 THEN NULL ELSE i * 1.25 END,
@@ -84,6 +85,21 @@ SELECT segments_replaced > 0 AS compacted FROM omendb.columnar_compact('sc_c');
 SELECT sc_counters('SELECT sum(n), max(t) FROM sc_c') AS cold_with_gaps;
 SELECT sc_counters('SELECT sum(n), max(t) FROM sc_c') AS warm_with_gaps;
 SELECT sc_check('off') AS compacted_executor, sc_check('force') AS compacted_datafusion;
+-- TRUNCATE and DROP release the table's entries at once, another table's
+-- stay; a rolled-back TRUNCATE keeps the rows, decoded again.
+CREATE TABLE sc_other (id int, v text) USING omen_columnar;
+INSERT INTO sc_other SELECT i, 'o' || i FROM generate_series(1, 1000) i;
+SELECT omendb.cache_reset();
+SELECT sc_counters('SELECT count(*), max(v) FROM sc_other') AS other_cold;
+SELECT entries AS other_entries FROM omendb.cache_stats \gset
+SELECT sc_check('off') AS refilled;
+SELECT entries > :other_entries AS sc_c_kept FROM omendb.cache_stats;
+BEGIN;
+TRUNCATE sc_c;
+SELECT entries = :other_entries AS truncate_released_sc_c FROM omendb.cache_stats;
+ROLLBACK;
+SELECT sc_check('off') AS truncate_rolled_back_executor, sc_check('force') AS truncate_rolled_back_datafusion;
+SELECT sc_counters('SELECT count(*), max(v) FROM sc_other') AS other_still_cached;
 -- TRUNCATE and new rows: old entries are never consulted.
 TRUNCATE sc_c, sc_h;
 INSERT INTO sc_h SELECT i, i % 5, i * 0.5, 'new ' || (i % 17), 'n', i % 3 = 0, date '2020-02-02' + i % 9, i
@@ -111,5 +127,10 @@ DO $$ BEGIN
   END LOOP;
 END $$;
 SELECT pins FROM sc_stats();
+SELECT entries > :other_entries AS sc_c_kept_again FROM omendb.cache_stats;
+DROP TABLE sc_c;
+SELECT entries = :other_entries AS drop_released_sc_c FROM omendb.cache_stats;
+DROP TABLE sc_other;
+SELECT entries FROM omendb.cache_stats;
 DROP FUNCTION sc_same(text, text), sc_check(text), sc_counters(text), sc_stats();
-DROP TABLE sc_c, sc_h;
+DROP TABLE sc_h;
