@@ -385,7 +385,10 @@ pub(crate) fn segments_dropped(ids: &[SegmentId]) {
     }
     // SAFETY: reading a backend global.
     let db = u32::from(unsafe { pg_sys::MyDatabaseId }) as u64;
-    let mut keys: Vec<(u64, u64)> = ids.iter().map(|id| (db << 32 | id.0 as u64, id.1)).collect();
+    let mut keys: Vec<(u64, u64)> = ids
+        .iter()
+        .map(|id| (db << 32 | id.0 as u64, id.1))
+        .collect();
     keys.sort_unstable();
     // Under the partition locks: a lookup, nothing that can raise an ERROR.
     c.remove_where(|k| keys.binary_search(&(k[0], k[1])).is_ok());
