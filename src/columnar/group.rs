@@ -135,15 +135,19 @@ fn decode_column(kind: ColumnKind, attlen: i16, data: &DecodedGroup, c: usize, o
                 if seen == v && datum.value() != 0 {
                     return datum;
                 }
+                // Built on the stack: the arena's spare room is uninitialized,
+                // so no reference into it is made.
+                let mut img = [0u8; NUMERIC_MAX];
+                let len = scaled_into(v, scale, &mut img);
                 let datum = arena.put_up_to(SIZE, |p| {
+                    let total = len + pg_sys::VARHDRSZ;
                     // SAFETY: SIZE >= VARHDRSZ + NUMERIC_MAX bytes at p, 8-byte
-                    // aligned; a byte array needs no alignment.
+                    // aligned.
                     unsafe {
-                        let img = &mut *(p.add(pg_sys::VARHDRSZ) as *mut [u8; NUMERIC_MAX]);
-                        let total = scaled_into(v, scale, img) + pg_sys::VARHDRSZ;
                         (p as *mut u32).write((total as u32) << 2);
-                        total
+                        std::ptr::copy_nonoverlapping(img.as_ptr(), p.add(pg_sys::VARHDRSZ), len);
                     }
+                    total
                 });
                 recent[at] = (v, datum);
                 datum
