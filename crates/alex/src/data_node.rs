@@ -133,9 +133,10 @@ pub fn choose_layout(
     let w_min = width_for(upper - min);
     if w_low == w_min {
         (low.key.min(min), w_low)
-    } else if high.is_some() && low.key == 0 {
-        // Leftmost page: put the spare residual range below `min`, so descending inserts
-        // do not force a rebuild each (the rightmost page keeps its spare range above).
+    } else if high.is_some() && (low.key == 0 || descending_stream(min, max, low, high)) {
+        // Leftmost page, or the low end of a descending stream inside the key space: put
+        // the spare residual range below `min`, so descending inserts do not force a
+        // rebuild each (the rightmost page keeps its spare range above).
         (
             upper.saturating_sub(mask_for(w_min)).max(low.key).min(min),
             w_min,
@@ -143,6 +144,14 @@ pub fn choose_layout(
     } else {
         (min, w_min)
     }
+}
+
+/// A page shaped like a descending stream's: more of its range lies below its entries than
+/// they span, and no more above them than they span (random keys leave little either side).
+fn descending_stream(min: u64, max: u64, low: Item, high: Option<Item>) -> bool {
+    let span = max - min;
+    let above = high.map_or(u64::MAX, |h| h.key.saturating_sub(max));
+    min.saturating_sub(low.key) > span && above <= span
 }
 
 /// Decoded header of a data page plus derived offsets. Cheap to build (no scans).

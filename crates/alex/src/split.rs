@@ -510,6 +510,27 @@ impl<S: PageStore> Alex<S> {
     }
 }
 
+/// Slot width for a stream that has `room` keys of its node's domain ahead of the split key,
+/// when `MAX_FANOUT - 1` slots of `span` (the keys of a page filled to `fill`) would not
+/// reach the domain's end: at least `WIDE_SLOT_PAGES` pages' span, so each slot is later
+/// split down once into a node worth its page, and at most `MAX_FANOUT` pages' span. Up to
+/// a quarter wider than `span`, the slots are just widened: each still fits a page (a node
+/// split down in a wide slot would otherwise get wide slots again, and a level more).
+/// `None` if `span` reaches the end.
+fn wide_slot(room: u64, span: u64) -> Option<u64> {
+    let w = room.div_ceil(MAX_FANOUT as u64 - 1);
+    if w <= span {
+        None
+    } else if w <= span.saturating_add(span / 4) {
+        Some(w)
+    } else {
+        Some(w.clamp(
+            span.saturating_mul(WIDE_SLOT_PAGES),
+            span.saturating_mul(MAX_FANOUT as u64),
+        ))
+    }
+}
+
 /// Model for a split-down of entries `e` over domain `[low, high)`: returns the model,
 /// fanout, left count and the boundary key, or `None` if no slot boundary separates them.
 fn plan_down(
@@ -531,10 +552,11 @@ fn plan_down(
             // Anchored so that slot 1 starts at the split key: keys below it (however far,
             // e.g. older keys that are not part of the stream) all go to slot 0.
             let h = want / 2;
-            let span = (2 * e[h]
+            let span = (e[h]
                 .key
                 .saturating_sub(e[0].key)
                 .min(e[want].key.saturating_sub(e[h].key)))
+            .saturating_mul(2)
             .max(1);
             // In a bounded range wider than the node's slots reach, slots 1.. should reach
             // its end: were the last slot left to hold the rest, the stream would split
@@ -542,18 +564,7 @@ fn plan_down(
             // `WIDE_SLOT_PAGES` pages' span, so each is split down once into a node worth
             // its page, at most `MAX_FANOUT` — make that a level per factor of ~1000 in
             // size instead. (Slot 1 still starts at the split key.)
-            let wide = high
-                .map(|hi| {
-                    hi.saturating_sub(e[want].key)
-                        .div_ceil(MAX_FANOUT as u64 - 1)
-                })
-                .filter(|&w| w > span)
-                .map(|w| {
-                    w.clamp(
-                        span.saturating_mul(WIDE_SLOT_PAGES),
-                        span.saturating_mul(MAX_FANOUT as u64),
-                    )
-                });
+            let wide = high.and_then(|hi| wide_slot(hi.saturating_sub(e[want].key), span));
             let (span, base) = match wide {
                 Some(w) => (w, e[want].key.saturating_sub(w)),
                 None => (span, e[want].key.saturating_sub(span).max(e[0].key)),
@@ -569,16 +580,31 @@ fn plan_down(
         }
         // Leftmost page of a descending stream: the mirror image. The part that stays right
         // lands in the last slot; earlier slots extend leftwards at its density, and keys
-        // below the model's base all go to slot 0.
+        // below the model's base all go to slot 0. The domain is always bounded below, so
+        // when it reaches further than the slots would, they are widened as for an
+        // ascending stream in a bounded range: without that, the stream would split slot 0
+        // down again every `MAX_FANOUT` pages, a level each time (16 levels at 10M keys).
         Edge::Left => {
             let h = want + (n - want) / 2;
-            let span = (2 * e[h]
+            let span = (e[h]
                 .key
                 .saturating_sub(e[want].key)
                 .min(e[n - 1].key.saturating_sub(e[h].key)))
+            .saturating_mul(2)
             .max(1);
-            let back = (span as f64 * (MAX_FANOUT - 1) as f64).min(u64::MAX as f64) as u64;
-            let base = e[want].key.saturating_sub(back).max(low);
+            // Anchored so that the last slot starts at the split key. When the slots reach
+            // `low`, they divide `[low, split key)` evenly, at most `span` wide: slot 0 then
+            // holds no more than the others (a remainder added to it would overflow its page
+            // and split it down a level).
+            let room = e[want].key.saturating_sub(low);
+            let (span, slots) = match wide_slot(room, span) {
+                Some(w) => (w, MAX_FANOUT as u64 - 1),
+                None => {
+                    let j = room.div_ceil(span).max(1);
+                    (room.div_ceil(j).max(1), j)
+                }
+            };
+            let base = e[want].key.saturating_sub(span.saturating_mul(slots));
             (
                 LinearModel {
                     base,
