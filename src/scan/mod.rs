@@ -10,10 +10,12 @@
 //! - `partitioned`: the leaf partitions a plan reads, their column maps;
 //! - `source`: the TableProvider that decodes those bytes on DataFusion's threads;
 //! - `dynamic`: DataFusion's join filters in the scans, where they pay;
+//! - `estimates`: PostgreSQL's column statistics for DataFusion's join planning;
 //! - `exec`: the executor node; `runtime`: DataFusion's threads;
 //! - `settings`: `omendb.datafusion*`.
 
 mod dynamic;
+mod estimates;
 mod exec;
 mod expr;
 mod functions;

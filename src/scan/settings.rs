@@ -23,6 +23,7 @@ pub static MEMORY_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(0);
 /// 0: one per CPU.
 pub static THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static MIN_COST: GucSetting<f64> = GucSetting::<f64>::new(1000.0);
+pub static STATISTICS: GucSetting<bool> = GucSetting::<bool>::new(true);
 
 pub fn init() {
     GucRegistry::define_enum_guc(
@@ -60,6 +61,14 @@ pub fn init() {
         &MIN_COST,
         0.0,
         f64::MAX,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"omendb.datafusion_statistics",
+        c"Whether DataFusion plans joins with PostgreSQL's column statistics.",
+        c"Distinct and NULL counts from ANALYZE (pg_statistic) let DataFusion estimate join sizes and pick each hash join's build side. off: it sees only row counts (to compare).",
+        &STATISTICS,
         GucContext::Userset,
         GucFlags::default(),
     );
@@ -104,4 +113,8 @@ pub fn threads() -> usize {
 
 pub fn min_cost() -> f64 {
     MIN_COST.get()
+}
+
+pub fn statistics() -> bool {
+    STATISTICS.get()
 }

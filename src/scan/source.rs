@@ -18,7 +18,7 @@ use datafusion::arrow::datatypes::{Field, Schema as ArrowSchema, SchemaRef};
 use datafusion::catalog::Session;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::stats::Precision;
-use datafusion::common::{DataFusionError, Result, ScalarValue, Statistics};
+use datafusion::common::{ColumnStatistics, DataFusionError, Result, ScalarValue, Statistics};
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown};
@@ -41,6 +41,7 @@ use omendb_columnar::logical::{live_positions, to_logical, values_to_arrays};
 use omendb_columnar::prune::{Bound, Filter, Test};
 use omendb_columnar::{decode_row, CopiedChunks, Schema, SegmentReader};
 
+use super::estimates::ColumnEstimate;
 use super::types::Pg;
 use crate::cache::shared::{read_group, PartCounts, ScanCache};
 
@@ -50,6 +51,8 @@ pub struct Column {
     /// 0-based table column (attribute number - 1).
     pub index: usize,
     pub pg: Pg,
+    /// What ANALYZE found, for DataFusion's join planning.
+    pub estimate: Option<ColumnEstimate>,
 }
 
 /// A relation the table reads: the table itself, or one of its leaf
@@ -521,6 +524,15 @@ impl ExecutionPlan for OmenScanExec {
             Some(_) => self.rows / self.props.partitioning.partition_count().max(1),
         };
         s.num_rows = Precision::Inexact(rows);
+        s.column_statistics = self
+            .columns
+            .iter()
+            .map(|c| {
+                c.estimate.map_or_else(ColumnStatistics::new_unknown, |e| {
+                    e.statistics(self.rows, rows)
+                })
+            })
+            .collect();
         Ok(s)
     }
 }

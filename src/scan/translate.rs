@@ -17,6 +17,7 @@ use datafusion::logical_expr::{
 };
 use pgrx::pg_sys;
 
+use super::estimates::ColumnEstimate;
 use super::expr::{func_name, list, unsupported, AggMap, Ctx, TExpr};
 use super::partitioned::Leaves;
 use super::source::{field_name, Column as SourceColumn, OmenTable, Rel as SourceRel};
@@ -739,6 +740,9 @@ impl Translator {
                 columns.push(SourceColumn {
                     index: attno as usize - 1,
                     pg,
+                    estimate: super::settings::statistics()
+                        .then(|| ColumnEstimate::lookup(oid, attno, partitioned))
+                        .flatten(),
                 });
             }
         }
