@@ -13,6 +13,8 @@ shift $(( $# >= 2 ? 2 : 1 ))
 queries=("$@")
 [ "${#queries[@]}" -gt 0 ] || queries=($(cd "$REPO_DIR/pg_test/tpch" && ls q*.sql | sed 's/\.sql$//'))
 
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
 for q in "${queries[@]}"; do
     sql=$(sed 's/{S}/_c/g' "$REPO_DIR/pg_test/tpch/$q.sql")
     {
@@ -25,6 +27,7 @@ for q in "${queries[@]}"; do
 import statistics as st, sys
 t = [float(x) for x in sys.stdin][1::2][2:]  # query times, without the warm-ups
 on, off = st.median(t[0::2]), st.median(t[1::2])
-print(f'$q on {on:.1f} off {off:.1f} ratio {on / off:.2f}')"
-done | tee /dev/stderr | awk '{s += log($7); a += log($3); b += log($5)}
-    END {printf "geomean on %.1f off %.1f ratio %.3f\n", exp(a/NR), exp(b/NR), exp(s/NR)}'
+print(f'$q on {on:.1f} off {off:.1f} ratio {on / off:.2f}')" | tee -a "$results"
+done
+awk '{s += log($7); a += log($3); b += log($5)}
+    END {printf "geomean on %.1f off %.1f ratio %.3f\n", exp(a/NR), exp(b/NR), exp(s/NR)}' "$results"

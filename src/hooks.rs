@@ -7,7 +7,8 @@
 //! - planner: the DataFusion scan may replace the whole plan
 //!   (scan/planner.rs);
 //! - set_rel_pathlist: scans of columnar tables need ctid
-//!   (columnar/pushdown.rs);
+//!   (columnar/pushdown.rs); the DataFusion scan notes each table's estimated
+//!   rows for its join order (scan/join_order.rs);
 //! - ExecutorStart: ON CONFLICT targets with unique alex indexes are opened
 //!   for speculative insertion (index/speculative.rs), then columnar scans get
 //!   their pushed-down hints (columnar/pushdown.rs);
@@ -71,6 +72,7 @@ unsafe extern "C-unwind" fn set_rel_pathlist_hook(
             prev(root, rel, rti, rte);
         }
         pushdown::set_rel_pathlist(rel, rte);
+        crate::scan::note_rel_estimate(root, rel, rti);
     }
 }
 

@@ -53,15 +53,20 @@ impl ColumnEstimate {
     pub fn statistics(&self, table_rows: usize, rows: usize) -> ColumnStatistics {
         let mut c = ColumnStatistics::new_unknown();
         c.null_count = Precision::Inexact((self.null_frac * rows as f64) as usize);
-        let distinct = if self.distinct > 0.0 {
-            self.distinct
-        } else {
-            -self.distinct * table_rows as f64 * (1.0 - self.null_frac)
-        };
-        if distinct >= 1.0 {
-            c.distinct_count = Precision::Inexact((distinct as usize).min(rows.max(1)));
+        if let Some(d) = self.distinct_of(table_rows as f64) {
+            c.distinct_count = Precision::Inexact((d as usize).min(rows.max(1)));
         }
         c
+    }
+
+    /// Distinct non-NULL values in the table of `table_rows` rows, if known.
+    pub fn distinct_of(&self, table_rows: f64) -> Option<f64> {
+        let d = if self.distinct > 0.0 {
+            self.distinct
+        } else {
+            -self.distinct * table_rows * (1.0 - self.null_frac)
+        };
+        (d >= 1.0).then_some(d)
     }
 }
 

@@ -10,7 +10,8 @@
 //! - `partitioned`: the leaf partitions a plan reads, their column maps;
 //! - `source`: the TableProvider that decodes those bytes on DataFusion's threads;
 //! - `dynamic`: DataFusion's join filters in the scans, where they pay;
-//! - `estimates`: PostgreSQL's column statistics for DataFusion's join planning;
+//! - `estimates` / `join_order`: PostgreSQL's column statistics and table
+//!   estimates for DataFusion's join planning and join order;
 //! - `exec`: the executor node; `runtime`: DataFusion's threads;
 //! - `settings`: `omendb.datafusion*`.
 
@@ -19,6 +20,7 @@ mod estimates;
 mod exec;
 mod expr;
 mod functions;
+mod join_order;
 mod load;
 mod partitioned;
 pub(crate) mod planner;
@@ -30,6 +32,8 @@ mod types;
 mod values;
 
 /// Called from _PG_init: settings and hooks only (threads start on first use).
+pub(crate) use join_order::note as note_rel_estimate;
+
 pub(crate) fn init() {
     settings::init();
     planner::init();

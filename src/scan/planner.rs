@@ -85,6 +85,8 @@ unsafe fn uses_columnar(stmt: *mut pg_sys::PlannedStmt) -> bool {
 /// with a copy of it taken before PostgreSQL's planner changed it.
 pub(crate) struct Candidate {
     mode: Mode,
+    /// The Query PostgreSQL plans (its base tables' estimates are noted).
+    parse: *mut pg_sys::Query,
     copy: *mut pg_sys::Query,
 }
 
@@ -100,9 +102,13 @@ pub(crate) unsafe fn before_planning(parse: *mut pg_sys::Query) -> Option<Candid
             && (*parse).commandType == pg_sys::CmdType::CMD_SELECT
             && (*parse).utilityStmt.is_null()
             && (mode == Mode::Force || only_columnar_tables(parse));
-        candidate.then(|| Candidate {
-            mode,
-            copy: pg_sys::copyObjectImpl(parse as *const _) as *mut pg_sys::Query,
+        candidate.then(|| {
+            super::join_order::begin(parse);
+            Candidate {
+                mode,
+                parse,
+                copy: pg_sys::copyObjectImpl(parse as *const _) as *mut pg_sys::Query,
+            }
         })
     }
 }
@@ -118,7 +124,8 @@ pub(crate) unsafe fn after_planning(
     cursor_options: i32,
     bound_params: pg_sys::ParamListInfo,
 ) -> *mut pg_sys::PlannedStmt {
-    let Candidate { mode, copy } = candidate;
+    let Candidate { mode, parse, copy } = candidate;
+    let estimates = super::join_order::end(parse);
     // SAFETY: the caller's plan, and our copy of its query.
     unsafe {
         if !uses_columnar(stmt) {
@@ -128,6 +135,9 @@ pub(crate) unsafe fn after_planning(
         if mode != Mode::Force && cost < settings::min_cost() {
             debug1!("omendb: query stays in PostgreSQL: its estimated cost {cost:.0} is below omendb.datafusion_min_cost");
             return stmt;
+        }
+        if settings::statistics() {
+            super::join_order::reorder(copy, &estimates);
         }
         match super::exec::plan(copy, stmt, bound_params, None) {
             Ok(_) => replace_plan(stmt, copy, cursor_options),

@@ -127,7 +127,7 @@ pub struct Translator {
     seq: usize,
 }
 
-unsafe fn rt_fetch(q: *mut pg_sys::Query, rti: u32) -> *mut pg_sys::RangeTblEntry {
+pub(super) unsafe fn rt_fetch(q: *mut pg_sys::Query, rti: u32) -> *mut pg_sys::RangeTblEntry {
     // SAFETY: rti indexes the query's range table.
     unsafe { list::<pg_sys::RangeTblEntry>((*q).rtable)[rti as usize - 1] }
 }
