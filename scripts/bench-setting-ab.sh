@@ -8,8 +8,9 @@
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 setting="${1:?usage: $0 SETTING [RUNS] [QUERY...]}"
-runs="${2:-5}"
-shift $(( $# >= 2 ? 2 : 1 ))
+shift
+runs=5
+if [[ "${1:-}" =~ ^[0-9]+$ ]]; then runs="$1"; shift; fi
 queries=("$@")
 [ "${#queries[@]}" -gt 0 ] || queries=($(cd "$REPO_DIR/pg_test/tpch" && ls q*.sql | sed 's/\.sql$//'))
 

@@ -36,6 +36,10 @@ struct Capture {
     rows: Vec<(u32, f64)>,
 }
 
+/// Tables noted per planning at most (a FROM list is reordered only when
+/// every table in it was noted).
+const MAX_NOTED: usize = 1024;
+
 thread_local! {
     static CAPTURES: RefCell<Vec<Capture>> = const { RefCell::new(Vec::new()) };
 }
@@ -81,7 +85,11 @@ pub unsafe fn note(root: *mut pg_sys::PlannerInfo, rel: *mut pg_sys::RelOptInfo,
         let (parse, rows) = ((*root).parse, (*rel).rows);
         CAPTURES.with(|c| {
             if let Some(e) = c.borrow_mut().iter_mut().rev().find(|e| e.query == parse) {
-                e.rows.push((rti, rows));
+                // Bounded: an entry left by a planning that raised may match
+                // later queries allocated at the same address.
+                if e.rows.len() < MAX_NOTED {
+                    e.rows.push((rti, rows));
+                }
             }
         });
     }
