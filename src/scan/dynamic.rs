@@ -26,7 +26,9 @@ pub fn unique_names(plan: &Arc<dyn ExecutionPlan>) -> bool {
 /// (measured: TPC-H Q05, Q10, Q18 up to 2x slower). A join whose build side
 /// is collected once (small) keeps it: min/max bounds and, for up to 150
 /// keys, an IN list (Q07, Q19, Q21 up to 1.8x faster). The scans' copy of a
-/// dropped filter stays `true` and is skipped.
+/// dropped filter stays `true` and is skipped. The partitioned joins rebuilt
+/// here also build on their smaller side (see below): done in this pass
+/// because it already rebuilds exactly those joins, after DataFusion's rules.
 pub fn collect_left_filters_only(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
     use datafusion::common::tree_node::{Transformed, TreeNode};
     use datafusion::common::JoinType;
