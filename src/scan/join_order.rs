@@ -140,16 +140,26 @@ pub unsafe fn reorder(q: *mut pg_sys::Query, rows: &[(u32, f64)]) {
         }
         let mut edges = Vec::new();
         equalities((*from).quals, &mut edges);
+        // Distinct values of each joined column in its table (before its
+        // filters), looked up once; at most the rows at hand, and unknown
+        // taken as every row distinct.
+        let mut known: Vec<((u32, i16), Option<f64>)> = Vec::new();
+        for &(a, b) in &edges {
+            for (rti, att) in [a, b] {
+                if known.iter().all(|k| k.0 != (rti, att)) {
+                    let d = tables
+                        .iter()
+                        .find(|t| t.0 == rti)
+                        .and_then(|&(_, oid, _)| table_distinct(oid, att));
+                    known.push(((rti, att), d));
+                }
+            }
+        }
         let distinct = |rti: u32, att: i16, rows: f64| -> f64 {
-            let Some(&(_, oid, _)) = tables.iter().find(|t| t.0 == rti) else {
-                return rows;
-            };
-            // Distinct values of the table (before its filters), at most
-            // the rows at hand; unknown: every row distinct.
-            let partitioned =
-                pg_sys::get_rel_relkind(oid) as u8 == pg_sys::RELKIND_PARTITIONED_TABLE;
-            ColumnEstimate::lookup(oid, att, partitioned)
-                .and_then(|e| e.distinct_of(reltuples(oid)))
+            known
+                .iter()
+                .find(|k| k.0 == (rti, att))
+                .and_then(|k| k.1)
                 .unwrap_or(rows)
                 .clamp(1.0, rows.max(1.0))
         };
@@ -161,22 +171,18 @@ pub unsafe fn reorder(q: *mut pg_sys::Query, rows: &[(u32, f64)]) {
     }
 }
 
-/// Rows PostgreSQL last counted for relation `oid`.
-fn reltuples(oid: pg_sys::Oid) -> f64 {
-    // SAFETY: a syscache read of pg_class by OID.
-    unsafe {
-        let tup = pg_sys::SearchSysCache1(
-            pg_sys::SysCacheIdentifier::RELOID as i32,
-            pg_sys::Datum::from(oid),
-        );
-        if tup.is_null() {
-            return 0.0;
-        }
-        let c = pg_sys::GETSTRUCT(tup) as *const pg_sys::FormData_pg_class;
-        let r = (*c).reltuples as f64;
-        pg_sys::ReleaseSysCache(tup);
-        r.max(0.0)
-    }
+/// Distinct non-NULL values ANALYZE found in column `att` of relation
+/// `oid` (a partitioned table: over its partitions), if it did.
+fn table_distinct(oid: pg_sys::Oid, att: i16) -> Option<f64> {
+    // The query holds its lock on the table.
+    let rel = crate::pg::Relation::open(oid, pg_sys::NoLock as i32);
+    // SAFETY: an open relation.
+    let (relkind, reltuples) = unsafe {
+        let r = (*rel.raw()).rd_rel;
+        ((*r).relkind as u8, (*r).reltuples)
+    };
+    let partitioned = relkind == pg_sys::RELKIND_PARTITIONED_TABLE;
+    ColumnEstimate::lookup(oid, att, partitioned)?.distinct_of(reltuples.max(0.0) as f64)
 }
 
 /// The greedy order: indexes into `tables` (rti, oid, rows).
