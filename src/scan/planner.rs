@@ -172,6 +172,13 @@ unsafe fn replace_plan(
             pg_sys::palloc0(std::mem::size_of::<pg_sys::CustomScan>()) as *mut pg_sys::CustomScan;
         (*cs).scan.plan.type_ = pg_sys::NodeTag::T_CustomScan;
         let mut tlist = pgrx::PgList::<pg_sys::TargetEntry>::new();
+        let mut scan_tlist = pgrx::PgList::<pg_sys::TargetEntry>::new();
+        let mut names = pgrx::PgList::<pg_sys::Node>::new();
+        // The node's output columns, for EXPLAIN VERBOSE to name: columns
+        // of a range-table entry of its own, as PostgreSQL's deparser
+        // resolves the scan tuple's columns through `custom_scan_tlist`
+        // (a tlist of INDEX_VAR Vars there would refer to itself forever).
+        let output_rti = pg_sys::list_length((*stmt).rtable) + 1;
         let mut resno = 1i16;
         for tle in super::expr::list::<pg_sys::TargetEntry>((*query).targetList) {
             if (*tle).resjunk {
@@ -192,11 +199,26 @@ unsafe fn replace_plan(
                 (*tle).resname,
                 false,
             ));
+            let out = pg_sys::copyObjectImpl(var as *const std::ffi::c_void) as *mut pg_sys::Var;
+            (*out).varno = output_rti;
+            scan_tlist.push(pg_sys::makeTargetEntry(
+                out as *mut pg_sys::Expr,
+                resno,
+                (*tle).resname,
+                false,
+            ));
+            let name = if (*tle).resname.is_null() {
+                c"?column?".as_ptr()
+            } else {
+                (*tle).resname as *const std::ffi::c_char
+            };
+            names.push(pg_sys::makeString(pg_sys::pstrdup(name)) as *mut pg_sys::Node);
             resno += 1;
         }
-        let tlist = tlist.into_pg();
-        (*cs).scan.plan.targetlist = tlist;
-        (*cs).custom_scan_tlist = pg_sys::list_copy_deep(tlist);
+        (*cs).scan.plan.targetlist = tlist.into_pg();
+        (*cs).custom_scan_tlist = scan_tlist.into_pg();
+        (*stmt).rtable = pg_sys::lappend((*stmt).rtable, output_rte(names.into_pg()) as _);
+        (*cs).custom_relids = pg_sys::bms_make_singleton(output_rti);
         (*cs).scan.scanrelid = 0;
         (*cs).scan.plan.startup_cost = (*old).startup_cost;
         (*cs).scan.plan.total_cost = (*old).total_cost;
@@ -209,10 +231,42 @@ unsafe fn replace_plan(
         let mut top = cs as *mut pg_sys::Plan;
         if cursor_options & pg_sys::CURSOR_OPT_SCROLL as i32 != 0 {
             top = pg_sys::materialize_finished_plan(top);
+            // PostgreSQL adds this node before set_plan_references, which
+            // would point its columns at its child: done here.
+            (*top).targetlist = outer_refs((*cs).scan.plan.targetlist);
         }
         (*stmt).planTree = top;
         (*stmt).subplans = std::ptr::null_mut();
         (*stmt).parallelModeNeeded = false;
+    }
+}
+
+/// Vars reading each entry of `tlist` from a node's child (OUTER_VAR).
+unsafe fn outer_refs(tlist: *mut pg_sys::List) -> *mut pg_sys::List {
+    // SAFETY: `tlist` is a target list of Vars (the scan's).
+    unsafe {
+        let copy = pg_sys::copyObjectImpl(tlist as *const std::ffi::c_void) as *mut pg_sys::List;
+        for tle in super::expr::list::<pg_sys::TargetEntry>(copy) {
+            let v = (*tle).expr as *mut pg_sys::Var;
+            (*v).varno = pg_sys::OUTER_VAR as i32;
+            (*v).varattno = (*tle).resno;
+        }
+        copy
+    }
+}
+
+/// A range-table entry that only names the scan's output columns
+/// (`datafusion.<column>` in EXPLAIN VERBOSE). It is a VALUES entry with
+/// no rows, which the executor's permission checks and locks skip.
+unsafe fn output_rte(colnames: *mut pg_sys::List) -> *mut pg_sys::RangeTblEntry {
+    // SAFETY: a fresh node in the planner's memory context.
+    unsafe {
+        let rte = pg_sys::palloc0(std::mem::size_of::<pg_sys::RangeTblEntry>())
+            as *mut pg_sys::RangeTblEntry;
+        (*rte).type_ = pg_sys::NodeTag::T_RangeTblEntry;
+        (*rte).rtekind = pg_sys::RTEKind::RTE_VALUES;
+        (*rte).eref = pg_sys::makeAlias(c"datafusion".as_ptr(), colnames);
+        rte
     }
 }
 

@@ -31,6 +31,8 @@ ANALYZE h, c;
 EXPLAIN (COSTS OFF) SELECT count(*) FROM c WHERE id = 5;
 SET omendb.datafusion_min_cost = 0;
 EXPLAIN (COSTS OFF) SELECT g, count(*), sum(n), avg(n), min(t), max(c) FROM c WHERE d >= '2024-01-10' GROUP BY g ORDER BY g;
+-- VERBOSE names the node's output columns (it looped forever once).
+EXPLAIN (VERBOSE, COSTS OFF) SELECT g AS grp, count(*), sum(n) + 1 FROM c GROUP BY g ORDER BY g;
 
 -- The same answers as heap.
 CREATE FUNCTION same(q text) RETURNS text LANGUAGE plpgsql AS $$
@@ -100,6 +102,7 @@ RESET plan_cache_mode;
 
 -- Cursors, also scrolling backwards.
 BEGIN;
+EXPLAIN (VERBOSE, COSTS OFF) DECLARE cur SCROLL CURSOR FOR SELECT id FROM c WHERE g = 2 ORDER BY id;
 DECLARE cur SCROLL CURSOR FOR SELECT id FROM c WHERE g = 2 ORDER BY id;
 FETCH 3 FROM cur;
 FETCH BACKWARD 1 FROM cur;
