@@ -1,15 +1,12 @@
 //! DataFusion's dynamic filters in omendb's scans: a hash join whose build
 //! side is read passes a filter on its keys down to the scans of its probe
-//! side. The scans keep them (`source::OmenScanExec`) and apply them per
-//! batch here; after physical planning, `exec` drops them where they do
-//! not pay, with the helpers here.
+//! side. The scans keep them (`source::OmenScanExec`) and apply them as
+//! they decode (`row_filter`); after physical planning, `exec` drops them
+//! where they do not pay, with the helpers here.
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::RecordBatch;
-use datafusion::common::{Result, ScalarValue};
-use datafusion::logical_expr::ColumnarValue;
-use datafusion::physical_expr::PhysicalExpr;
+use datafusion::common::Result;
 use datafusion::physical_plan::ExecutionPlan;
 
 /// Whether every node of `plan` names its output columns differently.
@@ -70,66 +67,4 @@ pub fn collect_left_filters_only(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn
         Ok(Transformed::yes(Arc::new(plain) as Arc<dyn ExecutionPlan>))
     })
     .map(|t| t.data)
-}
-
-/// The dynamic filters of one scan partition, each with what it has done.
-pub struct Dynamic {
-    pub filters: Vec<DynamicFilter>,
-    pub dropped: datafusion::physical_plan::metrics::Count,
-}
-
-pub struct DynamicFilter {
-    pub expr: Arc<dyn PhysicalExpr>,
-    /// Rows it was evaluated on, and rows it kept.
-    pub seen: usize,
-    pub kept: usize,
-}
-
-/// Rows a filter is tried on before its worth is judged.
-const DYNAMIC_TRIAL_ROWS: usize = 2 * 65_536;
-
-impl Dynamic {
-    /// Drop the rows of `b` that the filters reject (NULL rejects: they come
-    /// from inner-join keys). A filter not yet known reads as true; one
-    /// that keeps half the rows or more is left off after its trial, since
-    /// evaluating it costs about what the join's own probe does.
-    pub fn apply(&mut self, b: RecordBatch) -> Result<RecordBatch> {
-        let mut b = b;
-        for f in &mut self.filters {
-            let n = b.num_rows();
-            if n == 0 {
-                break;
-            }
-            if f.seen >= DYNAMIC_TRIAL_ROWS && f.kept * 2 >= f.seen {
-                continue;
-            }
-            // The filter may compute on rows the FilterExec above would
-            // drop (a cast a WHERE clause guards): its errors are not the
-            // query's.
-            let mask = match f.expr.evaluate(&b).and_then(|v| match v {
-                ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))) => Ok(None),
-                v => v.into_array(n).map(Some),
-            }) {
-                Ok(Some(mask)) => mask,
-                Ok(None) | Err(_) => continue,
-            };
-            let Some(mask) = mask
-                .as_any()
-                .downcast_ref::<datafusion::arrow::array::BooleanArray>()
-            else {
-                continue;
-            };
-            let kept = mask.true_count();
-            f.seen += n;
-            f.kept += kept;
-            // Copying out nine rows in ten costs more than the join's probe
-            // of the tenth: such batches pass as they are.
-            if kept * 10 >= n * 9 {
-                continue;
-            }
-            b = datafusion::arrow::compute::filter_record_batch(&b, mask)?;
-            self.dropped.add(n - kept);
-        }
-        Ok(b)
-    }
 }

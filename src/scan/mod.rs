@@ -8,13 +8,16 @@
 //! - `load`: the main thread copies each table's snapshot out of shared
 //!   buffers through the columnar engine (`crate::columnar::{snapshot, rows}`);
 //! - `partitioned`: the leaf partitions a plan reads, their column maps;
-//! - `source`: the TableProvider that decodes those bytes on DataFusion's threads;
+//! - `source`: the TableProvider and scan node over those bytes;
+//!   `decode`: decoding them on DataFusion's threads, each filter's
+//!   columns first (`row_filter`: the filters a scan evaluates);
 //! - `dynamic`: DataFusion's join filters in the scans, where they pay;
 //! - `estimates` / `join_order`: PostgreSQL's column statistics and table
 //!   estimates for DataFusion's join planning and join order;
 //! - `exec`: the executor node; `runtime`: DataFusion's threads;
 //! - `settings`: `omendb.datafusion*`.
 
+mod decode;
 mod dynamic;
 mod estimates;
 mod exec;
@@ -24,6 +27,7 @@ mod join_order;
 mod load;
 mod partitioned;
 pub(crate) mod planner;
+mod row_filter;
 mod runtime;
 pub(crate) mod settings;
 mod source;

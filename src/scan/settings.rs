@@ -24,6 +24,7 @@ pub static MEMORY_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static MIN_COST: GucSetting<f64> = GucSetting::<f64>::new(1000.0);
 pub static STATISTICS: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static SCAN_FILTERS: GucSetting<bool> = GucSetting::<bool>::new(true);
 
 pub fn init() {
     GucRegistry::define_enum_guc(
@@ -72,6 +73,14 @@ pub fn init() {
         GucContext::Userset,
         GucFlags::default(),
     );
+    GucRegistry::define_bool_guc(
+        c"omendb.datafusion_scan_filters",
+        c"Whether omen_columnar scans evaluate the query's filters as they decode.",
+        c"Each filter on a table runs on its own columns first, and the table's other columns are decoded only for the rows that pass. off: the filters run after the whole rows are decoded (to compare).",
+        &SCAN_FILTERS,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
 }
 
 pub fn mode() -> Mode {
@@ -117,4 +126,8 @@ pub fn min_cost() -> f64 {
 
 pub fn statistics() -> bool {
     STATISTICS.get()
+}
+
+pub fn scan_filters() -> bool {
+    SCAN_FILTERS.get()
 }

@@ -12,15 +12,16 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{new_null_array, ArrayRef, RecordBatch, UInt32Array};
-use datafusion::arrow::compute::take;
 use datafusion::arrow::datatypes::{Field, Schema as ArrowSchema, SchemaRef};
 use datafusion::catalog::Session;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::stats::Precision;
-use datafusion::common::{ColumnStatistics, DataFusionError, Result, ScalarValue, Statistics};
+use datafusion::common::{
+    ColumnStatistics, DFSchema, DataFusionError, Result, ScalarValue, Statistics,
+};
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::execution::TaskContext;
+use datafusion::logical_expr::expr_rewriter::unnormalize_col;
 use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_expr::expressions::DynamicFilterPhysicalExpr;
 use datafusion::physical_expr::EquivalenceProperties;
@@ -37,13 +38,14 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
     SendableRecordBatchStream,
 };
-use omendb_columnar::logical::{live_positions, to_logical, values_to_arrays};
 use omendb_columnar::prune::{Bound, Filter, Test};
-use omendb_columnar::{decode_row, CopiedChunks, Schema, SegmentReader};
+use omendb_columnar::{CopiedChunks, Schema, SegmentReader};
 
+use super::decode::decode_unit;
 use super::estimates::ColumnEstimate;
+use super::row_filter::{RowFilter, RowFilters};
 use super::types::Pg;
-use crate::cache::shared::{read_group, PartCounts, ScanCache};
+use crate::cache::shared::{PartCounts, ScanCache};
 
 /// One column the table offers DataFusion.
 #[derive(Clone, Debug)]
@@ -105,7 +107,7 @@ impl LoadedRel {
     /// Where each of `columns` is among the relation's first `ncols`
     /// columns (what one segment or record holds); None: not there (a
     /// column added after it was written).
-    fn positions(&self, columns: &[Column], ncols: usize) -> Vec<Option<usize>> {
+    pub fn positions(&self, columns: &[Column], ncols: usize) -> Vec<Option<usize>> {
         columns
             .iter()
             .map(|c| {
@@ -156,6 +158,8 @@ pub struct OmenTable {
     pub estimated_rows: usize,
     pub loaded: Mutex<Option<Arc<Loaded>>>,
     pub partitions: usize,
+    /// `omendb.datafusion_scan_filters` when the query was planned.
+    scan_filters: bool,
 }
 
 impl fmt::Debug for OmenTable {
@@ -194,6 +198,8 @@ impl OmenTable {
             estimated_rows,
             loaded: Mutex::new(None),
             partitions: partitions.max(1),
+            // Read here, on the main thread, as the query is translated.
+            scan_filters: super::settings::scan_filters(),
         }
     }
 
@@ -271,10 +277,14 @@ impl TableProvider for OmenTable {
         &self,
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
+        // Every filter but a volatile one is evaluated in the scan too
+        // (`row_filter`), and some prune row groups; the FilterExec above
+        // stays and decides.
         Ok(filters
             .iter()
             .map(|f| {
-                if self.prune_filter(f).is_some() {
+                let prunes = self.prune_filter(f).is_some();
+                if prunes || (self.scan_filters && !f.is_volatile()) {
                     TableProviderFilterPushDown::Inexact
                 } else {
                     TableProviderFilterPushDown::Unsupported
@@ -285,7 +295,7 @@ impl TableProvider for OmenTable {
 
     async fn scan(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
         _limit: Option<usize>,
@@ -299,6 +309,7 @@ impl TableProvider for OmenTable {
             .map(|&i| self.schema.field(i).clone())
             .collect();
         let schema = Arc::new(ArrowSchema::new(fields));
+        let (prune, row_filters) = self.scan_filters(state, &schema, filters);
         let loaded = self
             .loaded
             .lock()
@@ -322,7 +333,8 @@ impl TableProvider for OmenTable {
                 .collect(),
             schema,
             loaded,
-            filters: filters.iter().map(|f| f.to_string()).collect(),
+            prune,
+            row_filters,
             dynamic: Vec::new(),
             rows,
             props,
@@ -339,7 +351,11 @@ pub struct OmenScanExec {
     columns: Vec<Column>,
     schema: SchemaRef,
     loaded: Option<Arc<Loaded>>,
-    filters: Vec<String>,
+    /// The filters that prune row groups (for EXPLAIN; load.rs applies them).
+    prune: Vec<String>,
+    /// The query's filters on the table, evaluated as rows are decoded,
+    /// with their text for EXPLAIN.
+    row_filters: Vec<(Arc<dyn PhysicalExpr>, String)>,
     /// Filters a hash join derives from its build side once that is read
     /// (DataFusion's dynamic filters): applied to each decoded batch, so
     /// probe rows that cannot match leave the scan at once.
@@ -368,8 +384,12 @@ impl DisplayAs for OmenScanExec {
             write!(f, ", partitions={n}")?;
         }
         write!(f, ", columns=[{}]", cols.join(", "))?;
-        if !self.filters.is_empty() {
-            write!(f, ", prune=[{}]", self.filters.join(", "))?;
+        if !self.row_filters.is_empty() {
+            let text: Vec<&str> = self.row_filters.iter().map(|(_, t)| t.as_str()).collect();
+            write!(f, ", filters=[{}]", text.join(", "))?;
+        }
+        if !self.prune.is_empty() {
+            write!(f, ", prune=[{}]", self.prune.join(", "))?;
         }
         if let Some(l) = &self.loaded {
             write!(
@@ -385,6 +405,42 @@ impl DisplayAs for OmenScanExec {
     }
 }
 
+impl OmenTable {
+    /// A scan's `filters` (over the table's columns): the text of those
+    /// that prune row groups, and the others as physical expressions over
+    /// the scan's columns `schema` (a filter on a column it does not read,
+    /// or that DataFusion cannot plan here, is left to the FilterExec).
+    fn scan_filters(
+        &self,
+        state: &dyn Session,
+        schema: &SchemaRef,
+        filters: &[Expr],
+    ) -> (Vec<String>, Vec<(Arc<dyn PhysicalExpr>, String)>) {
+        let prune = filters
+            .iter()
+            .filter(|f| self.prune_filter(f).is_some())
+            .map(|f| f.to_string())
+            .collect();
+        let Ok(df_schema) = DFSchema::try_from(schema.as_ref().clone()) else {
+            return (prune, Vec::new());
+        };
+        if !self.scan_filters {
+            return (prune, Vec::new());
+        }
+        let row = filters
+            .iter()
+            .filter(|f| !f.is_volatile())
+            .filter_map(|f| {
+                // The scan's field names are unique in the query.
+                let e = unnormalize_col(f.clone());
+                let p = state.create_physical_expr(e, &df_schema).ok()?;
+                Some((p, f.to_string()))
+            })
+            .collect();
+        (prune, row)
+    }
+}
+
 impl OmenScanExec {
     /// This scan with dynamic filters `dynamic` (fresh metrics).
     fn with_dynamic(&self, dynamic: Vec<Arc<dyn PhysicalExpr>>) -> Arc<dyn ExecutionPlan> {
@@ -394,7 +450,8 @@ impl OmenScanExec {
             columns: self.columns.clone(),
             schema: self.schema.clone(),
             loaded: self.loaded.clone(),
-            filters: self.filters.clone(),
+            prune: self.prune.clone(),
+            row_filters: self.row_filters.clone(),
             dynamic,
             rows: self.rows,
             props: self.props.clone(),
@@ -455,23 +512,27 @@ impl ExecutionPlan for OmenScanExec {
         let decoded = MetricBuilder::new(&self.metrics).counter("bytes_decoded", partition);
         let hits = MetricBuilder::new(&self.metrics).counter("cache_hits", partition);
         let misses = MetricBuilder::new(&self.metrics).counter("cache_misses", partition);
-        let mut dynamic = super::dynamic::Dynamic {
-            filters: self
-                .dynamic
+        // A join's filter first: when there is one, it is usually the
+        // most selective.
+        let dropped_dynamic =
+            MetricBuilder::new(&self.metrics).counter("rows_dropped_dynamic", partition);
+        let dropped_filter =
+            MetricBuilder::new(&self.metrics).counter("rows_dropped_filter", partition);
+        let mut filters = RowFilters(
+            self.dynamic
                 .iter()
-                .map(|e| super::dynamic::DynamicFilter {
-                    expr: e.clone(),
-                    seen: 0,
-                    kept: 0,
-                })
+                .filter_map(|e| RowFilter::new(e, &schema, dropped_dynamic.clone()))
+                .chain(
+                    self.row_filters
+                        .iter()
+                        .filter_map(|(e, _)| RowFilter::new(e, &schema, dropped_filter.clone())),
+                )
                 .collect(),
-            dropped: MetricBuilder::new(&self.metrics).counter("rows_dropped_dynamic", partition),
-        };
+        );
         let stream = futures::stream::iter(units).map(move |u| {
             let timer = baseline.elapsed_compute().timer();
             let mut counts = PartCounts::default();
-            let b =
-                decode_unit(&loaded, u, &columns, &s2, &mut counts).and_then(|b| dynamic.apply(b));
+            let b = decode_unit(&loaded, u, &columns, &s2, &mut filters, &mut counts);
             timer.done();
             hits.add(counts.hits);
             misses.add(counts.misses);
@@ -538,151 +599,3 @@ impl ExecutionPlan for OmenScanExec {
 }
 
 use futures::StreamExt;
-
-fn corrupt(table: &str, e: impl fmt::Display) -> DataFusionError {
-    let msg = e.to_string();
-    if msg.contains("NaN or infinity") {
-        // numeric(p,s) may hold NaN, which has no Decimal128 image.
-        return super::functions::pg_error(
-            "0A000",
-            format!("omendb's DataFusion scan cannot compute with the numeric NaN in table \"{table}\"; set omendb.datafusion = off for this query"),
-        );
-    }
-    super::functions::pg_error("XX001", format!("omen_columnar table \"{table}\": {msg}"))
-}
-
-/// Decode unit `u` into a batch of `columns` (the scan's projection).
-fn decode_unit(
-    l: &Loaded,
-    u: usize,
-    columns: &[Column],
-    schema: &SchemaRef,
-    counts: &mut PartCounts,
-) -> Result<RecordBatch> {
-    let (rel, row_numbers, arrays): (
-        &LoadedRel,
-        datafusion::arrow::array::Int64Array,
-        Vec<Option<ArrayRef>>,
-    ) = match &l.units[u] {
-        Unit::Group { rel, seg, group } => {
-            let r = &l.rels[*rel];
-            let at = r.positions(columns, seg.reader.schema().columns.len());
-            let want: Vec<usize> = at.iter().flatten().copied().collect();
-            let g = read_group(
-                l.cache.as_ref(),
-                seg.id,
-                &seg.reader,
-                &seg.chunks,
-                *group,
-                &want,
-                counts,
-            )
-            .map_err(|e| corrupt(&r.name, e))?;
-            let mut arrays = Vec::with_capacity(columns.len());
-            for (c, i) in columns.iter().zip(&at) {
-                arrays.push(match i.and_then(|i| g.logical_array(i, c.pg.logical())) {
-                    Some(a) => Some(a.map_err(|e| corrupt(&r.name, e))?),
-                    None => None,
-                });
-            }
-            (r, g.row_numbers().clone(), arrays)
-        }
-        Unit::Rows { rel, records } => {
-            let r = &l.rels[*rel];
-            let ncols = r.schema.columns.len();
-            let at = r.positions(columns, ncols);
-            let mut rows = Vec::with_capacity(records.len());
-            let mut numbers = Vec::with_capacity(records.len());
-            // A batch's records share one column count, but records may
-            // differ (columns added between writes): one prefix schema
-            // per count, not one per record.
-            let mut prefixes: Vec<Option<Schema>> = vec![None; ncols + 1];
-            for (row, item) in records {
-                let bad = || corrupt(&r.name, "write-store record is malformed");
-                if item.len() < 2 {
-                    return Err(bad());
-                }
-                let n = u16::from_le_bytes([item[0], item[1]]) as usize;
-                if n > ncols {
-                    return Err(bad());
-                }
-                let prefix = prefixes[n].get_or_insert_with(|| Schema {
-                    columns: r.schema.columns[..n].to_vec(),
-                });
-                let mut values = Vec::new();
-                decode_row(prefix, &item[2..], &mut values).map_err(|e| corrupt(&r.name, e))?;
-                rows.push(values);
-                numbers.push(*row as i64);
-            }
-            // Columns this relation lacks come out as NULLs below.
-            let present: Vec<(&Column, usize)> = columns
-                .iter()
-                .zip(&at)
-                .filter_map(|(c, i)| i.map(|i| (c, i)))
-                .collect();
-            let kinds: Vec<_> = present
-                .iter()
-                .map(|&(_, i)| r.schema.columns[i].kind)
-                .collect();
-            let positions: Vec<usize> = present.iter().map(|&(_, i)| i).collect();
-            let arrays = values_to_arrays(&kinds, &rows_projected(&rows, &positions))
-                .map_err(|e| corrupt(&r.name, e))?;
-            let mut converted = present.iter().zip(arrays).map(|(&(c, _), a)| {
-                to_logical(&a, c.pg.logical()).map_err(|e| corrupt(&r.name, e))
-            });
-            let mut logical = Vec::with_capacity(columns.len());
-            for i in &at {
-                logical.push(match i {
-                    Some(_) => Some(converted.next().transpose()?.ok_or_else(|| {
-                        DataFusionError::Internal("write-store column count".into())
-                    })?),
-                    None => None,
-                });
-            }
-            (r, numbers.into(), logical)
-        }
-    };
-    let n = row_numbers.len();
-    let mut out = Vec::with_capacity(columns.len());
-    for (c, a) in columns.iter().zip(arrays) {
-        out.push(match a {
-            Some(a) => a,
-            None => new_null_array(&c.pg.arrow(), n),
-        });
-    }
-    if let Some(keep) = live_positions(&row_numbers, &rel.deleted) {
-        let idx = UInt32Array::from(keep);
-        out = out
-            .iter()
-            .map(|a| take(a, &idx, None))
-            .collect::<std::result::Result<_, _>>()?;
-        let opts =
-            datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(idx.len()));
-        return Ok(RecordBatch::try_new_with_options(
-            schema.clone(),
-            out,
-            &opts,
-        )?);
-    }
-    let opts = datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(n));
-    Ok(RecordBatch::try_new_with_options(
-        schema.clone(),
-        out,
-        &opts,
-    )?)
-}
-
-/// Write-store rows reduced to the columns at `positions`, in that order.
-fn rows_projected<'a>(
-    rows: &[Vec<omendb_columnar::Value<'a>>],
-    positions: &[usize],
-) -> Vec<Vec<omendb_columnar::Value<'a>>> {
-    rows.iter()
-        .map(|r| {
-            positions
-                .iter()
-                .map(|&i| r.get(i).copied().unwrap_or(omendb_columnar::Value::Null))
-                .collect()
-        })
-        .collect()
-}

@@ -791,6 +791,38 @@ impl DecodedGroup {
         Some(logical::to_logical(&stored, logical))
     }
 
+    /// [`DecodedGroup::logical_array`] of the rows at positions `rows`
+    /// only (all rows if None): they are taken before the conversion, so
+    /// a scan that filtered most rows out converts only the rest.
+    pub fn logical_array_at(
+        &self,
+        column: usize,
+        logical: Logical,
+        rows: Option<&arrow_array::UInt32Array>,
+    ) -> Option<Result<ArrayRef>> {
+        let Some(rows) = rows else {
+            return self.logical_array(column, logical);
+        };
+        let take = |a: &dyn Array| {
+            arrow_select::take::take(a, rows, None)
+                .map_err(|e| Error(format!("selecting rows of column {column}: {e}")))
+        };
+        if let Some(DecodedColumn::Scaled(c)) = self.columns.get(column).and_then(Option::as_ref) {
+            if let Logical::Numeric { precision, scale } = logical {
+                if i32::from(scale) == i32::from(c.scale) {
+                    return Some(take(&c.ints).and_then(|a| {
+                        let ints = a.as_any().downcast_ref::<Int64Array>().ok_or_else(|| {
+                            Error("a scaled numeric's integers are not Int64".into())
+                        })?;
+                        logical::scaled_to_decimal(ints, precision, scale)
+                    }));
+                }
+            }
+        }
+        let stored = self.array(column)?;
+        Some(take(&stored).and_then(|a| logical::to_logical(&a, logical)))
+    }
+
     /// Bytes the decoded arrays occupy (what a cache holding this group
     /// counts; a scaled numeric's images, built later on demand, are
     /// counted as twice its integers).

@@ -191,6 +191,32 @@ fn scaled_columns_become_the_same_decimals() {
             assert_eq!(a, b, "group {g} column {c}");
             assert!(a.null_count() > 0);
         }
+        // Rows taken before the conversion are the converted rows taken.
+        let some = arrow_array::UInt32Array::from(
+            (0..ds.len() as u32)
+                .filter(|i| i % 3 != 1)
+                .rev()
+                .collect::<Vec<_>>(),
+        );
+        for (d, c, logical) in logicals
+            .iter()
+            .map(|&(c, l)| (&ds, c, l))
+            .chain(logicals.iter().map(|&(c, l)| (&dp, c, l)))
+            .chain([(&ds, 1, Logical::Stored), (&dp, 1, Logical::Stored)])
+        {
+            if d.array(c).is_none() {
+                continue;
+            }
+            let whole = d.logical_array(c, logical).unwrap().unwrap();
+            let taken = d
+                .logical_array_at(c, logical, Some(&some))
+                .unwrap()
+                .unwrap();
+            let expect = arrow_select::take::take(&whole, &some, None).unwrap();
+            assert_eq!(&taken, &expect, "group {g} column {c}");
+            let all = d.logical_array_at(c, logical, None).unwrap().unwrap();
+            assert_eq!(&all, &whole);
+        }
         assert!(ds.logical_array(1, Logical::Stored).is_some());
         let dp1 = rp.read_group(&plain.as_slice(), g, &[]).unwrap();
         assert!(dp1.logical_array(1, Logical::Stored).is_none()); // not decoded
