@@ -6,9 +6,11 @@
 use std::fmt;
 
 use datafusion::arrow::array::{
-    new_empty_array, new_null_array, ArrayRef, RecordBatch, RecordBatchOptions, UInt32Array,
+    new_empty_array, new_null_array, Array, ArrayRef, BooleanArray, RecordBatch,
+    RecordBatchOptions, UInt32Array,
 };
-use datafusion::arrow::compute::{filter, take};
+use datafusion::arrow::compute::kernels::boolean::and;
+use datafusion::arrow::compute::{filter, prep_null_mask_filter, take};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::{DataFusionError, Result};
 use omendb_columnar::logical::{live_positions, to_logical, values_to_arrays};
@@ -61,21 +63,25 @@ fn decode_group(
 ) -> Result<RecordBatch> {
     let at = r.positions(columns, seg.reader.schema().columns.len());
     let mut have: Vec<Option<ArrayRef>> = vec![None; columns.len()];
-    // The group's positions of the rows still passing (None: all of
-    // them), and how many; known once the first columns are read.
-    let mut passing: Option<(Option<UInt32Array>, usize)> = None;
+    // Known once the group is first read.
+    let mut passing: Option<Passing> = None;
     let stages = filters.active();
+    // Rows the query's own filters (the last stages) start from.
+    let mut query_seen = None;
     for stage in stages.iter().map(Some).chain([None]) {
-        if matches!(passing, Some((_, 0))) {
+        if passing.as_ref().is_some_and(|p| p.count() == 0) {
             break;
         }
         let need: Vec<usize> = match stage {
-            Some(&f) => filters.0[f].columns().to_vec(),
+            Some(&f) => filters.filters[f].columns().to_vec(),
             None => (0..columns.len()).collect(),
         };
         let need: Vec<usize> = need.into_iter().filter(|&k| have[k].is_none()).collect();
-        if passing.is_none() || !need.is_empty() {
-            let want: Vec<usize> = need.iter().filter_map(|&k| at[k]).collect();
+        if let Some(p) = passing.as_mut().filter(|_| !need.is_empty()) {
+            p.narrow(&mut have)?;
+        }
+        let want: Vec<usize> = need.iter().filter_map(|&k| at[k]).collect();
+        if passing.is_none() || !want.is_empty() {
             let g = read_group(
                 l.cache.as_ref(),
                 seg.id,
@@ -86,57 +92,52 @@ fn decode_group(
                 counts,
             )
             .map_err(|e| corrupt(&r.name, e))?;
-            let (sel, n) = passing.get_or_insert_with(|| {
-                let live = live_positions(g.row_numbers(), &r.deleted).map(UInt32Array::from);
-                let n = live.as_ref().map_or(g.len(), |s| s.len());
-                (live, n)
+            let p = passing.get_or_insert_with(|| {
+                Passing::new(live_positions(g.row_numbers(), &r.deleted), g.len())
             });
             for &k in &need {
-                let c = &columns[k];
-                have[k] = Some(match at[k] {
-                    Some(i) => g
-                        .logical_array_at(i, c.pg.logical(), sel.as_ref())
+                let Some(i) = at[k] else { continue };
+                have[k] = Some(
+                    g.logical_array_at(i, columns[k].pg.logical(), p.sel.as_ref())
                         .ok_or_else(|| {
                             DataFusionError::Internal(format!("column {i} was not decoded"))
                         })?
                         .map_err(|e| corrupt(&r.name, e))?,
-                    // A column added after the segment was written.
-                    None => new_null_array(&c.pg.arrow(), *n),
-                });
-            }
-            if sel.is_none() && stage.is_some() {
-                // Narrowing below needs positions.
-                *sel = Some(UInt32Array::from_iter_values(0..g.len() as u32));
+                );
             }
         }
-        let (Some(&f), Some((sel, n))) = (stage, passing.as_mut()) else {
+        let Some(p) = passing.as_mut() else {
             continue;
         };
-        let f = &mut filters.0[f];
+        // Columns the segment lacks (added after it was written).
+        for &k in &need {
+            if have[k].is_none() {
+                have[k] = Some(new_null_array(&columns[k].pg.arrow(), p.n));
+            }
+        }
+        let Some(&f) = stage else {
+            continue;
+        };
+        if filters.is_query(f) {
+            query_seen.get_or_insert(p.count());
+        }
+        let f = &mut filters.filters[f];
         let arrays = f
             .columns()
             .iter()
             .filter_map(|&k| have[k].clone())
             .collect();
-        if let Some(mask) = f.mask(arrays, *n) {
-            for a in have.iter_mut().flatten() {
-                *a = filter(a, &mask)?;
-            }
-            if let Some(s) = sel.as_ref() {
-                *sel = Some(
-                    filter(s, &mask)?
-                        .as_any()
-                        .downcast_ref::<UInt32Array>()
-                        .cloned()
-                        .ok_or_else(|| {
-                            DataFusionError::Internal("row positions are not UInt32".into())
-                        })?,
-                );
-            }
-            *n = mask.true_count();
+        if let Some(mask) = f.mask(arrays, p.n) {
+            f.dropped(p.and(mask)?);
         }
     }
-    let n = passing.map_or(0, |(_, n)| n);
+    if let Some(p) = passing.as_mut() {
+        p.narrow(&mut have)?;
+    }
+    let n = passing.map_or(0, |p| p.n);
+    if let Some(seen) = query_seen {
+        filters.note_query(seen, n);
+    }
     let out: Vec<ArrayRef> = columns
         .iter()
         .zip(have)
@@ -148,6 +149,74 @@ fn decode_group(
         out,
         &opts,
     )?)
+}
+
+/// The rows of a row group still passing its filters.
+struct Passing {
+    /// Their positions in the group (None: all of its rows).
+    sel: Option<UInt32Array>,
+    /// How many; the decoded columns hold these rows.
+    n: usize,
+    rows: usize,
+    /// Of the `n` rows, those the filters so far pass: applied to the
+    /// columns before more are decoded, and at the end (filters on
+    /// columns already decoded, `a >= x AND a < y`, narrow them once).
+    pending: Option<BooleanArray>,
+}
+
+impl Passing {
+    fn new(live: Option<Vec<u32>>, rows: usize) -> Self {
+        let n = live.as_ref().map_or(rows, Vec::len);
+        Passing {
+            sel: live.map(UInt32Array::from),
+            n,
+            rows,
+            pending: None,
+        }
+    }
+
+    /// Rows passing all filters so far.
+    fn count(&self) -> usize {
+        self.pending.as_ref().map_or(self.n, |m| m.true_count())
+    }
+
+    /// Pass only the rows `mask` passes too (NULL: not); returns how many
+    /// it removed.
+    fn and(&mut self, mask: BooleanArray) -> Result<usize> {
+        let before = self.count();
+        let mask = match mask.null_count() {
+            0 => mask,
+            _ => prep_null_mask_filter(&mask),
+        };
+        self.pending = Some(match self.pending.take() {
+            Some(p) => and(&p, &mask)?,
+            None => mask,
+        });
+        Ok(before - self.count())
+    }
+
+    /// Apply the pending mask to the decoded columns `have`.
+    fn narrow(&mut self, have: &mut [Option<ArrayRef>]) -> Result<()> {
+        let Some(mask) = self.pending.take() else {
+            return Ok(());
+        };
+        for a in have.iter_mut().flatten() {
+            *a = filter(a, &mask)?;
+        }
+        let positions = match self.sel.take() {
+            Some(s) => s,
+            None => UInt32Array::from_iter_values(0..self.rows as u32),
+        };
+        let kept = filter(&positions, &mask)?;
+        self.sel = Some(
+            kept.as_any()
+                .downcast_ref::<UInt32Array>()
+                .cloned()
+                .ok_or_else(|| DataFusionError::Internal("row positions are not UInt32".into()))?,
+        );
+        self.n = mask.true_count();
+        Ok(())
+    }
 }
 
 /// A write-store batch of relation `r` (row number, item: column count +
