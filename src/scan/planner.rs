@@ -248,7 +248,7 @@ unsafe fn outer_refs(tlist: *mut pg_sys::List) -> *mut pg_sys::List {
         let copy = pg_sys::copyObjectImpl(tlist as *const std::ffi::c_void) as *mut pg_sys::List;
         for tle in super::expr::list::<pg_sys::TargetEntry>(copy) {
             let v = (*tle).expr as *mut pg_sys::Var;
-            (*v).varno = pg_sys::OUTER_VAR as i32;
+            (*v).varno = pg_sys::OUTER_VAR;
             (*v).varattno = (*tle).resno;
         }
         copy

@@ -343,6 +343,9 @@ impl TableProvider for OmenTable {
     }
 }
 
+/// A filter a scan evaluates as it decodes, and its text for EXPLAIN.
+type ScanFilter = (Arc<dyn PhysicalExpr>, String);
+
 /// The scan node: decodes the loaded units of its partition.
 pub struct OmenScanExec {
     table: String,
@@ -355,7 +358,7 @@ pub struct OmenScanExec {
     prune: Vec<String>,
     /// The query's filters on the table, evaluated as rows are decoded,
     /// with their text for EXPLAIN.
-    row_filters: Vec<(Arc<dyn PhysicalExpr>, String)>,
+    row_filters: Vec<ScanFilter>,
     /// Filters a hash join derives from its build side once that is read
     /// (DataFusion's dynamic filters): applied to each decoded batch, so
     /// probe rows that cannot match leave the scan at once.
@@ -415,7 +418,7 @@ impl OmenTable {
         state: &dyn Session,
         schema: &SchemaRef,
         filters: &[Expr],
-    ) -> (Vec<String>, Vec<(Arc<dyn PhysicalExpr>, String)>) {
+    ) -> (Vec<String>, Vec<ScanFilter>) {
         let prune = filters
             .iter()
             .filter(|f| self.prune_filter(f).is_some())
