@@ -572,6 +572,12 @@ impl Translator {
                 })
                 .collect();
             let default = it.next().map(|e| Box::new(e.unwrap_or_else(|e| e)));
+            if pg == Pg::Bool {
+                return Ok(TExpr {
+                    e: guarded_bool_case(pairs, default),
+                    pg,
+                });
+            }
             Ok(TExpr {
                 e: Expr::Case(Case::new(None, pairs, default)),
                 pg,
@@ -1320,4 +1326,22 @@ impl PipeLen for Expr {
             (e, _) => e,
         }
     }
+}
+
+/// A boolean CASE that DataFusion keeps a CASE. Its simplifier rewrites
+/// one into ANDs and ORs of the conditions and results, which evaluate
+/// every result on every row, so the guard PostgreSQL documents, `CASE
+/// WHEN x <> 0 THEN 10 / x > 1 ELSE false END`, would divide by zero (it
+/// sees through casts too). With Int8 results, through functions it does
+/// not see through, it stays a CASE, which evaluates each result only
+/// for the rows its condition selects.
+fn guarded_bool_case(pairs: Vec<(Box<Expr>, Box<Expr>)>, default: Option<Box<Expr>>) -> Expr {
+    use super::functions::bool_int;
+    let int = |e: Box<Expr>| Box::new(bool_int(true, *e));
+    let case = Case::new(
+        None,
+        pairs.into_iter().map(|(w, t)| (w, int(t))).collect(),
+        default.map(int),
+    );
+    bool_int(false, Expr::Case(case))
 }

@@ -111,6 +111,9 @@ enum Kind {
     ScaleOf,
     /// (Decimal128(38, s), scale) -> per-value-scale numeric at that scale.
     WithScale,
+    /// bool -> Int8 (true: 1), or back (nonzero: true): opaque to
+    /// DataFusion's simplifier (see `expr::guarded_bool_case`).
+    BoolInt(bool),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -169,6 +172,20 @@ pub fn float_cmp(op: Cmp, a: Expr, b: Expr) -> Expr {
             DataType::Boolean,
         ),
         vec![a, b],
+    )
+}
+
+/// `a` (boolean) as Int8, or (`to_int` false) Int8 `a` as boolean, through
+/// a function DataFusion's simplifier does not see through.
+pub fn bool_int(to_int: bool, a: Expr) -> Expr {
+    let (name, from, to) = if to_int {
+        ("pg_bool_int8", DataType::Boolean, DataType::Int8)
+    } else {
+        ("pg_int8_bool", DataType::Int8, DataType::Boolean)
+    };
+    call(
+        udf(name.into(), Kind::BoolInt(to_int), vec![from], to.clone()),
+        vec![a],
     )
 }
 
@@ -695,6 +712,11 @@ impl PgFn {
                     None => Ok(Arc::new(r.with_precision_and_scale(38, to)?)),
                 }
             }
+            Kind::BoolInt(to_int) => Ok(if to_int {
+                datafusion::arrow::compute::cast(&a[0], &DataType::Int8)?
+            } else {
+                datafusion::arrow::compute::cast(&a[0], &DataType::Boolean)?
+            }),
             Kind::WithScale => {
                 let n = a[0].len();
                 let scales = a[1].as_primitive::<datafusion::arrow::datatypes::Int8Type>();

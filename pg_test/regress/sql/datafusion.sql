@@ -152,6 +152,11 @@ SELECT same('SELECT count(*), sum(v) FROM f{T} WHERE s = ''s3'' AND k < 10');
 SELECT same('SELECT id, s, t, extra FROM f{T} WHERE k = 5 AND t = ''t2'' ORDER BY id DESC LIMIT 20');
 SELECT same('SELECT count(*), min(id) FROM f{T} WHERE extra > 150050 OR extra IS NULL AND k = 1 AND s IS NULL');
 SELECT same('SELECT count(*) FROM f{T} WHERE k = 3 AND 1000 / (k - 2) > 100');
+-- A boolean CASE guards its results as in PostgreSQL (DataFusion would
+-- rewrite it into ANDs and ORs that divide by zero).
+SELECT same('SELECT count(*) FROM f{T} WHERE CASE WHEN k <> 0 THEN 1000 / k > 100 ELSE false END');
+SELECT same('SELECT count(*) FROM f{T} WHERE CASE WHEN k = 0 THEN false WHEN 1000 / k > 100 THEN true END');
+SELECT same('SELECT id, CASE WHEN s IS NULL THEN NULL WHEN k > 50 THEN t = ''t1'' ELSE k < 3 END, CASE k WHEN 0 THEN true END FROM f{T} WHERE id < 40 ORDER BY id');
 SELECT same('SELECT count(*), sum(a.v) FROM f{T} a JOIN f{T} b ON a.id = b.id WHERE b.k = 3 AND b.s = ''s4''');
 EXPLAIN (COSTS OFF) SELECT count(*) FROM fc WHERE s = 's7' AND k < 10;
 SET omendb.datafusion = off;
