@@ -184,7 +184,7 @@ pub fn bool_int(to_int: bool, a: Expr) -> Expr {
         ("pg_int8_bool", DataType::Int8, DataType::Boolean)
     };
     call(
-        udf(name.into(), Kind::BoolInt(to_int), vec![from], to.clone()),
+        udf(name.into(), Kind::BoolInt(to_int), vec![from], to),
         vec![a],
     )
 }
@@ -712,11 +712,7 @@ impl PgFn {
                     None => Ok(Arc::new(r.with_precision_and_scale(38, to)?)),
                 }
             }
-            Kind::BoolInt(to_int) => Ok(if to_int {
-                datafusion::arrow::compute::cast(&a[0], &DataType::Int8)?
-            } else {
-                datafusion::arrow::compute::cast(&a[0], &DataType::Boolean)?
-            }),
+            Kind::BoolInt(_) => Ok(datafusion::arrow::compute::cast(&a[0], &self.ret)?),
             Kind::WithScale => {
                 let n = a[0].len();
                 let scales = a[1].as_primitive::<datafusion::arrow::datatypes::Int8Type>();

@@ -146,19 +146,6 @@ impl RowFilters {
         }
     }
 
-    /// Add a filter of the query's own (which the FilterExec above
-    /// evaluates again) if some of the scan's `columns` are read by none
-    /// of the filters: they are then decoded only for the rows that pass.
-    /// Otherwise it would only be evaluated twice.
-    pub fn push_if_saving(&mut self, f: RowFilter, columns: usize) {
-        let read = |k: usize| {
-            f.columns.contains(&k) || self.filters.iter().any(|g| g.columns.contains(&k))
-        };
-        if (0..columns).any(|k| !read(k)) {
-            self.filters.push(f);
-        }
-    }
-
     /// Note that the query's filters kept `kept` of `seen` rows. Together
     /// they must keep fewer than a quarter to stay: narrowing a batch
     /// copies its columns, which pays when the FilterExec above then sees

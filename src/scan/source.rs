@@ -24,6 +24,7 @@ use datafusion::execution::TaskContext;
 use datafusion::logical_expr::expr_rewriter::unnormalize_col;
 use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_expr::expressions::DynamicFilterPhysicalExpr;
+use datafusion::physical_expr::utils::collect_columns;
 use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
@@ -277,9 +278,8 @@ impl TableProvider for OmenTable {
         &self,
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
-        // Every filter but a volatile one is evaluated in the scan too
-        // (`row_filter`), and some prune row groups; the FilterExec above
-        // stays and decides.
+        // Simple filters are evaluated in the scan too (`row_filter`),
+        // some prune row groups; the FilterExec above stays and decides.
         Ok(filters
             .iter()
             .map(|f| {
@@ -309,7 +309,11 @@ impl TableProvider for OmenTable {
             .map(|&i| self.schema.field(i).clone())
             .collect();
         let schema = Arc::new(ArrowSchema::new(fields));
-        let (prune, row_filters) = self.scan_filters(state, &schema, filters);
+        let columns: Vec<Column> = projection
+            .iter()
+            .map(|&i| self.columns[i].clone())
+            .collect();
+        let (prune, row_filters) = self.scan_filters(state, &schema, &columns, filters);
         let loaded = self
             .loaded
             .lock()
@@ -327,10 +331,7 @@ impl TableProvider for OmenTable {
         Ok(Arc::new(OmenScanExec {
             table: self.name.clone(),
             partitions: self.partitioned.then_some(self.rels.len()),
-            columns: projection
-                .iter()
-                .map(|&i| self.columns[i].clone())
-                .collect(),
+            columns,
             schema,
             loaded,
             prune,
@@ -410,13 +411,16 @@ impl DisplayAs for OmenScanExec {
 
 impl OmenTable {
     /// A scan's `filters` (over the table's columns): the text of those
-    /// that prune row groups, and the others as physical expressions over
-    /// the scan's columns `schema` (a filter on a column it does not read,
-    /// or that DataFusion cannot plan here, is left to the FilterExec).
+    /// that prune row groups, and those the scan evaluates as it decodes,
+    /// as physical expressions over its columns (`columns`, `schema`), in
+    /// the order it tries them. A filter on a column the scan does not
+    /// read, or that DataFusion cannot plan here, is left to the
+    /// FilterExec.
     fn scan_filters(
         &self,
         state: &dyn Session,
         schema: &SchemaRef,
+        columns: &[Column],
         filters: &[Expr],
     ) -> (Vec<String>, Vec<ScanFilter>) {
         let prune = filters
@@ -424,22 +428,40 @@ impl OmenTable {
             .filter(|f| self.prune_filter(f).is_some())
             .map(|f| f.to_string())
             .collect();
-        let Ok(df_schema) = DFSchema::try_from(schema.as_ref().clone()) else {
-            return (prune, Vec::new());
-        };
         if !self.scan_filters {
             return (prune, Vec::new());
         }
-        let row = filters
+        let Ok(df_schema) = DFSchema::try_from(schema.as_ref().clone()) else {
+            return (prune, Vec::new());
+        };
+        let mut planned: Vec<(ScanFilter, Vec<usize>)> = filters
             .iter()
             .filter(|f| simple_filter(f))
             .filter_map(|f| {
                 // The scan's field names are unique in the query.
                 let e = unnormalize_col(f.clone());
                 let p = state.create_physical_expr(e, &df_schema).ok()?;
-                Some((p, f.to_string()))
+                let mut read: Vec<usize> = collect_columns(&p).iter().map(|c| c.index()).collect();
+                read.sort_unstable();
+                Some(((p, f.to_string()), read))
             })
             .collect();
+        // Filters on text last: its conversion is the costly one, so it
+        // is best done for the rows the others pass (TPC-H Q12).
+        planned.sort_by_key(|(_, read)| read.iter().any(|&k| columns[k].pg.is_text()));
+        // A filter is worth evaluating here only if some column is left
+        // that no filter so far reads: that column is then decoded only
+        // for the rows that pass. Otherwise the FilterExec would just
+        // evaluate it again.
+        let mut read_so_far = vec![false; columns.len()];
+        let mut row = Vec::new();
+        for (f, read) in planned {
+            let saves = (0..columns.len()).any(|k| !read_so_far[k] && !read.contains(&k));
+            if saves {
+                read.iter().for_each(|&k| read_so_far[k] = true);
+                row.push(f);
+            }
+        }
         (prune, row)
     }
 }
@@ -553,23 +575,16 @@ impl ExecutionPlan for OmenScanExec {
             MetricBuilder::new(&self.metrics).counter("rows_dropped_dynamic", partition);
         let dropped_filter =
             MetricBuilder::new(&self.metrics).counter("rows_dropped_filter", partition);
-        let mut filters = RowFilters::new(
-            self.dynamic
-                .iter()
-                .filter_map(|e| RowFilter::new(e, &schema, dropped_dynamic.clone(), false))
-                .collect(),
-        );
-        // Filters on text last: its conversion is the costly one, so it
-        // is best done for the rows the others pass (TPC-H Q12).
-        let mut query: Vec<RowFilter> = self
-            .row_filters
-            .iter()
-            .filter_map(|(e, _)| RowFilter::new(e, &schema, dropped_filter.clone(), true))
-            .collect();
-        query.sort_by_key(|f| f.columns().iter().any(|&k| self.columns[k].pg.is_text()));
-        for f in query {
-            filters.push_if_saving(f, self.columns.len());
-        }
+        let mut filters =
+            RowFilters::new(
+                self.dynamic
+                    .iter()
+                    .filter_map(|e| RowFilter::new(e, &schema, dropped_dynamic.clone(), false))
+                    .chain(self.row_filters.iter().filter_map(|(e, _)| {
+                        RowFilter::new(e, &schema, dropped_filter.clone(), true)
+                    }))
+                    .collect(),
+            );
         let stream = futures::stream::iter(units).map(move |u| {
             let timer = baseline.elapsed_compute().timer();
             let mut counts = PartCounts::default();
