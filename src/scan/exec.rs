@@ -56,7 +56,9 @@ fn session(dynamic_filters: bool, memory_cap: usize) -> SessionContext {
         )
         .build_arc()
         .expect("runtime env without disk manager");
-    SessionContext::new_with_config_rt(config, rt)
+    let ctx = SessionContext::new_with_config_rt(config, rt);
+    ctx.add_optimizer_rule(Arc::new(super::outer_join::StrictOuterJoin));
+    ctx
 }
 
 /// Translate `query` (a copy is made) and plan it. With `snapshot`, load
@@ -80,6 +82,10 @@ pub unsafe fn plan(
     let mut ctx = session(true, memory_cap);
     let state = ctx.state();
     let optimized = state.optimize(&logical)?;
+    debug2!(
+        "omendb: DataFusion logical plan:\n{}",
+        optimized.display_indent()
+    );
     if let Some(snap) = snapshot {
         for (table, wanted) in wanted_by_table(&optimized, &t.tables) {
             let loaded = load::load(&table, snap, &wanted);
@@ -105,8 +111,8 @@ pub unsafe fn plan(
 }
 
 /// Scans keep their dynamic filters only where a dropped row saves more
-/// than the filter costs: where a FilterExec takes their rows, or where
-/// they feed a hash join's build side (a smaller build side makes that
+/// than the filter costs: where a FilterExec or an aggregate takes their
+/// rows, or where they feed a hash join's build side (a smaller build side makes that
 /// join's own dynamic filter sharper: TPC-H Q21's nation -> supplier ->
 /// lineitem chain), through repartitioning, projection and batching.
 /// Where rows go straight into a join's probe, the filter would repeat the
@@ -129,6 +135,7 @@ fn keep_useful_dynamic_filters(
     let is_join = plan.as_any().downcast_ref::<HashJoinExec>().is_some();
     let keep_child = |i: usize| match plan.name() {
         "FilterExec" => true,
+        "AggregateExec" => true,
         "CooperativeExec"
         | "RepartitionExec"
         | "CoalesceBatchesExec"

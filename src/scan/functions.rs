@@ -132,6 +132,35 @@ struct PgFn {
     ret: DataType,
 }
 
+/// Whether `f` is one of these functions and returns NULL whenever an
+/// argument is NULL (as PostgreSQL's strict functions do): a filter on
+/// its result then rejects the NULL rows of an outer join's nullable side
+/// (see `outer_join`).
+pub fn is_strict(f: &ScalarUDF) -> bool {
+    let Some(f) = f.inner().as_any().downcast_ref::<PgFn>() else {
+        return false;
+    };
+    // Listed one by one so that a new kind decides: each of these maps a
+    // NULL in any argument to NULL (see `eval`).
+    match f.kind {
+        Kind::IntArith(_)
+        | Kind::FloatArith(_)
+        | Kind::FloatCmp(_)
+        | Kind::DateToTimestamp
+        | Kind::DatePlusDays(_)
+        | Kind::DateDiff
+        | Kind::ExtractDate(_)
+        | Kind::Upper(_)
+        | Kind::NumArith(_)
+        | Kind::NumCmp(_)
+        | Kind::ToDyn
+        | Kind::AtScale(_)
+        | Kind::ScaleOf
+        | Kind::WithScale
+        | Kind::BoolInt(_) => true,
+    }
+}
+
 fn udf(name: String, kind: Kind, args: Vec<DataType>, ret: DataType) -> ScalarUDF {
     ScalarUDF::new_from_impl(PgFn {
         name,

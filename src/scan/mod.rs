@@ -14,6 +14,7 @@
 //! - `dynamic`: DataFusion's join filters in the scans, where they pay;
 //! - `estimates` / `join_order`: PostgreSQL's column statistics and table
 //!   estimates for DataFusion's join planning and join order;
+//! - `outer_join`: outer joins that a strict filter makes inner;
 //! - `exec`: the executor node; `runtime`: DataFusion's threads;
 //! - `settings`: `omendb.datafusion*`.
 
@@ -25,6 +26,7 @@ mod expr;
 mod functions;
 mod join_order;
 mod load;
+mod outer_join;
 mod partitioned;
 pub(crate) mod planner;
 mod row_filter;
