@@ -65,9 +65,13 @@ fn decode_group(
     let mut have: Vec<Option<ArrayRef>> = vec![None; columns.len()];
     // Known once the group is first read.
     let mut passing: Option<Passing> = None;
+    filters.order();
     let stages = filters.active();
-    // Rows the query's own filters (the last stages) start from.
+    // Rows the first of the query's own filters saw, and the rows they
+    // dropped (a join's filter may run between them).
     let mut query_seen = None;
+    let mut query_dropped = 0;
+    let start = std::time::Instant::now();
     for stage in stages.iter().map(Some).chain([None]) {
         if passing.as_ref().is_some_and(|p| p.count() == 0) {
             break;
@@ -118,17 +122,29 @@ fn decode_group(
         let Some(&f) = stage else {
             continue;
         };
-        if filters.is_query(f) {
+        let query = filters.is_query(f);
+        if query {
             query_seen.get_or_insert(p.count());
         }
+        let first = stages.first() == Some(&f);
         let f = &mut filters.filters[f];
         let arrays = f
             .columns()
             .iter()
             .filter_map(|&k| have[k].clone())
             .collect();
+        let (seen, before) = (f.seen(), p.count());
         if let Some(mask) = f.mask(arrays, p.n) {
-            f.dropped(p.and(mask)?);
+            let dropped = p.and(mask)?;
+            if query {
+                query_dropped += dropped;
+            }
+            f.dropped(dropped);
+        }
+        if first && f.seen() > seen {
+            // From the group's start: reading it and decoding this
+            // filter's columns are its cost when it runs first.
+            f.ran_first(before, p.count(), start.elapsed().as_nanos() as u64);
         }
     }
     if let Some(p) = passing.as_mut() {
@@ -136,7 +152,7 @@ fn decode_group(
     }
     let n = passing.map_or(0, |p| p.n);
     if let Some(seen) = query_seen {
-        filters.note_query(seen, n);
+        filters.note_query(seen, seen - query_dropped);
     }
     let out: Vec<ArrayRef> = columns
         .iter()

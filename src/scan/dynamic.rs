@@ -37,12 +37,10 @@ pub fn collect_left_filters_only(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn
         if *j.partition_mode() == PartitionMode::CollectLeft {
             return Ok(Transformed::no(node));
         }
-        // A join on one key whose probe side is an aggregate keeps its
-        // filter: the rows it drops are never grouped (TPC-H Q17 groups 6K
-        // lineitem rows instead of 6M, 0.6 of its time). On two keys the
-        // filter, a hash lookup a row, ran before Q20's one-year range on
-        // all of lineitem and took 4x its scan's time.
-        if *j.join_type() == JoinType::Inner && j.on().len() == 1 && feeds_aggregate(j.right()) {
+        // A join whose probe side is an aggregate keeps its filter: the
+        // rows it drops are never grouped (TPC-H Q17 groups 6K lineitem
+        // rows instead of 6M, 0.6 of its time).
+        if *j.join_type() == JoinType::Inner && feeds_aggregate(j.right()) {
             return Ok(Transformed::no(node));
         }
         let plain = HashJoinExec::try_new(

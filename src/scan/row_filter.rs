@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions};
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::ColumnarValue;
 use datafusion::physical_expr::utils::{collect_columns, reassign_expr_columns};
@@ -32,6 +32,9 @@ pub struct RowFilter {
     kept: usize,
     /// Rows it removed (EXPLAIN ANALYZE).
     dropped: Count,
+    /// Measured when it ran first on a batch (see [`RowFilters::order`]):
+    /// rows, rows kept, and nanoseconds, its columns' decoding included.
+    first: Option<(usize, usize, u64)>,
     /// One of the query's own filters, not a join's.
     query: bool,
 }
@@ -57,8 +60,41 @@ impl RowFilter {
             seen: 0,
             kept: 0,
             dropped,
+            first: None,
             query,
         })
+    }
+
+    /// Whether it reads a text column.
+    fn reads_text(&self) -> bool {
+        self.schema.fields().iter().any(|f| {
+            matches!(
+                f.data_type(),
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+            )
+        })
+    }
+
+    /// Rows it has been evaluated on (to tell whether a call evaluated it).
+    pub fn seen(&self) -> usize {
+        self.seen
+    }
+
+    /// It ran first on a batch: `seen` rows before, `kept` after, in
+    /// `nanos`. The first such measurement is kept.
+    pub fn ran_first(&mut self, seen: usize, kept: usize, nanos: u64) {
+        if seen > 0 && self.first.is_none() {
+            self.first = Some((seen, kept, nanos));
+        }
+    }
+
+    /// Time per dropped row when it runs first (smaller runs earlier).
+    fn rank(&self) -> f64 {
+        let Some((seen, kept, nanos)) = self.first else {
+            return 0.0;
+        };
+        let drop = 1.0 - kept as f64 / seen as f64;
+        nanos as f64 / seen as f64 / drop.max(0.01)
     }
 
     /// The scan columns it reads.
@@ -128,8 +164,13 @@ impl RowFilter {
     }
 }
 
-/// The filters of one scan partition, in the order they are tried: the
-/// joins' first, then the query's.
+/// The filters of one scan partition. Each is run first on one batch, to
+/// measure what it costs (its columns' decoding included) and drops on its
+/// own; then they run cheapest per dropped row first: a join's filter that
+/// keeps 14K of 6M lineitem rows before anything else (TPC-H Q19), a
+/// one-year date range before a two-key join filter that costs a hash
+/// lookup a row (Q20). The query's filters on text always run last: each
+/// value is checked and converted before it is compared.
 pub struct RowFilters {
     pub filters: Vec<RowFilter>,
     /// Rows the query's filters were tried on together, and kept.
@@ -139,10 +180,49 @@ pub struct RowFilters {
 
 impl RowFilters {
     pub fn new(filters: Vec<RowFilter>) -> Self {
-        RowFilters {
+        let mut f = RowFilters {
             filters,
             query_seen: 0,
             query_kept: 0,
+        };
+        f.order();
+        f
+    }
+
+    /// Put the filters in the order they are to be tried next: one of the
+    /// active ones not yet measured first (a join's filter is measured
+    /// once its join has read its build side), else by rank; text last.
+    pub fn order(&mut self) {
+        let late = |f: &RowFilter| f.query && f.reads_text();
+        self.filters
+            .sort_by(|a, b| late(a).cmp(&late(b)).then(a.rank().total_cmp(&b.rank())));
+        let unmeasured = self
+            .filters
+            .iter()
+            .position(|f| f.first.is_none() && !late(f) && f.active());
+        if let Some(i) = unmeasured {
+            // Stable sorts keep the rest in rank order.
+            let f = self.filters.remove(i);
+            self.filters.insert(0, f);
+        }
+        // A filter on columns already decoded for earlier ones costs only
+        // its evaluation: it runs right after them (Q06's two bounds of
+        // one date range, which drop 85% together and half each alone).
+        let mut i = 0;
+        while i < self.filters.len() {
+            let decoded: Vec<usize> = self.filters[..=i]
+                .iter()
+                .flat_map(|f| f.columns.iter().copied())
+                .collect();
+            let follows = (i + 1..self.filters.len()).find(|&j| {
+                !late(&self.filters[j])
+                    && self.filters[j].columns.iter().all(|c| decoded.contains(c))
+            });
+            if let Some(j) = follows {
+                let f = self.filters.remove(j);
+                self.filters.insert(i + 1, f);
+            }
+            i += 1;
         }
     }
 
@@ -172,23 +252,82 @@ impl RowFilters {
 
     /// Drop the rows of a whole decoded batch that the filters reject.
     pub fn apply(&mut self, b: RecordBatch) -> Result<RecordBatch> {
+        self.order();
         let mut b = b;
-        let mut query_seen = None;
-        for i in self.active() {
+        let (mut query_seen, mut query_dropped) = (None, 0);
+        for (stage, i) in self.active().into_iter().enumerate() {
             let f = &mut self.filters[i];
             if f.query {
                 query_seen.get_or_insert(b.num_rows());
             }
+            let (start, seen) = (std::time::Instant::now(), f.seen());
+            let before = b.num_rows();
             let arrays = f.columns.iter().map(|&k| b.column(k).clone()).collect();
             if let Some(mask) = f.mask(arrays, b.num_rows()) {
-                let before = b.num_rows();
                 b = datafusion::arrow::compute::filter_record_batch(&b, &mask)?;
-                f.dropped(before - b.num_rows());
+                let dropped = before - b.num_rows();
+                if f.query {
+                    query_dropped += dropped;
+                }
+                f.dropped(dropped);
+            }
+            if stage == 0 && f.seen() > seen {
+                let nanos = start.elapsed().as_nanos() as u64;
+                f.ran_first(before, b.num_rows(), nanos);
             }
         }
         if let Some(seen) = query_seen {
-            self.note_query(seen, b.num_rows());
+            self.note_query(seen, seen - query_dropped);
         }
         Ok(b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::logical_expr::Operator;
+    use datafusion::physical_expr::expressions::{binary, col, lit};
+
+    fn filter(schema: &SchemaRef, column: &str, op: Operator, v: ScalarValue) -> RowFilter {
+        let e = binary(col(column, schema).unwrap(), op, lit(v), schema).unwrap();
+        RowFilter::new(&e, schema, Count::new(), true).unwrap()
+    }
+
+    fn order(f: &RowFilters) -> Vec<String> {
+        f.filters.iter().map(|f| f.expr.to_string()).collect()
+    }
+
+    /// Unmeasured filters run first one at a time; then the cheapest per
+    /// dropped row leads, a filter on its columns follows it whatever its
+    /// rank, and a text filter stays last.
+    #[test]
+    fn filters_run_by_measured_cost_per_dropped_row() {
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Int32, true),
+            Field::new("b", DataType::Int32, true),
+            Field::new("t", DataType::Utf8, true),
+        ]));
+        let int = |v| ScalarValue::Int32(Some(v));
+        let mut f = RowFilters::new(vec![
+            filter(&schema, "t", Operator::Eq, ScalarValue::Utf8(Some("x".into()))),
+            filter(&schema, "b", Operator::Gt, int(0)),
+            filter(&schema, "a", Operator::GtEq, int(1)),
+            filter(&schema, "a", Operator::Lt, int(5)),
+        ]);
+        assert_eq!(order(&f), ["b@0 > 0", "a@0 >= 1", "a@0 < 5", "t@0 = x"]);
+        // b: 1 ns a row, drops 10% (10 ns per dropped row); a >= 1: 2 ns,
+        // drops half (4); a < 5: 1 ns, drops 5% (20).
+        let measure = |f: &mut RowFilters, name: &str, kept: usize, nanos: u64| {
+            let i = order(f).iter().position(|n| n == name).unwrap();
+            f.filters[i].ran_first(1000, kept, nanos);
+            f.order();
+        };
+        measure(&mut f, "b@0 > 0", 900, 1000);
+        assert_eq!(order(&f)[0], "a@0 >= 1", "the next unmeasured runs first");
+        measure(&mut f, "a@0 >= 1", 500, 2000);
+        measure(&mut f, "a@0 < 5", 950, 1000);
+        assert_eq!(order(&f), ["a@0 >= 1", "a@0 < 5", "b@0 > 0", "t@0 = x"]);
     }
 }
