@@ -22,10 +22,12 @@ pub fn unique_names(plan: &Arc<dyn ExecutionPlan>) -> bool {
 /// the filter is a hash-table probe per row, about the join's own cost
 /// (measured: TPC-H Q05, Q10, Q18 up to 2x slower). A join whose build side
 /// is collected once (small) keeps it: min/max bounds and, for up to 150
-/// keys, an IN list (Q07, Q19, Q21 up to 1.8x faster). The scans' copy of a
-/// dropped filter stays `true` and is skipped. The partitioned joins rebuilt
-/// here also build on their smaller side (see below): done in this pass
-/// because it already rebuilds exactly those joins, after DataFusion's rules.
+/// keys, an IN list (Q07, Q19, Q21 up to 1.8x faster), and so does one
+/// whose probe side is a grouping aggregate (see below; kept as DataFusion
+/// planned it). The scans' copy of a dropped filter stays `true` and is
+/// tried last (`row_filter`). The partitioned joins rebuilt here also build
+/// on their smaller side (see below): done in this pass because it already
+/// rebuilds exactly those joins, after DataFusion's rules.
 pub fn collect_left_filters_only(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
     use datafusion::common::tree_node::{Transformed, TreeNode};
     use datafusion::common::JoinType;
@@ -75,15 +77,32 @@ pub fn collect_left_filters_only(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn
     .map(|t| t.data)
 }
 
-/// Whether `plan` is an aggregate, under nodes that pass rows through.
+/// Nodes that pass their input's rows through unchanged in number (a
+/// filter offered above them reaches their input).
+pub const PASS_THROUGH: [&str; 5] = [
+    "CooperativeExec",
+    "RepartitionExec",
+    "CoalesceBatchesExec",
+    "CoalescePartitionsExec",
+    "ProjectionExec",
+];
+
+/// Whether `plan` is an aggregate with a GROUP BY: DataFusion passes a
+/// filter through it only when the filter reads grouping keys alone (its
+/// check lets every filter through an aggregate without one).
+pub fn is_grouping(plan: &dyn ExecutionPlan) -> bool {
+    use datafusion::physical_plan::aggregates::AggregateExec;
+    plan.as_any()
+        .downcast_ref::<AggregateExec>()
+        .is_some_and(|a| !a.group_expr().expr().is_empty())
+}
+
+/// Whether `plan` is a grouping aggregate, under nodes that pass rows
+/// through.
 fn feeds_aggregate(plan: &Arc<dyn ExecutionPlan>) -> bool {
-    match plan.name() {
-        "AggregateExec" => true,
-        "ProjectionExec"
-        | "RepartitionExec"
-        | "CoalesceBatchesExec"
-        | "CooperativeExec"
-        | "CoalescePartitionsExec" => plan.children().first().is_some_and(|c| feeds_aggregate(c)),
-        _ => false,
+    if is_grouping(plan.as_ref()) {
+        return true;
     }
+    PASS_THROUGH.contains(&plan.name())
+        && plan.children().first().is_some_and(|c| feeds_aggregate(c))
 }

@@ -135,12 +135,8 @@ fn keep_useful_dynamic_filters(
     let is_join = plan.as_any().downcast_ref::<HashJoinExec>().is_some();
     let keep_child = |i: usize| match plan.name() {
         "FilterExec" => true,
-        "AggregateExec" => true,
-        "CooperativeExec"
-        | "RepartitionExec"
-        | "CoalesceBatchesExec"
-        | "CoalescePartitionsExec"
-        | "ProjectionExec" => keep,
+        _ if dynamic::is_grouping(plan.as_ref()) => true,
+        n if dynamic::PASS_THROUGH.contains(&n) => keep,
         _ => is_join && i == 0,
     };
     let mut changed = false;

@@ -5,7 +5,9 @@
 //! (TPC-H Q19 kept 14K of 6M lineitem rows, after converting the text of
 //! all 6M). Both kinds are shortcuts: the join and the FilterExec above
 //! still decide every row, so a filter that fails on a batch, or keeps
-//! almost every row, is simply not applied.
+//! almost every row, is simply not applied. (Beneath an aggregate a join's
+//! filter removes rows before they are grouped: it drops only rows whose
+//! grouping key the join's build side lacks, groups the join drops anyway.)
 
 use std::sync::Arc;
 
@@ -19,6 +21,8 @@ use datafusion::physical_plan::metrics::Count;
 
 /// Rows a filter is tried on before its worth is judged.
 const TRIAL_ROWS: usize = 2 * 65_536;
+/// Rows a filter's cost is measured on, at least (a row group has 65,536).
+const MEASURE_ROWS: usize = 4096;
 
 /// One filter, over the columns it reads.
 pub struct RowFilter {
@@ -32,9 +36,13 @@ pub struct RowFilter {
     kept: usize,
     /// Rows it removed (EXPLAIN ANALYZE).
     dropped: Count,
-    /// Measured when it ran first on a batch (see [`RowFilters::order`]):
-    /// rows, rows kept, and nanoseconds, its columns' decoding included.
+    /// Measured when it ran first on a row group (see
+    /// [`RowFilters::order`]): rows, rows kept, and nanoseconds, reading
+    /// the group and decoding its columns included.
     first: Option<(usize, usize, u64)>,
+    /// Its last evaluation was a literal true: a join's filter before its
+    /// build side is read, or one whose join dropped it (see `dynamic`).
+    pending: bool,
     /// One of the query's own filters, not a join's.
     query: bool,
 }
@@ -61,6 +69,7 @@ impl RowFilter {
             kept: 0,
             dropped,
             first: None,
+            pending: false,
             query,
         })
     }
@@ -80,10 +89,10 @@ impl RowFilter {
         self.seen
     }
 
-    /// It ran first on a batch: `seen` rows before, `kept` after, in
-    /// `nanos`. The first such measurement is kept.
+    /// It ran first on a row group: `seen` rows before, `kept` after, in
+    /// `nanos`. The first such measurement on enough rows is kept.
     pub fn ran_first(&mut self, seen: usize, kept: usize, nanos: u64) {
-        if seen > 0 && self.first.is_none() {
+        if seen >= MEASURE_ROWS && self.first.is_none() {
             self.first = Some((seen, kept, nanos));
         }
     }
@@ -138,7 +147,10 @@ impl RowFilter {
             .map_err(Into::into)
             .and_then(|batch| self.expr.evaluate(&batch));
         let mask = match value {
-            Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true)))) => return None,
+            Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true)))) => {
+                self.pending = true;
+                return None;
+            }
             Ok(v) => v
                 .into_array(n)
                 .ok()
@@ -149,6 +161,7 @@ impl RowFilter {
             self.retire();
             return None;
         };
+        self.pending = false;
         let kept = mask.true_count();
         self.seen += n;
         self.kept += kept;
@@ -173,7 +186,8 @@ impl RowFilter {
 /// value is checked and converted before it is compared.
 pub struct RowFilters {
     pub filters: Vec<RowFilter>,
-    /// Rows the query's filters were tried on together, and kept.
+    /// Rows the query's filters were tried on together, and those they
+    /// did not drop (a join's filter may run between them).
     query_seen: usize,
     query_kept: usize,
 }
@@ -190,16 +204,23 @@ impl RowFilters {
     }
 
     /// Put the filters in the order they are to be tried next: one of the
-    /// active ones not yet measured first (a join's filter is measured
-    /// once its join has read its build side), else by rank; text last.
+    /// evaluated ones not yet measured first, then by rank, the query's
+    /// filters on text last, and last of all those not evaluated now
+    /// (retired, or pending: they are measured once they evaluate).
     pub fn order(&mut self) {
+        let query_off = self.query_off();
+        let live = |f: &RowFilter| f.active() && !(f.query && query_off) && !f.pending;
         let late = |f: &RowFilter| f.query && f.reads_text();
-        self.filters
-            .sort_by(|a, b| late(a).cmp(&late(b)).then(a.rank().total_cmp(&b.rank())));
-        let unmeasured = self
-            .filters
+        self.filters.sort_by(|a, b| {
+            (!live(a))
+                .cmp(&!live(b))
+                .then(late(a).cmp(&late(b)))
+                .then(a.rank().total_cmp(&b.rank()))
+        });
+        let live_count = self.filters.iter().take_while(|f| live(f)).count();
+        let unmeasured = self.filters[..live_count]
             .iter()
-            .position(|f| f.first.is_none() && !late(f) && f.active());
+            .position(|f| f.first.is_none() && !late(f));
         if let Some(i) = unmeasured {
             // Stable sorts keep the rest in rank order.
             let f = self.filters.remove(i);
@@ -208,13 +229,12 @@ impl RowFilters {
         // A filter on columns already decoded for earlier ones costs only
         // its evaluation: it runs right after them (Q06's two bounds of
         // one date range, which drop 85% together and half each alone).
-        let mut i = 0;
-        while i < self.filters.len() {
+        for i in 0..live_count {
             let decoded: Vec<usize> = self.filters[..=i]
                 .iter()
                 .flat_map(|f| f.columns.iter().copied())
                 .collect();
-            let follows = (i + 1..self.filters.len()).find(|&j| {
+            let follows = (i + 1..live_count).find(|&j| {
                 !late(&self.filters[j])
                     && self.filters[j].columns.iter().all(|c| decoded.contains(c))
             });
@@ -222,8 +242,12 @@ impl RowFilters {
                 let f = self.filters.remove(j);
                 self.filters.insert(i + 1, f);
             }
-            i += 1;
         }
+    }
+
+    /// Whether the query's filters, judged together, are off.
+    fn query_off(&self) -> bool {
+        self.query_seen >= TRIAL_ROWS && self.query_kept * 4 >= self.query_seen
     }
 
     /// Note that the query's filters kept `kept` of `seen` rows. Together
@@ -244,7 +268,7 @@ impl RowFilters {
 
     /// The filters still evaluated.
     pub fn active(&self) -> Vec<usize> {
-        let query_off = self.query_seen >= TRIAL_ROWS && self.query_kept * 4 >= self.query_seen;
+        let query_off = self.query_off();
         (0..self.filters.len())
             .filter(|&i| self.filters[i].active() && !(self.filters[i].query && query_off))
             .collect()
@@ -255,12 +279,13 @@ impl RowFilters {
         self.order();
         let mut b = b;
         let (mut query_seen, mut query_dropped) = (None, 0);
-        for (stage, i) in self.active().into_iter().enumerate() {
+        // Not measured here: write-store rows come decoded, so the cost of
+        // decoding a filter's columns would be missing.
+        for i in self.active() {
             let f = &mut self.filters[i];
             if f.query {
                 query_seen.get_or_insert(b.num_rows());
             }
-            let (start, seen) = (std::time::Instant::now(), f.seen());
             let before = b.num_rows();
             let arrays = f.columns.iter().map(|&k| b.column(k).clone()).collect();
             if let Some(mask) = f.mask(arrays, b.num_rows()) {
@@ -270,10 +295,6 @@ impl RowFilters {
                     query_dropped += dropped;
                 }
                 f.dropped(dropped);
-            }
-            if stage == 0 && f.seen() > seen {
-                let nanos = start.elapsed().as_nanos() as u64;
-                f.ran_first(before, b.num_rows(), nanos);
             }
         }
         if let Some(seen) = query_seen {
@@ -301,7 +322,8 @@ mod tests {
 
     /// Unmeasured filters run first one at a time; then the cheapest per
     /// dropped row leads, a filter on its columns follows it whatever its
-    /// rank, and a text filter stays last.
+    /// rank, a text filter comes after them, and a filter that evaluated
+    /// to a literal true (a join's before its build side is read) last.
     #[test]
     fn filters_run_by_measured_cost_per_dropped_row() {
         let schema: SchemaRef = Arc::new(Schema::new(vec![
@@ -310,24 +332,40 @@ mod tests {
             Field::new("t", DataType::Utf8, true),
         ]));
         let int = |v| ScalarValue::Int32(Some(v));
+        let pending = lit(ScalarValue::Boolean(Some(true)));
         let mut f = RowFilters::new(vec![
-            filter(&schema, "t", Operator::Eq, ScalarValue::Utf8(Some("x".into()))),
+            RowFilter::new(&pending, &schema, Count::new(), false).unwrap(),
+            filter(
+                &schema,
+                "t",
+                Operator::Eq,
+                ScalarValue::Utf8(Some("x".into())),
+            ),
             filter(&schema, "b", Operator::Gt, int(0)),
             filter(&schema, "a", Operator::GtEq, int(1)),
             filter(&schema, "a", Operator::Lt, int(5)),
         ]);
-        assert_eq!(order(&f), ["b@0 > 0", "a@0 >= 1", "a@0 < 5", "t@0 = x"]);
+        assert_eq!(order(&f)[0], "true");
+        assert!(f.filters[0].mask(vec![], 10).is_none());
+        f.order();
+        assert_eq!(
+            order(&f),
+            ["b@0 > 0", "a@0 >= 1", "a@0 < 5", "t@0 = x", "true"]
+        );
         // b: 1 ns a row, drops 10% (10 ns per dropped row); a >= 1: 2 ns,
         // drops half (4); a < 5: 1 ns, drops 5% (20).
         let measure = |f: &mut RowFilters, name: &str, kept: usize, nanos: u64| {
             let i = order(f).iter().position(|n| n == name).unwrap();
-            f.filters[i].ran_first(1000, kept, nanos);
+            f.filters[i].ran_first(10_000, kept, nanos);
             f.order();
         };
-        measure(&mut f, "b@0 > 0", 900, 1000);
+        measure(&mut f, "b@0 > 0", 9_000, 10_000);
         assert_eq!(order(&f)[0], "a@0 >= 1", "the next unmeasured runs first");
-        measure(&mut f, "a@0 >= 1", 500, 2000);
-        measure(&mut f, "a@0 < 5", 950, 1000);
-        assert_eq!(order(&f), ["a@0 >= 1", "a@0 < 5", "b@0 > 0", "t@0 = x"]);
+        measure(&mut f, "a@0 >= 1", 5_000, 20_000);
+        measure(&mut f, "a@0 < 5", 9_500, 10_000);
+        assert_eq!(
+            order(&f),
+            ["a@0 >= 1", "a@0 < 5", "b@0 > 0", "t@0 = x", "true"]
+        );
     }
 }

@@ -412,8 +412,9 @@ impl DisplayAs for OmenScanExec {
 impl OmenTable {
     /// A scan's `filters` (over the table's columns): the text of those
     /// that prune row groups, and those the scan evaluates as it decodes,
-    /// as physical expressions over its columns (`columns`, `schema`), in
-    /// the order it tries them. A filter on a column the scan does not
+    /// as physical expressions over its columns (`columns`, `schema`), text
+    /// last (the scan then orders them by what it measures, see
+    /// `row_filter`). A filter on a column the scan does not
     /// read, or that DataFusion cannot plan here, is left to the
     /// FilterExec.
     fn scan_filters(
@@ -569,8 +570,6 @@ impl ExecutionPlan for OmenScanExec {
         let decoded = MetricBuilder::new(&self.metrics).counter("bytes_decoded", partition);
         let hits = MetricBuilder::new(&self.metrics).counter("cache_hits", partition);
         let misses = MetricBuilder::new(&self.metrics).counter("cache_misses", partition);
-        // A join's filter first: when there is one, it is usually the
-        // most selective.
         let dropped_dynamic =
             MetricBuilder::new(&self.metrics).counter("rows_dropped_dynamic", partition);
         let dropped_filter =
@@ -608,7 +607,8 @@ impl ExecutionPlan for OmenScanExec {
     /// Keep the dynamic filters pushed down to us (DataFusion's physical
     /// optimizer offers every filter above the scan). Every filter is
     /// reported as not pushed down: an ordinary one stays in the FilterExec
-    /// above, and a dynamic one is only a shortcut the join does not rely on.
+    /// above, and a dynamic one is only a shortcut the join does not rely on
+    /// (see `row_filter`).
     fn handle_child_pushdown_result(
         &self,
         _phase: FilterPushdownPhase,
