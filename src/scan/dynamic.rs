@@ -21,7 +21,7 @@ pub fn unique_names(plan: &Arc<dyn ExecutionPlan>) -> bool {
 /// probe partition would wait for all build partitions (a barrier), and
 /// the filter is a hash-table probe per row, about the join's own cost
 /// (measured: TPC-H Q05, Q10, Q18 up to 2x slower). A join whose build side
-/// is collected once (small) keeps it: min/max bounds and, for up to 150
+/// is collected once (small) keeps it: min/max bounds and, for up to 4,096
 /// keys, an IN list (Q07, Q19, Q21 up to 1.8x faster), and so does one
 /// whose probe side is a grouping aggregate (see below; kept as DataFusion
 /// planned it). The scans' copy of a dropped filter stays `true` and is
