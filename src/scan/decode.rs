@@ -65,12 +65,8 @@ fn decode_group(
     let mut have: Vec<Option<ArrayRef>> = vec![None; columns.len()];
     // Known once the group is first read.
     let mut passing: Option<Passing> = None;
-    filters.order();
+    filters.begin();
     let stages = filters.active();
-    // Rows the first of the query's own filters saw, and the rows they
-    // dropped (a join's filter may run between them).
-    let mut query_seen = None;
-    let mut query_dropped = 0;
     let start = std::time::Instant::now();
     for stage in stages.iter().map(Some).chain([None]) {
         if passing.as_ref().is_some_and(|p| p.count() == 0) {
@@ -122,38 +118,31 @@ fn decode_group(
         let Some(&f) = stage else {
             continue;
         };
-        let query = filters.is_query(f);
-        if query {
-            query_seen.get_or_insert(p.count());
-        }
         let first = stages.first() == Some(&f);
-        let f = &mut filters.filters[f];
+        let i = f;
+        let f = &mut filters.filters[i];
         let arrays = f
             .columns()
             .iter()
             .filter_map(|&k| have[k].clone())
             .collect();
         let (seen, before) = (f.seen(), p.count());
-        if let Some(mask) = f.mask(arrays, p.n) {
-            let dropped = p.and(mask)?;
-            if query {
-                query_dropped += dropped;
-            }
-            f.dropped(dropped);
-        }
+        let dropped = match f.mask(arrays, p.n) {
+            Some(mask) => p.and(mask)?,
+            None => 0,
+        };
         if first && f.seen() > seen {
             // From the group's start: reading it and decoding this
             // filter's columns are its cost when it runs first.
             f.ran_first(before, p.count(), start.elapsed().as_nanos() as u64);
         }
+        filters.ran(i, before, dropped);
     }
     if let Some(p) = passing.as_mut() {
         p.narrow(&mut have)?;
     }
     let n = passing.map_or(0, |p| p.n);
-    if let Some(seen) = query_seen {
-        filters.note_query(seen, seen - query_dropped);
-    }
+    filters.end();
     let out: Vec<ArrayRef> = columns
         .iter()
         .zip(have)

@@ -45,6 +45,8 @@ pub struct RowFilter {
     pending: bool,
     /// One of the query's own filters, not a join's.
     query: bool,
+    /// It reads a text column.
+    text: bool,
 }
 
 impl RowFilter {
@@ -60,6 +62,12 @@ impl RowFilter {
         columns.sort_unstable();
         columns.dedup();
         let schema = Arc::new(scan.project(&columns).ok()?);
+        let text = schema.fields().iter().any(|f| {
+            matches!(
+                f.data_type(),
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+            )
+        });
         let expr = reassign_expr_columns(expr.clone(), &schema).ok()?;
         Some(RowFilter {
             expr,
@@ -71,16 +79,7 @@ impl RowFilter {
             first: None,
             pending: false,
             query,
-        })
-    }
-
-    /// Whether it reads a text column.
-    fn reads_text(&self) -> bool {
-        self.schema.fields().iter().any(|f| {
-            matches!(
-                f.data_type(),
-                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-            )
+            text,
         })
     }
 
@@ -172,7 +171,7 @@ impl RowFilter {
     }
 
     /// Count `rows` rows it removed.
-    pub fn dropped(&self, rows: usize) {
+    fn dropped(&self, rows: usize) {
         self.dropped.add(rows);
     }
 }
@@ -190,6 +189,10 @@ pub struct RowFilters {
     /// did not drop (a join's filter may run between them).
     query_seen: usize,
     query_kept: usize,
+    /// In the batch at hand: the rows the first of the query's filters saw,
+    /// and the rows they dropped.
+    batch_seen: Option<usize>,
+    batch_dropped: usize,
 }
 
 impl RowFilters {
@@ -198,9 +201,37 @@ impl RowFilters {
             filters,
             query_seen: 0,
             query_kept: 0,
+            batch_seen: None,
+            batch_dropped: 0,
         };
         f.order();
         f
+    }
+
+    /// Start a batch: order the filters (below) and begin its tally.
+    pub fn begin(&mut self) {
+        self.order();
+        self.batch_seen = None;
+        self.batch_dropped = 0;
+    }
+
+    /// Filter `i` ran on `before` rows of the batch and dropped `dropped`.
+    pub fn ran(&mut self, i: usize, before: usize, dropped: usize) {
+        let f = &mut self.filters[i];
+        f.dropped(dropped);
+        if f.query {
+            self.batch_seen.get_or_insert(before);
+            self.batch_dropped += dropped;
+        }
+    }
+
+    /// End a batch: what the query's filters kept counts towards judging
+    /// them together (see [`Self::query_off`]).
+    pub fn end(&mut self) {
+        if let Some(seen) = self.batch_seen.take() {
+            self.query_seen += seen;
+            self.query_kept += seen - self.batch_dropped;
+        }
     }
 
     /// Put the filters in the order they are to be tried next: one of the
@@ -210,7 +241,7 @@ impl RowFilters {
     pub fn order(&mut self) {
         let query_off = self.query_off();
         let live = |f: &RowFilter| f.active() && !(f.query && query_off) && !f.pending;
-        let late = |f: &RowFilter| f.query && f.reads_text();
+        let late = |f: &RowFilter| f.query && f.text;
         self.filters.sort_by(|a, b| {
             (!live(a))
                 .cmp(&!live(b))
@@ -245,25 +276,14 @@ impl RowFilters {
         }
     }
 
-    /// Whether the query's filters, judged together, are off.
-    fn query_off(&self) -> bool {
-        self.query_seen >= TRIAL_ROWS && self.query_kept * 4 >= self.query_seen
-    }
-
-    /// Note that the query's filters kept `kept` of `seen` rows. Together
+    /// Whether the query's filters, judged together, are off. Together
     /// they must keep fewer than a quarter to stay: narrowing a batch
     /// copies its columns, which pays when the FilterExec above then sees
     /// few rows, not when it sees most (TPC-H Q20's one-year `l_shipdate`
     /// range, 42% of lineitem, made its scan 2x slower; Q06's four
     /// filters, 2% together, make it 1.5x faster).
-    pub fn note_query(&mut self, seen: usize, kept: usize) {
-        self.query_seen += seen;
-        self.query_kept += kept;
-    }
-
-    /// Whether filter `i` is one of the query's own.
-    pub fn is_query(&self, i: usize) -> bool {
-        self.filters[i].query
+    fn query_off(&self) -> bool {
+        self.query_seen >= TRIAL_ROWS && self.query_kept * 4 >= self.query_seen
     }
 
     /// The filters still evaluated.
@@ -276,30 +296,20 @@ impl RowFilters {
 
     /// Drop the rows of a whole decoded batch that the filters reject.
     pub fn apply(&mut self, b: RecordBatch) -> Result<RecordBatch> {
-        self.order();
+        self.begin();
         let mut b = b;
-        let (mut query_seen, mut query_dropped) = (None, 0);
         // Not measured here: write-store rows come decoded, so the cost of
         // decoding a filter's columns would be missing.
         for i in self.active() {
             let f = &mut self.filters[i];
-            if f.query {
-                query_seen.get_or_insert(b.num_rows());
-            }
             let before = b.num_rows();
             let arrays = f.columns.iter().map(|&k| b.column(k).clone()).collect();
-            if let Some(mask) = f.mask(arrays, b.num_rows()) {
+            if let Some(mask) = f.mask(arrays, before) {
                 b = datafusion::arrow::compute::filter_record_batch(&b, &mask)?;
-                let dropped = before - b.num_rows();
-                if f.query {
-                    query_dropped += dropped;
-                }
-                f.dropped(dropped);
             }
+            self.ran(i, before, before - b.num_rows());
         }
-        if let Some(seen) = query_seen {
-            self.note_query(seen, seen - query_dropped);
-        }
+        self.end();
         Ok(b)
     }
 }
