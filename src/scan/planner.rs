@@ -139,8 +139,8 @@ pub(crate) unsafe fn after_planning(
         if settings::statistics() {
             super::join_order::reorder(copy, &estimates);
         }
-        match super::exec::plan(copy, stmt, bound_params, None) {
-            Ok(_) => replace_plan(stmt, copy, cursor_options),
+        match super::exec::plan(copy, stmt, bound_params, None, &estimates) {
+            Ok(_) => replace_plan(stmt, copy, &estimates, cursor_options),
             Err(why) => {
                 if mode == Mode::Force {
                     crate::error::error_with_hint(
@@ -163,6 +163,7 @@ pub(crate) unsafe fn after_planning(
 unsafe fn replace_plan(
     stmt: *mut pg_sys::PlannedStmt,
     query: *mut pg_sys::Query,
+    estimates: &[(u32, f64)],
     cursor_options: i32,
 ) {
     // SAFETY: building plan nodes in the planner's memory context.
@@ -226,7 +227,7 @@ unsafe fn replace_plan(
         (*cs).scan.plan.plan_width = (*old).plan_width;
         (*cs).scan.plan.parallel_safe = false;
         let private = pg_sys::lappend(std::ptr::null_mut(), query as *mut std::ffi::c_void);
-        (*cs).custom_private = private;
+        (*cs).custom_private = pg_sys::lappend(private, estimates_list(estimates) as _);
         (*cs).methods = &raw const SCAN_METHODS;
         let mut top = cs as *mut pg_sys::Plan;
         if cursor_options & pg_sys::CURSOR_OPT_SCROLL as i32 != 0 {
@@ -238,6 +239,43 @@ unsafe fn replace_plan(
         (*stmt).planTree = top;
         (*stmt).subplans = std::ptr::null_mut();
         (*stmt).parallelModeNeeded = false;
+    }
+}
+
+/// PostgreSQL's estimates kept in the plan (the second item of the node's
+/// private list; the first is the query), so that execution plans the
+/// joins as planning did: an integer list of range-table index and rows,
+/// pairwise (rows capped at `i32::MAX`).
+unsafe fn estimates_list(estimates: &[(u32, f64)]) -> *mut pg_sys::List {
+    let mut l = std::ptr::null_mut();
+    for &(rti, rows) in estimates {
+        // SAFETY: list building in the planner's memory context.
+        unsafe {
+            l = pg_sys::lappend_int(l, rti.min(i32::MAX as u32) as i32);
+            l = pg_sys::lappend_int(l, rows.clamp(0.0, i32::MAX as f64) as i32);
+        }
+    }
+    l
+}
+
+/// The estimates `estimates_list` kept in the node's private list.
+///
+/// # Safety
+/// `private` is the `custom_private` of an OmenDataFusion node.
+pub(super) unsafe fn stored_estimates(private: *mut pg_sys::List) -> Vec<(u32, f64)> {
+    // SAFETY: our own private list: the query, then an integer list.
+    unsafe {
+        if private.is_null() || (*private).length < 2 {
+            return Vec::new();
+        }
+        let l = (*(*private).elements.add(1)).ptr_value as *mut pg_sys::List;
+        if l.is_null() || (*l).type_ != pg_sys::NodeTag::T_IntList {
+            return Vec::new();
+        }
+        let ints = std::slice::from_raw_parts((*l).elements, (*l).length as usize);
+        ints.chunks_exact(2)
+            .map(|p| (p[0].int_value as u32, p[1].int_value as f64))
+            .collect()
     }
 }
 

@@ -68,7 +68,7 @@ pub fn init() {
     GucRegistry::define_bool_guc(
         c"omendb.datafusion_statistics",
         c"Whether DataFusion plans joins with PostgreSQL's statistics.",
-        c"Distinct and NULL counts from ANALYZE (pg_statistic) let DataFusion estimate join sizes and pick each hash join's build side, and a FROM list is joined in the order of PostgreSQL's estimates. off: row counts only, FROM lists in their written order (to compare).",
+        c"Distinct and NULL counts from ANALYZE (pg_statistic) and PostgreSQL's estimates of the rows each table's filters pass let DataFusion estimate join sizes and pick each hash join's build side and mode, and a FROM list is joined in the order of PostgreSQL's estimates. off: table row counts only, FROM lists in their written order (to compare).",
         &STATISTICS,
         GucContext::Userset,
         GucFlags::default(),

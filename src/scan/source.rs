@@ -157,6 +157,10 @@ pub struct OmenTable {
     pub schema: SchemaRef,
     /// Rows PostgreSQL estimates (for DataFusion's join planning before load).
     pub estimated_rows: usize,
+    /// Rows PostgreSQL estimates the query's filters on this scan pass,
+    /// when it planned the table at the query's top level (see
+    /// `estimates::ScanEstimates`).
+    pub filtered_rows: Option<usize>,
     pub loaded: Mutex<Option<Arc<Loaded>>>,
     pub partitions: usize,
     /// `omendb.datafusion_scan_filters` when the query was planned.
@@ -197,11 +201,18 @@ impl OmenTable {
             columns,
             schema: Arc::new(ArrowSchema::new(fields)),
             estimated_rows,
+            filtered_rows: None,
             loaded: Mutex::new(None),
             partitions: partitions.max(1),
             // Read here, on the main thread, as the query is translated.
             scan_filters: super::settings::scan_filters(),
         }
+    }
+
+    /// This table with PostgreSQL's estimate of the rows its filters pass.
+    pub fn with_filtered_rows(mut self, rows: Option<usize>) -> OmenTable {
+        self.filtered_rows = rows;
+        self
     }
 
     /// The prune filter an expression of a scan's filters gives, if any:
@@ -338,6 +349,7 @@ impl TableProvider for OmenTable {
             row_filters,
             dynamic: Vec::new(),
             rows,
+            filtered_rows: self.filtered_rows.map(|f| f.min(rows)),
             props,
             metrics: ExecutionPlanMetricsSet::new(),
         }))
@@ -364,7 +376,13 @@ pub struct OmenScanExec {
     /// (DataFusion's dynamic filters): applied to each decoded batch, so
     /// probe rows that cannot match leave the scan at once.
     dynamic: Vec<Arc<dyn PhysicalExpr>>,
+    /// Rows it reads (PostgreSQL's estimate before the load, the row
+    /// groups' rows after it).
     rows: usize,
+    /// Rows PostgreSQL estimates the query's filters pass, if known: the
+    /// scan's statistics report these, and the FilterExec above takes
+    /// them as they are (`estimates::ScanEstimates`).
+    filtered_rows: Option<usize>,
     props: PlanProperties,
     metrics: ExecutionPlanMetricsSet,
 }
@@ -500,6 +518,12 @@ fn simple_filter(e: &Expr) -> bool {
 }
 
 impl OmenScanExec {
+    /// Whether its statistics count the rows PostgreSQL estimates its
+    /// filters pass.
+    pub fn has_filtered_estimate(&self) -> bool {
+        self.filtered_rows.is_some()
+    }
+
     /// This scan with dynamic filters `dynamic` (fresh metrics).
     fn with_dynamic(&self, dynamic: Vec<Arc<dyn PhysicalExpr>>) -> Arc<dyn ExecutionPlan> {
         Arc::new(OmenScanExec {
@@ -512,6 +536,7 @@ impl OmenScanExec {
             row_filters: self.row_filters.clone(),
             dynamic,
             rows: self.rows,
+            filtered_rows: self.filtered_rows,
             props: self.props.clone(),
             metrics: ExecutionPlanMetricsSet::new(),
         })
@@ -636,9 +661,10 @@ impl ExecutionPlan for OmenScanExec {
 
     fn partition_statistics(&self, partition: Option<usize>) -> Result<Statistics> {
         let mut s = Statistics::new_unknown(&self.schema);
+        let all = self.filtered_rows.unwrap_or(self.rows);
         let rows = match partition {
-            None => self.rows,
-            Some(_) => self.rows / self.props.partitioning.partition_count().max(1),
+            None => all,
+            Some(_) => all / self.props.partitioning.partition_count().max(1),
         };
         s.num_rows = Precision::Inexact(rows);
         s.column_statistics = self

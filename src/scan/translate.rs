@@ -125,6 +125,12 @@ pub struct Translator {
     /// Name prefix of the query level being translated.
     tag: String,
     seq: usize,
+    /// PostgreSQL's estimated rows of the top-level query's base tables
+    /// after their filters, by range-table index (`join_order::note`).
+    pub estimates: Vec<(u32, f64)>,
+    /// The top-level query (the first translated), whose range-table
+    /// indexes `estimates` uses.
+    top: *mut pg_sys::Query,
 }
 
 pub(super) unsafe fn rt_fetch(q: *mut pg_sys::Query, rti: u32) -> *mut pg_sys::RangeTblEntry {
@@ -174,6 +180,8 @@ impl Translator {
             conjunct: false,
             tag: String::new(),
             seq: 0,
+            estimates: Vec::new(),
+            top: std::ptr::null_mut(),
         }
     }
 
@@ -244,6 +252,9 @@ impl Translator {
         outer: &[Level],
         exists_only: bool,
     ) -> R<(LogicalPlan, Vec<Pg>)> {
+        if self.top.is_null() {
+            self.top = q;
+        }
         // SAFETY: a (copied) Query tree, relations locked by the parser.
         unsafe {
             let qr = &mut *q;
@@ -566,7 +577,12 @@ impl Translator {
                 pg_sys::NodeTag::T_RangeTblRef => {
                     let rti = (*(node as *mut pg_sys::RangeTblRef)).rtindex as u32;
                     let rte = rt_fetch(q, rti);
-                    let (binding, plan) = self.rte(rte, outer, level)?;
+                    let filtered = if q == self.top {
+                        self.estimates.iter().find(|e| e.0 == rti).map(|e| e.1)
+                    } else {
+                        None
+                    };
+                    let (binding, plan) = self.rte(rte, filtered, outer, level)?;
                     level.bindings.insert(rti, binding);
                     plans.insert(rti, plan);
                 }
@@ -576,9 +592,11 @@ impl Translator {
         }
     }
 
+    /// `filtered`: PostgreSQL's estimate of the rows a table's filters pass.
     unsafe fn rte(
         &mut self,
         rte: *mut pg_sys::RangeTblEntry,
+        filtered: Option<f64>,
         outer: &[Level],
         level: &Level,
     ) -> R<(Binding, LogicalPlan)> {
@@ -593,7 +611,7 @@ impl Translator {
                         return unsupported("TABLESAMPLE");
                     }
                     let qualifier = self.alias("t");
-                    let table = self.table((*rte).relid, (*rte).inh, &qualifier)?;
+                    let table = self.table((*rte).relid, (*rte).inh, &qualifier, filtered)?;
                     let cols = table_columns((*rte).relid);
                     let name = table.name.clone();
                     let plan = LogicalPlanBuilder::scan(
@@ -696,7 +714,13 @@ impl Translator {
 
     /// A scan of omen_columnar table `oid`, or of the omen_columnar leaf
     /// partitions the plan keeps of partitioned table `oid`.
-    fn table(&mut self, oid: pg_sys::Oid, inh: bool, scan: &str) -> R<Arc<OmenTable>> {
+    fn table(
+        &mut self,
+        oid: pg_sys::Oid,
+        inh: bool,
+        scan: &str,
+        filtered: Option<f64>,
+    ) -> R<Arc<OmenTable>> {
         let rel = crate::pg::Relation::open(oid, pg_sys::NoLock as i32);
         // SAFETY: an open relation.
         let relkind = unsafe { (*(*rel.raw()).rd_rel).relkind as u8 };
@@ -747,15 +771,18 @@ impl Translator {
             }
         }
         columns.sort_by_key(|c| c.index);
-        let t = Arc::new(OmenTable::new(
-            scan,
-            rel.name(),
-            partitioned,
-            rels,
-            columns,
-            reltuples as usize,
-            self.partitions,
-        ));
+        let t = Arc::new(
+            OmenTable::new(
+                scan,
+                rel.name(),
+                partitioned,
+                rels,
+                columns,
+                reltuples as usize,
+                self.partitions,
+            )
+            .with_filtered_rows(filtered.map(|r| r.max(1.0) as usize)),
+        );
         self.tables.push(t.clone());
         Ok(t)
     }
