@@ -19,6 +19,7 @@ use futures::StreamExt;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
+use super::noted::{Estimates, Noted};
 use super::source::{OmenScanExec, OmenTable, Wanted};
 use super::translate::{Translator, Unsupported};
 use super::values::OutColumn;
@@ -90,14 +91,13 @@ fn session(dynamic_filters: bool, memory_cap: usize) -> SessionContext {
 /// every table's data first (execution); without, plan only (planning and
 /// EXPLAIN). `stmt` is PostgreSQL's plan of the query: partitioned tables
 /// read the leaf partitions it kept. `estimates`: PostgreSQL's estimated
-/// rows of the top-level base tables after their filters, by range-table
-/// index.
+/// rows of the base tables after their filters.
 pub unsafe fn plan(
     query: *mut pg_sys::Query,
     stmt: *mut pg_sys::PlannedStmt,
     params: pg_sys::ParamListInfo,
     snapshot: Option<pg_sys::Snapshot>,
-    estimates: &[(u32, f64)],
+    estimates: &[Noted],
 ) -> Result<Planned, Unsupported> {
     let (_, threads) = runtime::get();
     // SAFETY: a Query node; translation folds it in place, so a copy.
@@ -106,7 +106,8 @@ pub unsafe fn plan(
     let leaves = unsafe { super::partitioned::leaves_in_plan(stmt) };
     let mut t = Translator::new(params, snapshot.is_none(), *threads, leaves);
     if settings::statistics() {
-        t.estimates = estimates.to_vec();
+        // SAFETY: the copy of the query, translated below.
+        t.estimates = unsafe { Estimates::new(estimates.to_vec(), q) };
     }
     let (logical, outputs) = unsafe { t.query(q, &[], false)? };
     let memory_cap = settings::memory_limit();
@@ -285,7 +286,7 @@ pub fn raise(e: DataFusionError, memory_cap: usize) -> ! {
 pub struct ExecState {
     query: *mut pg_sys::Query,
     /// PostgreSQL's estimates kept in the plan (`planner::stored_estimates`).
-    estimates: Vec<(u32, f64)>,
+    estimates: Vec<Noted>,
     planned: Option<Planned>,
     stream: Option<SendableRecordBatchStream>,
     batch: Option<(RecordBatch, Vec<OutColumn>)>,

@@ -6,12 +6,14 @@
 //! each time, the first later item joined to what it has so far. So the
 //! FROM list's order is the join order, and TPC-H Q05 and Q07 list their
 //! most selective tables (a region, two nations) last. Here the list is
-//! reordered before translation, greedily: start with the joined pair whose
-//! result is estimated smallest, then add, each time, the table joined to
-//! those so far whose join is estimated smallest. Estimates: PostgreSQL's
-//! rows of each table after its own filters (noted while it plans the query,
-//! from `set_rel_pathlist`) and the distinct counts ANALYZE stored for the
-//! join columns; a join of `l` and `r` rows on `a = b` gives
+//! reordered before translation, at every level of the query (TPC-H Q07,
+//! Q08 and Q09 join their tables in a subquery in FROM): the left-deep
+//! order whose joins are estimated to produce the fewest rows in all (every
+//! order, up to 10 tables; beyond, greedily: the smallest joined pair, then
+//! each time the table whose join adds the fewest rows). Estimates:
+//! PostgreSQL's rows of each table after its own filters (noted while it
+//! plans the query, see `noted`) and the distinct counts ANALYZE stored for
+//! the join columns; a join of `l` and `r` rows on `a = b` gives
 //! `l × r / max(distinct a, distinct b)`. Ordering by table size alone is
 //! not enough: region → nation → supplier → customer joins supplier and
 //! customer on their nation (12M rows at SF1).
@@ -20,78 +22,33 @@
 //! items, kept whole), and the translation refers to columns by range-table
 //! index, so reordering it changes no answer.
 
-use std::cell::RefCell;
-
 use pgrx::pg_sys;
 
 use super::estimates::ColumnEstimate;
 use super::expr::list;
+use super::noted::Estimates;
 use super::translate::rt_fetch;
 
-/// Estimates being collected while PostgreSQL plans `query`: (range-table
-/// index, rows). A stack: planning can nest (a function's SQL planned while
-/// the outer query's constants are folded).
-struct Capture {
-    query: *mut pg_sys::Query,
-    rows: Vec<(u32, f64)>,
-}
-
-/// Tables noted per planning at most (a FROM list is reordered only when
-/// every table in it was noted).
-const MAX_NOTED: usize = 1024;
-
-thread_local! {
-    static CAPTURES: RefCell<Vec<Capture>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Start noting the base-table estimates of `parse`'s top level.
-pub fn begin(parse: *mut pg_sys::Query) {
-    CAPTURES.with(|c| {
-        let mut c = c.borrow_mut();
-        // Entries of plannings that raised an ERROR are never ended.
-        c.retain(|e| e.query != parse);
-        if c.len() > 16 {
-            c.clear();
-        }
-        c.push(Capture {
-            query: parse,
-            rows: Vec::new(),
-        });
-    });
-}
-
-/// Stop noting for `parse`; its base tables' estimated rows.
-pub fn end(parse: *mut pg_sys::Query) -> Vec<(u32, f64)> {
-    CAPTURES.with(|c| {
-        let mut c = c.borrow_mut();
-        match c.iter().rposition(|e| e.query == parse) {
-            Some(i) => c.drain(i..).next().map(|e| e.rows).unwrap_or_default(),
-            None => Vec::new(),
-        }
-    })
-}
-
-/// From the set_rel_pathlist hook: `rel` (range-table index `rti`) of
-/// `root` has its size estimate.
+/// Reorder the FROM lists of `top` (the copy the translation reads) and of
+/// the subqueries in its range table, at every depth, by `estimates`.
 ///
 /// # Safety
-/// PostgreSQL's planner structures, on the main thread.
-pub unsafe fn note(root: *mut pg_sys::PlannerInfo, rel: *mut pg_sys::RelOptInfo, rti: u32) {
-    // SAFETY: the caller's planner structures.
+/// `top` is a valid Query in the current memory context, the one
+/// `estimates` was made for.
+pub unsafe fn reorder_levels(top: *mut pg_sys::Query, estimates: &Estimates) {
+    // SAFETY: the caller's query tree.
     unsafe {
-        if (*root).query_level != 1 || (*rel).reloptkind != pg_sys::RelOptKind::RELOPT_BASEREL {
-            return;
-        }
-        let (parse, rows) = ((*root).parse, (*rel).rows);
-        CAPTURES.with(|c| {
-            if let Some(e) = c.borrow_mut().iter_mut().rev().find(|e| e.query == parse) {
-                // Bounded: an entry left by a planning that raised may match
-                // later queries allocated at the same address.
-                if e.rows.len() < MAX_NOTED {
-                    e.rows.push((rti, rows));
+        reorder(top, &estimates.of_level(top, true));
+        let mut pending: Vec<*mut pg_sys::Query> = vec![top];
+        while let Some(q) = pending.pop() {
+            for rte in list::<pg_sys::RangeTblEntry>((*q).rtable) {
+                if (*rte).rtekind == pg_sys::RTEKind::RTE_SUBQUERY && !(*rte).subquery.is_null() {
+                    let sub = (*rte).subquery;
+                    reorder(sub, &estimates.of_level(sub, false));
+                    pending.push(sub);
                 }
             }
-        });
+        }
     }
 }
 
@@ -99,12 +56,13 @@ pub unsafe fn note(root: *mut pg_sys::PlannerInfo, rel: *mut pg_sys::RelOptInfo,
 /// index, attribute number) each side.
 type Edge = ((u32, i16), (u32, i16));
 
-/// Reorder the top-level FROM list of `q` (the copy the translation reads)
-/// when it lists three or more tables and nothing else, all estimated.
+/// Reorder the FROM list of `q`, one level of the query, when it lists
+/// three or more tables and nothing else, all estimated (`rows`, by
+/// range-table index of `q`).
 ///
 /// # Safety
 /// `q` is a valid Query in the current memory context.
-pub unsafe fn reorder(q: *mut pg_sys::Query, rows: &[(u32, f64)]) {
+unsafe fn reorder(q: *mut pg_sys::Query, rows: &[(u32, f64)]) {
     // SAFETY: reading the Query and permuting the cells of its own list.
     unsafe {
         let from = (*q).jointree;
@@ -163,7 +121,7 @@ pub unsafe fn reorder(q: *mut pg_sys::Query, rows: &[(u32, f64)]) {
                 .unwrap_or(rows)
                 .clamp(1.0, rows.max(1.0))
         };
-        let order = greedy(&tables, &edges, distinct);
+        let order = best_order(&tables, &edges, distinct);
         let ptrs: Vec<*mut std::ffi::c_void> = order.iter().map(|&i| cells[i].ptr_value).collect();
         for (cell, p) in cells.iter_mut().zip(ptrs) {
             cell.ptr_value = p;
@@ -185,35 +143,100 @@ fn table_distinct(oid: pg_sys::Oid, att: i16) -> Option<f64> {
     ColumnEstimate::lookup(oid, att, partitioned)?.distinct_of(reltuples.max(0.0) as f64)
 }
 
-/// The greedy order: indexes into `tables` (rti, oid, rows).
-fn greedy(
+/// Tables joined in the order of least total rows at most (every
+/// left-deep order considered); more are ordered greedily.
+const EXHAUSTIVE_TABLES: usize = 10;
+
+/// The join order: indexes into `tables` (rti, oid, rows). Up to
+/// `EXHAUSTIVE_TABLES` tables, the left-deep order whose joins produce the
+/// fewest rows in all: starting from the smallest join instead can leave a
+/// big table to be joined whole (TPC-H Q09: nation ⋈ supplier, then all 6M
+/// lineitem rows, where part ⋈ lineitem gives 320K first).
+fn best_order(
     tables: &[(u32, pg_sys::Oid, f64)],
     edges: &[Edge],
     distinct: impl Fn(u32, i16, f64) -> f64,
 ) -> Vec<usize> {
     let n = tables.len();
-    // Estimated rows of joining `r` to a set of `rows` rows holding
-    // `members`; None if no equality connects them.
-    let join = |members: &[usize], rows: f64, r: usize| -> Option<f64> {
-        let (rr, _, rrows) = tables[r];
-        let mut best: Option<f64> = None;
-        for &((a, aa), (b, ba)) in edges {
-            let (side, col, other) = if a == rr {
-                (b, ba, aa)
-            } else if b == rr {
-                (a, aa, ba)
-            } else {
+    let join = |members: &[usize], rows: f64, r: usize| {
+        join_rows(tables, edges, &distinct, members, rows, r)
+    };
+    if n > EXHAUSTIVE_TABLES {
+        return greedy(n, tables, join);
+    }
+    // By set of tables joined (a bit each): the least total of the joins'
+    // rows, the rows of the last join, and the order.
+    let mut best: Vec<Option<(f64, f64, Vec<usize>)>> = vec![None; 1 << n];
+    for (i, t) in tables.iter().enumerate() {
+        best[1 << i] = Some((0.0, t.2, vec![i]));
+    }
+    for set in 1usize..(1 << n) {
+        let Some((cost, rows, order)) = best[set].clone() else {
+            continue;
+        };
+        for r in (0..n).filter(|r| set & (1 << r) == 0) {
+            let Some(est) = join(&order, rows, r) else {
                 continue;
             };
-            if !members.iter().any(|&m| tables[m].0 == side) {
-                continue;
+            let est = est.max(1.0);
+            let next = set | (1 << r);
+            if best[next].as_ref().is_none_or(|b| cost + est < b.0) {
+                let mut o = order.clone();
+                o.push(r);
+                best[next] = Some((cost + est, est, o));
             }
-            let d = distinct(side, col, rows).max(distinct(rr, other, rrows));
-            let est = rows * rrows / d.max(1.0);
-            best = Some(best.map_or(est, |b: f64| b.min(est)));
         }
-        best
-    };
+    }
+    match best[(1 << n) - 1].take() {
+        Some((_, _, mut order)) => {
+            // The smaller of the first two first (the left, build side).
+            if n >= 2 && tables[order[0]].2 > tables[order[1]].2 {
+                order.swap(0, 1);
+            }
+            order
+        }
+        // Not all connected by equalities: greedily, the rest as written.
+        None => greedy(n, tables, join),
+    }
+}
+
+/// Estimated rows of joining table `r` to a set of `rows` rows holding
+/// `members`; None if no equality connects them.
+fn join_rows(
+    tables: &[(u32, pg_sys::Oid, f64)],
+    edges: &[Edge],
+    distinct: &impl Fn(u32, i16, f64) -> f64,
+    members: &[usize],
+    rows: f64,
+    r: usize,
+) -> Option<f64> {
+    let (rr, _, rrows) = tables[r];
+    let mut best: Option<f64> = None;
+    for &((a, aa), (b, ba)) in edges {
+        let (side, col, other) = if a == rr {
+            (b, ba, aa)
+        } else if b == rr {
+            (a, aa, ba)
+        } else {
+            continue;
+        };
+        if !members.iter().any(|&m| tables[m].0 == side) {
+            continue;
+        }
+        let d = distinct(side, col, rows).max(distinct(rr, other, rrows));
+        let est = rows * rrows / d.max(1.0);
+        best = Some(best.map_or(est, |b: f64| b.min(est)));
+    }
+    best
+}
+
+/// The greedy order: the smallest join first, then each time the table
+/// whose join adds the fewest rows.
+fn greedy(
+    n: usize,
+    tables: &[(u32, pg_sys::Oid, f64)],
+    join: impl Fn(&[usize], f64, usize) -> Option<f64>,
+) -> Vec<usize> {
     // The starting pair: the smallest join.
     let mut start: Option<(f64, usize, usize)> = None;
     for i in 0..n {
@@ -365,10 +388,57 @@ mod tests {
             };
             d.min(rows)
         };
-        let order: Vec<u32> = greedy(&tables, &edges, distinct)
+        let order: Vec<u32> = best_order(&tables, &edges, distinct)
             .into_iter()
             .map(|i| tables[i].0)
             .collect();
         assert_eq!(order, vec![6, 5, 4, 3, 2, 1]);
+    }
+
+    /// TPC-H Q09's shape: part (filtered), supplier, lineitem, partsupp,
+    /// orders, nation (rti 1..6). The smallest pair, nation ⋈ supplier,
+    /// would have all 6M lineitem rows join next; part ⋈ lineitem first
+    /// keeps every join near 320K rows.
+    #[test]
+    fn q09_joins_part_to_lineitem_first() {
+        let o = pg_sys::Oid::from(0u32);
+        let tables = [
+            (1, o, 10_600.0),
+            (2, o, 10_000.0),
+            (3, o, 6_000_000.0),
+            (4, o, 800_000.0),
+            (5, o, 1_500_000.0),
+            (6, o, 25.0),
+        ];
+        let edges = [
+            ((2, 1), (3, 3)), // s_suppkey = l_suppkey
+            ((4, 2), (3, 3)), // ps_suppkey = l_suppkey
+            ((4, 1), (3, 2)), // ps_partkey = l_partkey
+            ((1, 1), (3, 2)), // p_partkey = l_partkey
+            ((5, 1), (3, 1)), // o_orderkey = l_orderkey
+            ((2, 4), (6, 1)), // s_nationkey = n_nationkey
+        ];
+        let distinct = |rti: u32, att: i16, rows: f64| -> f64 {
+            let d: f64 = match (rti, att) {
+                (1, 1) | (3, 2) | (4, 1) => 200_000.0,
+                (2, 1) | (3, 3) | (4, 2) => 10_000.0,
+                (3, 1) | (5, 1) => 1_500_000.0,
+                (2, 4) | (6, 1) => 25.0,
+                _ => rows,
+            };
+            d.min(rows)
+        };
+        let order: Vec<u32> = best_order(&tables, &edges, distinct)
+            .into_iter()
+            .map(|i| tables[i].0)
+            .collect();
+        assert_eq!(&order[..2], &[1, 3]);
+        let greedy_first: Vec<u32> = greedy(6, &tables, |m: &[usize], r: f64, x: usize| {
+            join_rows(&tables, &edges, &distinct, m, r, x)
+        })
+        .into_iter()
+        .map(|i| tables[i].0)
+        .collect();
+        assert_eq!(&greedy_first[..2], &[6, 2]);
     }
 }

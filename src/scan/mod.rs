@@ -12,8 +12,8 @@
 //!   `decode`: decoding them on DataFusion's threads, each filter's
 //!   columns first (`row_filter`: the filters a scan evaluates);
 //! - `dynamic`: DataFusion's join filters in the scans, where they pay;
-//! - `estimates` / `join_order`: PostgreSQL's column statistics and table
-//!   estimates for DataFusion's join planning and join order;
+//! - `estimates` / `noted` / `join_order`: PostgreSQL's column statistics
+//!   and table estimates for DataFusion's join planning and join order;
 //! - `outer_join`: outer joins that a strict filter makes inner;
 //! - `exec`: the executor node; `runtime`: DataFusion's threads;
 //! - `settings`: `omendb.datafusion*`.
@@ -26,6 +26,7 @@ mod expr;
 mod functions;
 mod join_order;
 mod load;
+mod noted;
 mod outer_join;
 mod partitioned;
 pub(crate) mod planner;
@@ -38,7 +39,7 @@ mod types;
 mod values;
 
 /// Called from _PG_init: settings and hooks only (threads start on first use).
-pub(crate) use join_order::note as note_rel_estimate;
+pub(crate) use noted::note as note_rel_estimate;
 
 pub(crate) fn init() {
     settings::init();

@@ -9,6 +9,7 @@
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
+use super::noted::Noted;
 use super::settings::{self, Mode};
 
 pub static mut SCAN_METHODS: pg_sys::CustomScanMethods = pg_sys::CustomScanMethods {
@@ -103,7 +104,7 @@ pub(crate) unsafe fn before_planning(parse: *mut pg_sys::Query) -> Option<Candid
             && (*parse).utilityStmt.is_null()
             && (mode == Mode::Force || only_columnar_tables(parse));
         candidate.then(|| {
-            super::join_order::begin(parse);
+            super::noted::begin(parse);
             Candidate {
                 mode,
                 parse,
@@ -125,7 +126,7 @@ pub(crate) unsafe fn after_planning(
     bound_params: pg_sys::ParamListInfo,
 ) -> *mut pg_sys::PlannedStmt {
     let Candidate { mode, parse, copy } = candidate;
-    let estimates = super::join_order::end(parse);
+    let estimates = super::noted::end(parse);
     // SAFETY: the caller's plan, and our copy of its query.
     unsafe {
         if !uses_columnar(stmt) {
@@ -137,7 +138,8 @@ pub(crate) unsafe fn after_planning(
             return stmt;
         }
         if settings::statistics() {
-            super::join_order::reorder(copy, &estimates);
+            let levels = super::noted::Estimates::new(estimates.clone(), copy);
+            super::join_order::reorder_levels(copy, &levels);
         }
         match super::exec::plan(copy, stmt, bound_params, None, &estimates) {
             Ok(_) => replace_plan(stmt, copy, &estimates, cursor_options),
@@ -163,7 +165,7 @@ pub(crate) unsafe fn after_planning(
 unsafe fn replace_plan(
     stmt: *mut pg_sys::PlannedStmt,
     query: *mut pg_sys::Query,
-    estimates: &[(u32, f64)],
+    estimates: &[Noted],
     cursor_options: i32,
 ) {
     // SAFETY: building plan nodes in the planner's memory context.
@@ -227,7 +229,9 @@ unsafe fn replace_plan(
         (*cs).scan.plan.plan_width = (*old).plan_width;
         (*cs).scan.plan.parallel_safe = false;
         let private = pg_sys::lappend(std::ptr::null_mut(), query as *mut std::ffi::c_void);
-        (*cs).custom_private = pg_sys::lappend(private, estimates_list(estimates) as _);
+        let (ints, aliases) = estimates_lists(estimates);
+        let private = pg_sys::lappend(private, ints as *mut std::ffi::c_void);
+        (*cs).custom_private = pg_sys::lappend(private, aliases as *mut std::ffi::c_void);
         (*cs).methods = &raw const SCAN_METHODS;
         let mut top = cs as *mut pg_sys::Plan;
         if cursor_options & pg_sys::CURSOR_OPT_SCROLL as i32 != 0 {
@@ -242,39 +246,55 @@ unsafe fn replace_plan(
     }
 }
 
-/// PostgreSQL's estimates kept in the plan (the second item of the node's
-/// private list; the first is the query), so that execution plans the
-/// joins as planning did: an integer list of range-table index and rows,
-/// pairwise (rows capped at `i32::MAX`).
-unsafe fn estimates_list(estimates: &[(u32, f64)]) -> *mut pg_sys::List {
-    let mut l = std::ptr::null_mut();
-    for &(rti, rows) in estimates {
+/// PostgreSQL's estimates kept in the plan, so that execution plans the
+/// joins as planning did: after the query, the node's private list holds an
+/// integer list of range-table index, rows (capped at `i32::MAX`) and
+/// relation per table, and a list of their aliases.
+unsafe fn estimates_lists(estimates: &[Noted]) -> (*mut pg_sys::List, *mut pg_sys::List) {
+    let (mut ints, mut aliases) = (std::ptr::null_mut(), std::ptr::null_mut());
+    for n in estimates {
+        let alias = std::ffi::CString::new(n.alias.as_str()).unwrap_or_default();
         // SAFETY: list building in the planner's memory context.
         unsafe {
-            l = pg_sys::lappend_int(l, rti.min(i32::MAX as u32) as i32);
-            l = pg_sys::lappend_int(l, rows.clamp(0.0, i32::MAX as f64) as i32);
+            ints = pg_sys::lappend_int(ints, n.rti.min(i32::MAX as u32) as i32);
+            ints = pg_sys::lappend_int(ints, n.rows.clamp(0.0, i32::MAX as f64) as i32);
+            ints = pg_sys::lappend_int(ints, n.relid as i32);
+            let s = pg_sys::makeString(pg_sys::pstrdup(alias.as_ptr()));
+            aliases = pg_sys::lappend(aliases, s as *mut std::ffi::c_void);
         }
     }
-    l
+    (ints, aliases)
 }
 
-/// The estimates `estimates_list` kept in the node's private list.
+/// The estimates `estimates_lists` kept in the node's private list.
 ///
 /// # Safety
 /// `private` is the `custom_private` of an OmenDataFusion node.
-pub(super) unsafe fn stored_estimates(private: *mut pg_sys::List) -> Vec<(u32, f64)> {
-    // SAFETY: our own private list: the query, then an integer list.
+pub(super) unsafe fn stored_estimates(private: *mut pg_sys::List) -> Vec<Noted> {
+    // SAFETY: our own private list: the query, an integer list, a list of
+    // String nodes.
     unsafe {
-        if private.is_null() || (*private).length < 2 {
+        if private.is_null() || (*private).length < 3 {
             return Vec::new();
         }
-        let l = (*(*private).elements.add(1)).ptr_value as *mut pg_sys::List;
-        if l.is_null() || (*l).type_ != pg_sys::NodeTag::T_IntList {
+        let ints = (*(*private).elements.add(1)).ptr_value as *mut pg_sys::List;
+        let aliases = super::expr::list::<pg_sys::String>(
+            (*(*private).elements.add(2)).ptr_value as *mut pg_sys::List,
+        );
+        if ints.is_null() || (*ints).type_ != pg_sys::NodeTag::T_IntList {
             return Vec::new();
         }
-        let ints = std::slice::from_raw_parts((*l).elements, (*l).length as usize);
-        ints.chunks_exact(2)
-            .map(|p| (p[0].int_value as u32, p[1].int_value as f64))
+        let ints = std::slice::from_raw_parts((*ints).elements, (*ints).length as usize);
+        ints.chunks_exact(3)
+            .zip(aliases)
+            .map(|(t, a)| Noted {
+                rti: t[0].int_value as u32,
+                rows: t[1].int_value as f64,
+                relid: t[2].int_value as u32,
+                alias: std::ffi::CStr::from_ptr((*a).sval)
+                    .to_string_lossy()
+                    .into_owned(),
+            })
             .collect()
     }
 }

@@ -19,6 +19,7 @@ use pgrx::pg_sys;
 
 use super::estimates::ColumnEstimate;
 use super::expr::{func_name, list, unsupported, AggMap, Ctx, TExpr};
+use super::noted::Estimates;
 use super::partitioned::Leaves;
 use super::source::{field_name, Column as SourceColumn, OmenTable, Rel as SourceRel};
 use super::types::Pg;
@@ -125,11 +126,10 @@ pub struct Translator {
     /// Name prefix of the query level being translated.
     tag: String,
     seq: usize,
-    /// PostgreSQL's estimated rows of the top-level query's base tables
-    /// after their filters, by range-table index (`join_order::note`).
-    pub estimates: Vec<(u32, f64)>,
-    /// The top-level query (the first translated), whose range-table
-    /// indexes `estimates` uses.
+    /// PostgreSQL's estimated rows of the query's base tables after their
+    /// filters (`noted`).
+    pub estimates: Estimates,
+    /// The top-level query (the first translated).
     top: *mut pg_sys::Query,
 }
 
@@ -180,7 +180,7 @@ impl Translator {
             conjunct: false,
             tag: String::new(),
             seq: 0,
-            estimates: Vec::new(),
+            estimates: Estimates::default(),
             top: std::ptr::null_mut(),
         }
     }
@@ -577,11 +577,7 @@ impl Translator {
                 pg_sys::NodeTag::T_RangeTblRef => {
                     let rti = (*(node as *mut pg_sys::RangeTblRef)).rtindex as u32;
                     let rte = rt_fetch(q, rti);
-                    let filtered = if q == self.top {
-                        self.estimates.iter().find(|e| e.0 == rti).map(|e| e.1)
-                    } else {
-                        None
-                    };
+                    let filtered = self.estimates.rows(q, q == self.top, rti);
                     let (binding, plan) = self.rte(rte, filtered, outer, level)?;
                     level.bindings.insert(rti, binding);
                     plans.insert(rti, plan);

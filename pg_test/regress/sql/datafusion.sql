@@ -308,6 +308,10 @@ RESET omendb.datafusion_statistics;
 SET omendb.datafusion = off;
 SELECT count(*), sum(v), sum(w) FROM jf, jc, js WHERE jf.s = js.id AND jf.c = jc.id AND js.name = 's7';
 RESET omendb.datafusion;
+-- The same inside a subquery in FROM (PostgreSQL pulls it up and estimates
+-- its tables; DataFusion gets it as a level of its own): js first again.
+SELECT joins_of('SELECT count(*), sum(v), sum(w) FROM (SELECT v, w FROM jf, jc, js WHERE jf.s = js.id AND jf.c = jc.id AND js.name = ''s7'') s');
+SELECT count(*), sum(v), sum(w) FROM (SELECT v, w FROM jf, jc, js WHERE jf.s = js.id AND jf.c = jc.id AND js.name = 's7') s;
 -- A scan reports the rows PostgreSQL estimates its filters pass (about 100
 -- of jd's 100,000 here), so the join collects that small side once; without
 -- the statistics DataFusion guesses 20% of the table (20,000 rows: text
