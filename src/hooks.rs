@@ -8,7 +8,7 @@
 //!   (scan/planner.rs);
 //! - set_rel_pathlist: scans of columnar tables need ctid
 //!   (columnar/pushdown.rs); the DataFusion scan notes each table's estimated
-//!   rows for its join order (scan/join_order.rs);
+//!   rows for its join order and scan statistics (scan/noted.rs);
 //! - ExecutorStart: ON CONFLICT targets with unique alex indexes are opened
 //!   for speculative insertion (index/speculative.rs), then columnar scans get
 //!   their pushed-down hints (columnar/pushdown.rs);

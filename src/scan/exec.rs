@@ -60,7 +60,8 @@ fn session(dynamic_filters: bool, memory_cap: usize) -> SessionContext {
     // A join collects its build side once (instead of partitioning both
     // sides) up to 16K estimated rows, not DataFusion's 128K: with
     // PostgreSQL's estimates, TPC-H Q04 and Q10 collected 57K orders rows
-    // and ran 1.25-1.3x slower than partitioned.
+    // and ran 1.25-1.3x slower than partitioned. (Also with
+    // omendb.datafusion_statistics off, so that it compares estimates only.)
     optimizer.hash_join_single_partition_threshold_rows = 16384;
     let rt = RuntimeEnvBuilder::new()
         .with_memory_limit(memory_cap, 1.0)
@@ -79,7 +80,7 @@ fn session(dynamic_filters: bool, memory_cap: usize) -> SessionContext {
         .iter()
         .position(|r| r.name() == "join_selection")
         .unwrap_or(0);
-    rules.insert(at, Arc::new(super::estimates::ScanEstimates));
+    rules.insert(at, Arc::new(super::filter_estimates::ScanEstimates));
     SessionContext::new_with_state(
         SessionStateBuilder::new_from_existing(state)
             .with_physical_optimizer_rules(rules)

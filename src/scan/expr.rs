@@ -44,6 +44,12 @@ pub fn unsupported<T>(what: impl Into<String>) -> R<T> {
     Err(Unsupported(what.into()))
 }
 
+/// Range-table entry `rti` (1-based) of `q`.
+pub(super) unsafe fn rt_fetch(q: *mut pg_sys::Query, rti: u32) -> *mut pg_sys::RangeTblEntry {
+    // SAFETY: rti indexes the query's range table.
+    unsafe { list::<pg_sys::RangeTblEntry>((*q).rtable)[rti as usize - 1] }
+}
+
 pub unsafe fn list<T>(l: *mut pg_sys::List) -> Vec<*mut T> {
     // SAFETY: a PostgreSQL pointer list (or NIL).
     unsafe { PgList::<T>::from_pg(l).iter_ptr().collect() }

@@ -6,11 +6,12 @@
 //! each time, the first later item joined to what it has so far. So the
 //! FROM list's order is the join order, and TPC-H Q05 and Q07 list their
 //! most selective tables (a region, two nations) last. Here the list is
-//! reordered before translation, at every level of the query (TPC-H Q07,
-//! Q08 and Q09 join their tables in a subquery in FROM): the left-deep
-//! order whose joins are estimated to produce the fewest rows in all (every
-//! order, up to 10 tables; beyond, greedily: the smallest joined pair, then
-//! each time the table whose join adds the fewest rows). Estimates:
+//! reordered before translation, and so are those of subqueries in FROM
+//! (TPC-H Q07, Q08 and Q09 join their tables in one): up to 10 tables, the
+//! left-deep order whose joins are estimated to produce the fewest rows in
+//! all, found over sets of tables (each set keeps its cheapest order, and
+//! the rows estimated along it); beyond, greedily: the smallest joined
+//! pair, then each time the table whose join adds the fewest rows. Estimates:
 //! PostgreSQL's rows of each table after its own filters (noted while it
 //! plans the query, see `noted`) and the distinct counts ANALYZE stored for
 //! the join columns; a join of `l` and `r` rows on `a = b` gives
@@ -25,9 +26,8 @@
 use pgrx::pg_sys;
 
 use super::estimates::ColumnEstimate;
-use super::expr::list;
+use super::expr::{list, rt_fetch};
 use super::noted::Estimates;
-use super::translate::rt_fetch;
 
 /// Reorder the FROM lists of `top` (the copy the translation reads) and of
 /// the subqueries in its range table, at every depth, by `estimates`.
@@ -143,13 +143,14 @@ fn table_distinct(oid: pg_sys::Oid, att: i16) -> Option<f64> {
     ColumnEstimate::lookup(oid, att, partitioned)?.distinct_of(reltuples.max(0.0) as f64)
 }
 
-/// Tables joined in the order of least total rows at most (every
-/// left-deep order considered); more are ordered greedily.
+/// Tables ordered by least total rows at most; more are ordered greedily.
 const EXHAUSTIVE_TABLES: usize = 10;
 
 /// The join order: indexes into `tables` (rti, oid, rows). Up to
 /// `EXHAUSTIVE_TABLES` tables, the left-deep order whose joins produce the
-/// fewest rows in all: starting from the smallest join instead can leave a
+/// fewest rows in all (per set of tables, its cheapest order: the estimate
+/// of a join depends a little on the order, so this is close to, not
+/// exactly, the best of every order): starting from the smallest join can leave a
 /// big table to be joined whole (TPC-H Q09: nation ⋈ supplier, then all 6M
 /// lineitem rows, where part ⋈ lineitem gives 320K first).
 fn best_order(
@@ -178,7 +179,12 @@ fn best_order(
             let Some(est) = join(&order, rows, r) else {
                 continue;
             };
-            let est = est.max(1.0);
+            // Bounded: a chain of huge estimates must not reach inf or NaN.
+            let est = if est.is_nan() {
+                1e30
+            } else {
+                est.clamp(1.0, 1e30)
+            };
             let next = set | (1 << r);
             if best[next].as_ref().is_none_or(|b| cost + est < b.0) {
                 let mut o = order.clone();

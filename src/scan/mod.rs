@@ -12,8 +12,9 @@
 //!   `decode`: decoding them on DataFusion's threads, each filter's
 //!   columns first (`row_filter`: the filters a scan evaluates);
 //! - `dynamic`: DataFusion's join filters in the scans, where they pay;
-//! - `estimates` / `noted` / `join_order`: PostgreSQL's column statistics
-//!   and table estimates for DataFusion's join planning and join order;
+//! - `estimates` / `noted` / `join_order` / `filter_estimates`: PostgreSQL's
+//!   column statistics and table estimates for DataFusion's join planning
+//!   and join order;
 //! - `outer_join`: outer joins that a strict filter makes inner;
 //! - `exec`: the executor node; `runtime`: DataFusion's threads;
 //! - `settings`: `omendb.datafusion*`.
@@ -23,6 +24,7 @@ mod dynamic;
 mod estimates;
 mod exec;
 mod expr;
+mod filter_estimates;
 mod functions;
 mod join_order;
 mod load;

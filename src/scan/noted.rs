@@ -16,9 +16,6 @@ use std::collections::HashMap;
 
 use pgrx::pg_sys;
 
-use super::expr::list;
-use super::translate::rt_fetch;
-
 /// A base table PostgreSQL estimated: its range-table index in the planned
 /// (top-level) query, relation, alias, and rows after its own filters.
 #[derive(Clone, Debug, PartialEq)]
@@ -87,22 +84,31 @@ pub unsafe fn note(root: *mut pg_sys::PlannerInfo, rel: *mut pg_sys::RelOptInfo,
         if rte.is_null() || (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION {
             return;
         }
-        let noted = Noted {
-            rti,
-            relid: (*rte).relid.to_u32(),
-            alias: alias(rte),
-            rows: (*rel).rows,
-        };
         let parse = (*root).parse;
         CAPTURES.with(|c| {
             if let Some(e) = c.borrow_mut().iter_mut().rev().find(|e| e.query == parse) {
                 // Bounded: an entry left by a planning that raised may match
                 // later queries allocated at the same address.
                 if e.noted.len() < MAX_NOTED {
-                    e.noted.push(noted);
+                    e.noted.push(Noted {
+                        rti,
+                        relid: (*rte).relid.to_u32(),
+                        alias: alias(rte),
+                        rows: (*rel).rows,
+                    });
                 }
             }
         });
+    }
+}
+
+/// The entries of a query's range table (from 1).
+unsafe fn rtable(q: *mut pg_sys::Query) -> Vec<*mut pg_sys::RangeTblEntry> {
+    // SAFETY: a Query's range table, a pointer list.
+    unsafe {
+        pgrx::PgList::<pg_sys::RangeTblEntry>::from_pg((*q).rtable)
+            .iter_ptr()
+            .collect()
     }
 }
 
@@ -142,7 +148,7 @@ impl Estimates {
         Estimates {
             noted,
             // SAFETY: as above.
-            top: unsafe { list::<pg_sys::Node>((*top).rtable).len() },
+            top: unsafe { rtable(top).len() },
             names,
         }
     }
@@ -154,7 +160,7 @@ impl Estimates {
     /// `q` is a valid Query of the query tree given to [`Estimates::new`].
     pub unsafe fn rows(&self, q: *mut pg_sys::Query, top: bool, rti: u32) -> Option<f64> {
         // SAFETY: the caller's query.
-        let rte = unsafe { rt_fetch(q, rti) };
+        let &rte = unsafe { rtable(q) }.get((rti as usize).wrapping_sub(1))?;
         // SAFETY: an RTE of it.
         let (kind, relid, alias) = unsafe { ((*rte).rtekind, (*rte).relid.to_u32(), alias(rte)) };
         if kind != pg_sys::RTEKind::RTE_RELATION {
@@ -189,7 +195,7 @@ impl Estimates {
     /// As for [`Estimates::rows`].
     pub unsafe fn of_level(&self, q: *mut pg_sys::Query, top: bool) -> Vec<(u32, f64)> {
         // SAFETY: the caller's query.
-        let n = unsafe { list::<pg_sys::Node>((*q).rtable).len() } as u32;
+        let n = unsafe { rtable(q).len() } as u32;
         // SAFETY: as above.
         (1..=n)
             .filter_map(|rti| unsafe { self.rows(q, top, rti) }.map(|r| (rti, r)))
@@ -209,9 +215,18 @@ unsafe fn count_tables(q: *mut pg_sys::Query, out: &mut HashMap<(u32, String), u
             if (*node).type_ == pg_sys::NodeTag::T_Query {
                 let q = node as *mut pg_sys::Query;
                 let out = &mut *(cx as *mut HashMap<(u32, String), usize>);
-                for rte in list::<pg_sys::RangeTblEntry>((*q).rtable) {
+                for rte in rtable(q) {
                     if (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION {
                         *out.entry(((*rte).relid.to_u32(), alias(rte))).or_default() += 1;
+                    }
+                }
+                // A CTE is translated at each reference (PostgreSQL may pull
+                // up one of them): its tables count once per reference
+                // (the walk below counts one).
+                let ctes = pgrx::PgList::<pg_sys::CommonTableExpr>::from_pg((*q).cteList);
+                for cte in ctes.iter_ptr() {
+                    for _ in 1..(*cte).cterefcount {
+                        walker((*cte).ctequery, cx);
                     }
                 }
                 // Flags 0: range-table subqueries and CTEs are walked too.

@@ -248,8 +248,8 @@ unsafe fn replace_plan(
 
 /// PostgreSQL's estimates kept in the plan, so that execution plans the
 /// joins as planning did: after the query, the node's private list holds an
-/// integer list of range-table index, rows (capped at `i32::MAX`) and
-/// relation per table, and a list of their aliases.
+/// integer list of range-table index, rows (an f64's bits, high and low
+/// halves) and relation per table, and a list of their aliases.
 unsafe fn estimates_lists(estimates: &[Noted]) -> (*mut pg_sys::List, *mut pg_sys::List) {
     let (mut ints, mut aliases) = (std::ptr::null_mut(), std::ptr::null_mut());
     for n in estimates {
@@ -257,7 +257,9 @@ unsafe fn estimates_lists(estimates: &[Noted]) -> (*mut pg_sys::List, *mut pg_sy
         // SAFETY: list building in the planner's memory context.
         unsafe {
             ints = pg_sys::lappend_int(ints, n.rti.min(i32::MAX as u32) as i32);
-            ints = pg_sys::lappend_int(ints, n.rows.clamp(0.0, i32::MAX as f64) as i32);
+            let bits = n.rows.to_bits();
+            ints = pg_sys::lappend_int(ints, (bits >> 32) as u32 as i32);
+            ints = pg_sys::lappend_int(ints, bits as u32 as i32);
             ints = pg_sys::lappend_int(ints, n.relid as i32);
             let s = pg_sys::makeString(pg_sys::pstrdup(alias.as_ptr()));
             aliases = pg_sys::lappend(aliases, s as *mut std::ffi::c_void);
@@ -285,12 +287,15 @@ pub(super) unsafe fn stored_estimates(private: *mut pg_sys::List) -> Vec<Noted> 
             return Vec::new();
         }
         let ints = std::slice::from_raw_parts((*ints).elements, (*ints).length as usize);
-        ints.chunks_exact(3)
+        ints.chunks_exact(4)
             .zip(aliases)
+            .filter(|(_, a)| (*(*a as *mut pg_sys::Node)).type_ == pg_sys::NodeTag::T_String)
             .map(|(t, a)| Noted {
                 rti: t[0].int_value as u32,
-                rows: t[1].int_value as f64,
-                relid: t[2].int_value as u32,
+                rows: f64::from_bits(
+                    ((t[1].int_value as u32 as u64) << 32) | t[2].int_value as u32 as u64,
+                ),
+                relid: t[3].int_value as u32,
                 alias: std::ffi::CStr::from_ptr((*a).sval)
                     .to_string_lossy()
                     .into_owned(),

@@ -158,8 +158,7 @@ pub struct OmenTable {
     /// Rows PostgreSQL estimates (for DataFusion's join planning before load).
     pub estimated_rows: usize,
     /// Rows PostgreSQL estimates the query's filters on this scan pass,
-    /// when it planned the table at the query's top level (see
-    /// `estimates::ScanEstimates`).
+    /// when it planned the table (see `noted` and `filter_estimates`).
     pub filtered_rows: Option<usize>,
     pub loaded: Mutex<Option<Arc<Loaded>>>,
     pub partitions: usize,
@@ -349,7 +348,10 @@ impl TableProvider for OmenTable {
             row_filters,
             dynamic: Vec::new(),
             rows,
-            filtered_rows: self.filtered_rows.map(|f| f.min(rows)),
+            // A table never analyzed has no row count before its load.
+            filtered_rows: self
+                .filtered_rows
+                .map(|f| if rows > 0 { f.min(rows) } else { f }),
             props,
             metrics: ExecutionPlanMetricsSet::new(),
         }))
@@ -381,7 +383,7 @@ pub struct OmenScanExec {
     rows: usize,
     /// Rows PostgreSQL estimates the query's filters pass, if known: the
     /// scan's statistics report these, and the FilterExec above takes
-    /// them as they are (`estimates::ScanEstimates`).
+    /// them as they are (`filter_estimates::ScanEstimates`).
     filtered_rows: Option<usize>,
     props: PlanProperties,
     metrics: ExecutionPlanMetricsSet,

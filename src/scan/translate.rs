@@ -18,7 +18,7 @@ use datafusion::logical_expr::{
 use pgrx::pg_sys;
 
 use super::estimates::ColumnEstimate;
-use super::expr::{func_name, list, unsupported, AggMap, Ctx, TExpr};
+use super::expr::{func_name, list, rt_fetch, unsupported, AggMap, Ctx, TExpr};
 use super::noted::Estimates;
 use super::partitioned::Leaves;
 use super::source::{field_name, Column as SourceColumn, OmenTable, Rel as SourceRel};
@@ -131,11 +131,6 @@ pub struct Translator {
     pub estimates: Estimates,
     /// The top-level query (the first translated).
     top: *mut pg_sys::Query,
-}
-
-pub(super) unsafe fn rt_fetch(q: *mut pg_sys::Query, rti: u32) -> *mut pg_sys::RangeTblEntry {
-    // SAFETY: rti indexes the query's range table.
-    unsafe { list::<pg_sys::RangeTblEntry>((*q).rtable)[rti as usize - 1] }
 }
 
 /// Constant-fold (and inline SQL functions in) one expression, as the

@@ -312,6 +312,15 @@ RESET omendb.datafusion;
 -- its tables; DataFusion gets it as a level of its own): js first again.
 SELECT joins_of('SELECT count(*), sum(v), sum(w) FROM (SELECT v, w FROM jf, jc, js WHERE jf.s = js.id AND jf.c = jc.id AND js.name = ''s7'') s');
 SELECT count(*), sum(v), sum(w) FROM (SELECT v, w FROM jf, jc, js WHERE jf.s = js.id AND jf.c = jc.id AND js.name = 's7') s;
+-- A generic plan keeps the estimates it was planned with (they are stored
+-- in the plan): the same joins, run twice.
+PREPARE jq(text) AS SELECT count(*), sum(v), sum(w) FROM jf, jc, js WHERE jf.s = js.id AND jf.c = jc.id AND js.name = $1;
+SET plan_cache_mode = force_generic_plan;
+SELECT joins_of('EXECUTE jq(''s7'')');
+EXECUTE jq('s7');
+EXECUTE jq('s9');
+RESET plan_cache_mode;
+DEALLOCATE jq;
 -- A scan reports the rows PostgreSQL estimates its filters pass (about 100
 -- of jd's 100,000 here), so the join collects that small side once; without
 -- the statistics DataFusion guesses 20% of the table (20,000 rows: text
