@@ -72,6 +72,7 @@ fn session(dynamic_filters: bool, memory_cap: usize) -> SessionContext {
         .expect("runtime env without disk manager");
     let ctx = SessionContext::new_with_config_rt(config, rt);
     ctx.add_optimizer_rule(Arc::new(super::outer_join::StrictOuterJoin));
+    ctx.add_optimizer_rule(Arc::new(super::semi_join::SemiJoinFirst));
     // PostgreSQL's estimates of the scans' filtered rows, in place before
     // DataFusion picks each join's build side and mode.
     let state = ctx.state();

@@ -16,6 +16,7 @@
 //!   column statistics and table estimates for DataFusion's join planning
 //!   and join order;
 //! - `outer_join`: outer joins that a strict filter makes inner;
+//!   `semi_join`: subquery tests run before joins to whole tables;
 //! - `exec`: the executor node; `runtime`: DataFusion's threads;
 //! - `settings`: `omendb.datafusion*`.
 
@@ -34,6 +35,7 @@ mod partitioned;
 pub(crate) mod planner;
 mod row_filter;
 mod runtime;
+mod semi_join;
 pub(crate) mod settings;
 mod source;
 mod translate;

@@ -321,6 +321,20 @@ EXECUTE jq('s7');
 EXECUTE jq('s9');
 RESET plan_cache_mode;
 DEALLOCATE jq;
+-- A subquery test on one table's columns runs on that table before its join
+-- to a whole table (the semi join is the inner join's input), but stays
+-- above a join to a filtered table, which may drop most rows first.
+SELECT joins_of('SELECT count(*), sum(w) FROM jf, jc WHERE jf.c = jc.id AND jf.s IN (SELECT id FROM js WHERE name IN (''s7'', ''s9''))');
+SELECT count(*), sum(w) FROM jf, jc WHERE jf.c = jc.id AND jf.s IN (SELECT id FROM js WHERE name IN ('s7', 's9'));
+SELECT joins_of('SELECT count(*), sum(w) FROM jf, jc WHERE jf.c = jc.id AND jc.w = 7 AND jf.s IN (SELECT id FROM js WHERE name IN (''s7'', ''s9''))');
+SELECT count(*), sum(w) FROM jf, jc WHERE jf.c = jc.id AND jc.w = 7 AND jf.s IN (SELECT id FROM js WHERE name IN ('s7', 's9'));
+SELECT joins_of('SELECT count(*), sum(w) FROM jf, jc WHERE jf.c = jc.id AND NOT EXISTS (SELECT 1 FROM js WHERE js.id = jf.s AND js.name <> ''s7'')');
+SELECT count(*), sum(w) FROM jf, jc WHERE jf.c = jc.id AND NOT EXISTS (SELECT 1 FROM js WHERE js.id = jf.s AND js.name <> 's7');
+SET omendb.datafusion = off;
+SELECT count(*), sum(w) FROM jf, jc WHERE jf.c = jc.id AND jf.s IN (SELECT id FROM js WHERE name IN ('s7', 's9'));
+SELECT count(*), sum(w) FROM jf, jc WHERE jf.c = jc.id AND jc.w = 7 AND jf.s IN (SELECT id FROM js WHERE name IN ('s7', 's9'));
+SELECT count(*), sum(w) FROM jf, jc WHERE jf.c = jc.id AND NOT EXISTS (SELECT 1 FROM js WHERE js.id = jf.s AND js.name <> 's7');
+RESET omendb.datafusion;
 -- A scan reports the rows PostgreSQL estimates its filters pass (about 100
 -- of jd's 100,000 here), so the join collects that small side once; without
 -- the statistics DataFusion guesses 20% of the table (20,000 rows: text
