@@ -57,15 +57,7 @@ fn pushed(semi: &Join) -> Result<Option<LogicalPlan>> {
         // Through a projection of columns: the semi join keeps its left
         // side's columns, so it commutes with one.
         LogicalPlan::Projection(p) if p.expr.iter().all(|e| matches!(e, Expr::Column(_))) => {
-            let below = Join::try_new(
-                p.input.clone(),
-                semi.right.clone(),
-                semi.on.clone(),
-                semi.filter.clone(),
-                semi.join_type,
-                semi.join_constraint,
-                semi.null_equality,
-            )?;
+            let below = over(semi, p.input.clone())?;
             return match pushed(&below)? {
                 Some(b) => Projection::try_new(p.expr.clone(), Arc::new(b))
                     .map(|p| Some(LogicalPlan::Projection(p))),
@@ -101,15 +93,7 @@ fn pushed(semi: &Join) -> Result<Option<LogicalPlan>> {
         return Ok(None);
     };
     let side = if into_left { &inner.left } else { &inner.right };
-    let moved = Join::try_new(
-        side.clone(),
-        semi.right.clone(),
-        semi.on.clone(),
-        semi.filter.clone(),
-        semi.join_type,
-        semi.join_constraint,
-        semi.null_equality,
-    )?;
+    let moved = over(semi, side.clone())?;
     let moved = Arc::new(pushed(&moved)?.unwrap_or(LogicalPlan::Join(moved)));
     let (left, right) = if into_left {
         (moved, inner.right.clone())
@@ -125,6 +109,19 @@ fn pushed(semi: &Join) -> Result<Option<LogicalPlan>> {
         inner.join_constraint,
         inner.null_equality,
     )?)))
+}
+
+/// `semi` with `left` as its left side.
+fn over(semi: &Join, left: Arc<LogicalPlan>) -> Result<Join> {
+    Join::try_new(
+        left,
+        semi.right.clone(),
+        semi.on.clone(),
+        semi.filter.clone(),
+        semi.join_type,
+        semi.join_constraint,
+        semi.null_equality,
+    )
 }
 
 /// Whether `plan` reads a whole table (renamed or projected at most).
