@@ -20,6 +20,7 @@ pub fn load(table: &OmenTable, snap: pg_sys::Snapshot, wanted: &Wanted) -> Loade
         rels: Vec::with_capacity(table.rels.len()),
         units: Vec::new(),
         rows: 0,
+        live_rows: 0,
         bytes: 0,
         groups_skipped: 0,
         groups_read: 0,
@@ -68,13 +69,14 @@ fn load_rel(r: &Rel, snap: pg_sys::Snapshot, wanted: &Wanted, out: &mut Loaded) 
             })
             .collect(),
     };
+    // A sequential scan of the relation, as PostgreSQL's executor would
+    // count it (`pg_stat_user_tables.seq_scan`, `seq_tup_read`: the live
+    // rows of the row groups and write-store segments read).
+    crate::pg::pgstat::count_scan(rel.raw());
+    let rows_before = out.live_rows;
+    // Its entry in `out.rels`, pushed once its units are (they need
+    // `deleted` meanwhile).
     let index = out.rels.len();
-    out.rels.push(LoadedRel {
-        name: rel.name(),
-        schema: table.schema.clone(),
-        deleted,
-        columns: r.columns.clone(),
-    });
     for seg in &segments {
         pgrx::check_for_interrupts!();
         match seg.kind {
@@ -102,6 +104,13 @@ fn load_rel(r: &Rel, snap: pg_sys::Snapshot, wanted: &Wanted, out: &mut Loaded) 
                     });
                 out.bytes += chunks.bytes();
                 out.rows += groups.iter().map(|&g| reader.group_rows(g)).sum::<u64>();
+                out.live_rows += groups
+                    .iter()
+                    .map(|&g| {
+                        let (lo, hi) = reader.group_row_range(g);
+                        reader.group_rows(g).saturating_sub(deleted_in(&deleted, lo, hi))
+                    })
+                    .sum::<u64>();
                 let data = Arc::new(ParquetData {
                     reader,
                     chunks,
@@ -118,6 +127,10 @@ fn load_rel(r: &Rel, snap: pg_sys::Snapshot, wanted: &Wanted, out: &mut Loaded) 
             Kind::WriteStore => {
                 let records = table.write_store_rows(seg);
                 out.rows += records.len() as u64;
+                out.live_rows += records
+                    .iter()
+                    .filter(|(r, _)| deleted.binary_search(r).is_err())
+                    .count() as u64;
                 out.bytes += records.iter().map(|(_, r)| r.len()).sum::<usize>();
                 out.units.push(Unit::Rows {
                     rel: index,
@@ -127,4 +140,21 @@ fn load_rel(r: &Rel, snap: pg_sys::Snapshot, wanted: &Wanted, out: &mut Loaded) 
             Kind::Reserved => {}
         }
     }
+    crate::pg::pgstat::count_returned(rel.raw(), out.live_rows - rows_before);
+    out.rels.push(LoadedRel {
+        name: rel.name(),
+        schema: table.schema.clone(),
+        deleted,
+        columns: r.columns.clone(),
+    });
+}
+
+/// Deleted row numbers (sorted) from `lo` to `hi`: a row group holds the
+/// rows of its range that are its segment's (a compacted segment's range
+/// may span rows of others, so this counts those deletions too: the
+/// statistics' row count is then low, never the answer).
+fn deleted_in(deleted: &[u64], lo: u64, hi: u64) -> u64 {
+    let a = deleted.partition_point(|&d| d < lo);
+    let b = deleted.partition_point(|&d| d <= hi);
+    (b - a) as u64
 }

@@ -127,6 +127,8 @@ pub struct Loaded {
     pub rels: Vec<LoadedRel>,
     pub units: Vec<Unit>,
     pub rows: u64,
+    /// Of `rows`, those not deleted (for PostgreSQL's table statistics).
+    pub live_rows: u64,
     pub bytes: usize,
     pub groups_skipped: usize,
     pub groups_read: usize,

@@ -46,4 +46,17 @@ SELECT relname, n_live_tup, n_mod_since_analyze, n_ins_since_vacuum,
 FROM pg_stat_user_tables WHERE relname IN ('st_c', 'st_h') ORDER BY relname;
 -- With statistics the planner probes the index for a key.
 EXPLAIN (COSTS OFF) SELECT * FROM st_c WHERE id = 500;
+-- A query DataFusion runs counts a sequential scan of the table and the
+-- live rows it read, as PostgreSQL's executor does (heap's twin counts the
+-- same query run by PostgreSQL).
+SELECT pg_stat_force_next_flush();
+CREATE TEMP TABLE st_before AS
+SELECT relname, seq_scan, seq_tup_read FROM pg_stat_user_tables WHERE relname IN ('st_c', 'st_h');
+SET omendb.datafusion = force;
+SELECT count(*), sum(id) FROM st_c WHERE v <> 'x';
+RESET omendb.datafusion;
+SELECT count(*), sum(id) FROM st_h WHERE v <> 'x';
+SELECT pg_stat_force_next_flush();
+SELECT s.relname, s.seq_scan - b.seq_scan AS scans, s.seq_tup_read - b.seq_tup_read AS rows_read
+FROM pg_stat_user_tables s JOIN st_before b USING (relname) ORDER BY relname;
 DROP TABLE st_c, st_h;
