@@ -108,7 +108,9 @@ fn load_rel(r: &Rel, snap: pg_sys::Snapshot, wanted: &Wanted, out: &mut Loaded) 
                     .iter()
                     .map(|&g| {
                         let (lo, hi) = reader.group_row_range(g);
-                        reader.group_rows(g).saturating_sub(deleted_in(&deleted, lo, hi))
+                        reader
+                            .group_rows(g)
+                            .saturating_sub(deleted_in(&deleted, lo, hi))
                     })
                     .sum::<u64>();
                 let data = Arc::new(ParquetData {
