@@ -54,9 +54,7 @@ impl Group<'_> {
 
 /// The purgeable rows inside `seg`'s range (`dead` sorted).
 fn dead_in<'a>(seg: &Segment, dead: &'a [u64]) -> &'a [u64] {
-    let lo = dead.partition_point(|r| *r < seg.first_row);
-    let hi = dead.partition_point(|r| *r <= seg.last_row);
-    &dead[lo..hi]
+    omendb_columnar::logical::within(dead, seg.first_row, seg.last_row)
 }
 
 /// Split the committed segments into groups worth rewriting: adjacent small

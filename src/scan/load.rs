@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use omendb_columnar::logical::within;
 use omendb_columnar::prune::{Filter, Hints};
 use pgrx::pg_sys;
 
@@ -108,9 +109,11 @@ fn load_rel(r: &Rel, snap: pg_sys::Snapshot, wanted: &Wanted, out: &mut Loaded) 
                     .iter()
                     .map(|&g| {
                         let (lo, hi) = reader.group_row_range(g);
-                        reader
-                            .group_rows(g)
-                            .saturating_sub(deleted_in(&deleted, lo, hi))
+                        // A compacted segment's range may span rows of
+                        // others: their deletions count too, so the
+                        // statistics' count may be low (never the answer).
+                        let dead = within(&deleted, lo, hi).len() as u64;
+                        reader.group_rows(g).saturating_sub(dead)
                     })
                     .sum::<u64>();
                 let data = Arc::new(ParquetData {
@@ -149,14 +152,4 @@ fn load_rel(r: &Rel, snap: pg_sys::Snapshot, wanted: &Wanted, out: &mut Loaded) 
         deleted,
         columns: r.columns.clone(),
     });
-}
-
-/// Deleted row numbers (sorted) from `lo` to `hi`: a row group holds the
-/// rows of its range that are its segment's (a compacted segment's range
-/// may span rows of others, so this counts those deletions too: the
-/// statistics' row count is then low, never the answer).
-fn deleted_in(deleted: &[u64], lo: u64, hi: u64) -> u64 {
-    let a = deleted.partition_point(|&d| d < lo);
-    let b = deleted.partition_point(|&d| d <= hi);
-    (b - a) as u64
 }

@@ -397,6 +397,13 @@ pub fn values_to_arrays<'a>(
     Ok(out)
 }
 
+/// The part of `sorted` (ascending) from `lo` to `hi`, both included.
+pub fn within(sorted: &[u64], lo: u64, hi: u64) -> &[u64] {
+    let a = sorted.partition_point(|&d| d < lo);
+    let b = sorted.partition_point(|&d| d <= hi);
+    &sorted[a..b.max(a)]
+}
+
 /// Positions of `row_numbers` that are not in `deleted` (sorted ascending).
 pub fn live_positions(row_numbers: &Int64Array, deleted: &[u64]) -> Option<Vec<u32>> {
     if deleted.is_empty() || row_numbers.is_empty() {
@@ -406,12 +413,10 @@ pub fn live_positions(row_numbers: &Int64Array, deleted: &[u64]) -> Option<Vec<u
         row_numbers.value(0) as u64,
         row_numbers.value(row_numbers.len() - 1) as u64,
     );
-    let lo = deleted.partition_point(|&d| d < first);
-    let hi = deleted.partition_point(|&d| d <= last);
-    if lo == hi {
+    let dead = within(deleted, first, last);
+    if dead.is_empty() {
         return None;
     }
-    let dead = &deleted[lo..hi];
     let mut keep = Vec::with_capacity(row_numbers.len());
     let mut k = 0;
     for (i, &r) in row_numbers.values().iter().enumerate() {
